@@ -1,0 +1,117 @@
+"""All gateway settings, from the environment and an optional `.env` file, in one typed place.
+
+A wrong value fails at start-up with a `SettingsError` that names the setting, so an operator
+never has to guess which variable is off.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LiveBackend(StrEnum):
+    VERTEX = "vertex"
+    GEMINI = "gemini"
+    EMULATOR = "emulator"
+
+
+DEFAULT_VERTEX_MODEL = "gemini-live-2.5-flash-native-audio"
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+DEFAULT_API_VERSION = {
+    LiveBackend.VERTEX: "v1",
+    LiveBackend.GEMINI: "v1beta",
+    LiveBackend.EMULATOR: "v1beta",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Field names are the environment variable names, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = None
+    """Base URL Twilio uses to reach us (https://gw.example.com); the media URL is derived."""
+
+    live_backend: LiveBackend | None = None
+    """vertex | gemini | emulator; None means: pick from the credentials present."""
+    live_url: str | None = None
+    """Overrides the Live WebSocket endpoint of any backend (proxy, region, external emulator)."""
+    live_api_version: str | None = None
+    google_cloud_project: str | None = None
+    google_cloud_location: str = "us-central1"
+    gemini_api_key: str | None = Field(default=None, repr=False)
+    live_model: str | None = None
+    live_input_rate_hz: Literal[16000, 24000] = 24000
+
+    agents_dir: Path = Path("agents")
+    twilio_auth_token: str | None = Field(default=None, repr=False)
+
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long live calls may run on before they are cut."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _resolve_backend(self) -> Settings:
+        if self.live_backend is None:
+            if self.google_cloud_project:
+                self.live_backend = LiveBackend.VERTEX
+            elif self.gemini_api_key:
+                self.live_backend = LiveBackend.GEMINI
+            else:
+                self.live_backend = LiveBackend.EMULATOR
+        if self.live_backend is LiveBackend.VERTEX and not self.google_cloud_project:
+            raise ValueError("GOOGLE_CLOUD_PROJECT is required when LIVE_BACKEND=vertex")
+        if self.live_backend is LiveBackend.GEMINI and not self.gemini_api_key:
+            raise ValueError("GEMINI_API_KEY is required when LIVE_BACKEND=gemini")
+        if self.public_url is not None:
+            if not self.public_url.startswith(("http://", "https://", "ws://", "wss://")):
+                raise ValueError("PUBLIC_URL must start with http://, https://, ws:// or wss://")
+            self.public_url = self.public_url.rstrip("/")
+        if self.live_url is not None and not self.live_url.startswith(("ws://", "wss://")):
+            raise ValueError("LIVE_URL must be a ws:// or wss:// URL")
+        return self
+
+    @property
+    def backend(self) -> LiveBackend:
+        """The resolved backend (never None after validation)."""
+        assert self.live_backend is not None
+        return self.live_backend
+
+    @property
+    def api_version(self) -> str:
+        return self.live_api_version or DEFAULT_API_VERSION[self.backend]
+
+    @property
+    def model(self) -> str:
+        if self.live_model:
+            return self.live_model
+        return DEFAULT_VERTEX_MODEL if self.backend is LiveBackend.VERTEX else DEFAULT_GEMINI_MODEL
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from env/.env (plus explicit overrides), or raise `SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{field}: {message}" if field else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
