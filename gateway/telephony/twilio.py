@@ -1,0 +1,368 @@
+"""Twilio Media Streams, sans-IO: text frames in, CarrierEvents out; outbound frames and TwiML.
+
+No sockets and no state here, so the WebSocket handler stays thin and every wire rule is
+testable with plain strings. `parse_event` runs ~50 times a second per call, so it uses
+json + binascii directly and only checks what the gateway relies on; unknown fields pass.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from gateway.telephony.base import (
+    CarrierEvent,
+    Connected,
+    Dtmf,
+    MarkEcho,
+    MediaFrame,
+    StreamStart,
+    StreamStop,
+    TelephonyProtocolError,
+    UnknownEvent,
+)
+
+__all__ = [
+    "MAX_MEDIA_PAYLOAD_BYTES",
+    "TwilioCodec",
+    "build_clear",
+    "build_connect_twiml",
+    "build_mark",
+    "build_media",
+    "build_say_hangup_twiml",
+    "media_stream_url",
+    "parse_event",
+]
+
+MAX_MEDIA_PAYLOAD_BYTES: Final = 16_000
+"""Largest decoded inbound payload accepted: 2 s of 8 kHz μ-law (Twilio sends 160 bytes)."""
+
+# Base64 text longer than this cannot decode to <= MAX_MEDIA_PAYLOAD_BYTES: reject before decoding.
+_MAX_MEDIA_PAYLOAD_B64_CHARS: Final = 4 * -(-MAX_MEDIA_PAYLOAD_BYTES // 3)
+# Longest integer string we parse; bounds int() work on hostile input.
+_MAX_INT_DIGITS: Final = 18
+_MAX_REPR_CHARS: Final = 60
+
+_JsonObject = dict[str, Any]
+
+
+def _show(value: object) -> str:
+    """repr() cut short, so an error message never carries a whole payload."""
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
+
+
+def _type_name(value: object) -> str:
+    """JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _object(parent: _JsonObject, key: str, path: str) -> _JsonObject:
+    value = parent.get(key)
+    if value is None:
+        raise TelephonyProtocolError(f"missing field {path}")
+    if type(value) is not dict:
+        raise TelephonyProtocolError(f"{path} must be an object, got {_type_name(value)}")
+    return value
+
+
+def _str(parent: _JsonObject, key: str, path: str, *, nonempty: bool = False) -> str:
+    value = parent.get(key)
+    if value is None:
+        raise TelephonyProtocolError(f"missing field {path}")
+    if type(value) is not str:
+        raise TelephonyProtocolError(f"{path} must be a string, got {_type_name(value)}")
+    if nonempty and not value:
+        raise TelephonyProtocolError(f"{path} must not be empty")
+    return value
+
+
+def _int(parent: _JsonObject, key: str, path: str) -> int | None:
+    """A non-negative integer sent as a JSON number or (Twilio's habit) a decimal string."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    if (
+        type(value) is str
+        and 0 < len(value) <= _MAX_INT_DIGITS
+        and value.isascii()
+        and value.isdigit()
+    ):
+        return int(value)
+    raise TelephonyProtocolError(
+        f"{path} must be a non-negative integer or decimal string, got {_show(value)}"
+    )
+
+
+def _required_int(parent: _JsonObject, key: str, path: str) -> int:
+    value = _int(parent, key, path)
+    if value is None:
+        raise TelephonyProtocolError(f"missing field {path}")
+    return value
+
+
+def _decode_payload(text: Any) -> bytes:
+    if text is None:
+        raise TelephonyProtocolError("missing field media.payload")
+    if type(text) is not str:
+        raise TelephonyProtocolError(f"media.payload must be a string, got {_type_name(text)}")
+    if len(text) > _MAX_MEDIA_PAYLOAD_B64_CHARS:
+        raise TelephonyProtocolError(
+            f"media.payload is {len(text)} base64 chars, over the limit of "
+            f"MAX_MEDIA_PAYLOAD_BYTES={MAX_MEDIA_PAYLOAD_BYTES} decoded bytes"
+        )
+    try:
+        payload = binascii.a2b_base64(text, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or non-ASCII text
+        raise TelephonyProtocolError(f"media.payload is not valid base64 ({exc})") from None
+    if len(payload) > MAX_MEDIA_PAYLOAD_BYTES:
+        raise TelephonyProtocolError(
+            f"media.payload decodes to {len(payload)} bytes, over the limit of "
+            f"MAX_MEDIA_PAYLOAD_BYTES={MAX_MEDIA_PAYLOAD_BYTES}"
+        )
+    return payload
+
+
+def _parse_media(msg: _JsonObject) -> MediaFrame:
+    media = _object(msg, "media", "media")
+    return MediaFrame(
+        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
+        track=_str(media, "track", "media.track"),
+        chunk=_int(media, "chunk", "media.chunk"),
+        timestamp_ms=_int(media, "timestamp", "media.timestamp"),
+        payload=_decode_payload(media.get("payload")),
+        sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
+    )
+
+
+def _parse_connected(msg: _JsonObject) -> Connected:
+    return Connected(
+        protocol=_str(msg, "protocol", "protocol"),
+        version=_str(msg, "version", "version"),
+    )
+
+
+def _parse_start(msg: _JsonObject) -> StreamStart:
+    start = _object(msg, "start", "start")
+    stream_sid = _str(start, "streamSid", "start.streamSid", nonempty=True)
+    outer_sid = msg.get("streamSid")
+    if outer_sid is not None and outer_sid != stream_sid:
+        raise TelephonyProtocolError(
+            f"streamSid {_show(outer_sid)} does not match start.streamSid {_show(stream_sid)}"
+        )
+
+    tracks = start.get("tracks")
+    if tracks is None:
+        raise TelephonyProtocolError("missing field start.tracks")
+    if type(tracks) is not list or not all(type(t) is str for t in tracks):
+        raise TelephonyProtocolError(
+            f"start.tracks must be an array of strings, got {_show(tracks)}"
+        )
+
+    params = start.get("customParameters")
+    if params is None:
+        params = {}
+    elif type(params) is not dict:
+        raise TelephonyProtocolError(
+            f"start.customParameters must be an object, got {_type_name(params)}"
+        )
+    for name, value in params.items():
+        if type(value) is not str:
+            raise TelephonyProtocolError(
+                f"start.customParameters.{name} must be a string, got {_type_name(value)}"
+            )
+
+    media_format = _object(start, "mediaFormat", "start.mediaFormat")
+    return StreamStart(
+        stream_sid=stream_sid,
+        call_sid=_str(start, "callSid", "start.callSid", nonempty=True),
+        account_sid=_str(start, "accountSid", "start.accountSid", nonempty=True),
+        tracks=tuple(tracks),
+        custom_parameters=MappingProxyType(dict(params)),
+        encoding=_str(media_format, "encoding", "start.mediaFormat.encoding"),
+        sample_rate_hz=_required_int(media_format, "sampleRate", "start.mediaFormat.sampleRate"),
+        channels=_required_int(media_format, "channels", "start.mediaFormat.channels"),
+        sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
+    )
+
+
+def _parse_dtmf(msg: _JsonObject) -> Dtmf:
+    dtmf = _object(msg, "dtmf", "dtmf")
+    return Dtmf(
+        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
+        digit=_str(dtmf, "digit", "dtmf.digit", nonempty=True),
+        track=_str(dtmf, "track", "dtmf.track"),
+        sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
+    )
+
+
+def _parse_mark(msg: _JsonObject) -> MarkEcho:
+    mark = _object(msg, "mark", "mark")
+    return MarkEcho(
+        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
+        name=_str(mark, "name", "mark.name"),
+        sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
+    )
+
+
+def _parse_stop(msg: _JsonObject) -> StreamStop:
+    stop = _object(msg, "stop", "stop")
+    return StreamStop(
+        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
+        call_sid=_str(stop, "callSid", "stop.callSid", nonempty=True),
+        account_sid=_str(stop, "accountSid", "stop.accountSid", nonempty=True),
+        sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
+    )
+
+
+_PARSERS: Final[dict[str, Callable[[_JsonObject], CarrierEvent]]] = {
+    "media": _parse_media,
+    "connected": _parse_connected,
+    "start": _parse_start,
+    "dtmf": _parse_dtmf,
+    "mark": _parse_mark,
+    "stop": _parse_stop,
+}
+
+
+def parse_event(frame: str | bytes) -> CarrierEvent:
+    """Turn one Twilio text frame into an event; unknown `event` values give UnknownEvent.
+
+    Raises TelephonyProtocolError naming the offending field when the frame is malformed.
+    The caller bounds the frame size (WebSocket max message size).
+    """
+    if not isinstance(frame, str):
+        try:
+            frame = bytes(frame).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TelephonyProtocolError(f"frame is not valid UTF-8 ({exc.reason})") from None
+    try:
+        msg = json.loads(frame)
+    except json.JSONDecodeError as exc:
+        raise TelephonyProtocolError(f"frame is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise TelephonyProtocolError("frame is not valid JSON (nested too deeply)") from None
+    if type(msg) is not dict:
+        raise TelephonyProtocolError(f"frame must be a JSON object, got {_type_name(msg)}")
+    event = _str(msg, "event", "event")
+    parser = _PARSERS.get(event)
+    if parser is None:
+        return UnknownEvent(event=event, raw=MappingProxyType(msg))
+    return parser(msg)
+
+
+def _dump(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def build_media(stream_sid: str, mulaw: bytes) -> str:
+    """Frame 8 kHz μ-law bytes for playback; Twilio queues it and plays in real time.
+
+    Callers chunk the audio (160 bytes = 20 ms is the safe unit); any length is framed as given.
+    """
+    payload = binascii.b2a_base64(mulaw, newline=False).decode("ascii")
+    # Hand-built: this is the outbound hot path, and base64 text needs no JSON escaping.
+    sid = json.dumps(stream_sid)
+    return f'{{"event":"media","streamSid":{sid},"media":{{"payload":"{payload}"}}}}'
+
+
+def build_mark(stream_sid: str, name: str) -> str:
+    """Frame a mark; Twilio echoes it once the audio sent before it has played (or is cleared)."""
+    return _dump({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+def build_clear(stream_sid: str) -> str:
+    """Frame a clear: Twilio drops its queued audio at once and echoes every pending mark."""
+    return _dump({"event": "clear", "streamSid": stream_sid})
+
+
+class TwilioCodec:
+    """MediaStreamCodec for Twilio Media Streams; stateless, one instance can serve every call."""
+
+    name: Final = "twilio"
+
+    def parse(self, frame: str | bytes) -> CarrierEvent:
+        return parse_event(frame)
+
+    def build_media(self, stream_sid: str, mulaw: bytes) -> str:
+        return build_media(stream_sid, mulaw)
+
+    def build_mark(self, stream_sid: str, name: str) -> str:
+        return build_mark(stream_sid, name)
+
+    def build_clear(self, stream_sid: str) -> str:
+        return build_clear(stream_sid)
+
+
+def build_connect_twiml(stream_url: str, parameters: Mapping[str, str | None]) -> str:
+    """TwiML that connects the call to our media WebSocket, passing call context as <Parameter>s.
+
+    Twilio ignores query strings on the stream URL, so context must travel as parameters; they
+    come back in `start.customParameters`. Parameters with an empty or None value are skipped.
+    Raises ValueError for a URL Twilio cannot use (not ws(s)://, or with a query string).
+    """
+    parts = urlsplit(stream_url)
+    if parts.scheme not in ("wss", "ws") or not parts.netloc:
+        raise ValueError(f"stream_url must be an absolute wss:// URL, got {stream_url!r}")
+    if parts.query:
+        raise ValueError(
+            f"stream_url must not have a query string (Twilio drops it; use parameters), "
+            f"got {stream_url!r}"
+        )
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in parameters.items():
+        if value:
+            stream.parameter(name=name, value=value)
+    response = VoiceResponse()
+    response.append(connect)
+    return str(response)
+
+
+def build_say_hangup_twiml(message: str) -> str:
+    """TwiML that speaks `message` and hangs up, for calls we refuse (e.g. all lines busy)."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return str(response)
+
+
+_WS_SCHEMES: Final = {"https": "wss", "wss": "wss", "http": "ws", "ws": "ws"}
+
+
+def media_stream_url(public_url: str, path: str = "/media") -> str:
+    """The ws(s):// URL Twilio should dial for media, from the gateway's public base URL.
+
+    `public_url` is what callers reach us at (http(s):// or ws(s)://, optional path prefix);
+    https maps to wss and http to ws. Raises ValueError for other schemes or a query/fragment.
+    """
+    parts = urlsplit(public_url.strip())
+    scheme = _WS_SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(
+            f"public_url must be an absolute http(s):// or ws(s):// URL, got {public_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"public_url must not have a query or fragment, got {public_url!r}")
+    prefix = parts.path.rstrip("/")
+    suffix = path.lstrip("/")
+    full_path = f"{prefix}/{suffix}" if suffix else prefix or "/"
+    return urlunsplit((scheme, parts.netloc, full_path, "", ""))
