@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,10 +41,12 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     host: str = "0.0.0.0"
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
+    """0 picks a free port (tests); the bound port is logged."""
     public_url: str | None = None
     """Base URL Twilio uses to reach us (https://gw.example.com); the media URL is derived."""
 
@@ -57,7 +59,8 @@ class Settings(BaseSettings):
     google_cloud_location: str = "us-central1"
     gemini_api_key: str | None = Field(default=None, repr=False)
     live_model: str | None = None
-    live_input_rate_hz: Literal[16000, 24000] = 24000
+    live_input_rate_hz: int = 24000
+    """Rate of caller audio sent to Live: 24000 or 16000 (Live's native input rate)."""
 
     agents_dir: Path = Path("agents")
     twilio_auth_token: str | None = Field(default=None, repr=False)
@@ -65,6 +68,13 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long live calls may run on before they are cut."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("live_input_rate_hz")
+    @classmethod
+    def _check_input_rate(cls, value: int) -> int:
+        if value not in (16000, 24000):
+            raise ValueError("must be 24000 or 16000")
+        return value
 
     @model_validator(mode="after")
     def _resolve_backend(self) -> Settings:
@@ -104,10 +114,13 @@ class Settings(BaseSettings):
         return DEFAULT_VERTEX_MODEL if self.backend is LiveBackend.VERTEX else DEFAULT_GEMINI_MODEL
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from env/.env (plus explicit overrides), or raise `SettingsError`."""
+def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Build settings from env and `env_file` (plus explicit overrides), or raise `SettingsError`.
+
+    Empty values count as unset, so a copied `.env.example` works as it is.
+    """
     try:
-        return Settings(**overrides)
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -1,0 +1,79 @@
+"""The `gateway` command: `serve`, `emulator`, `agents check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gateway.agents import AgentConfigError, load_agents
+from gateway.observability import configure_logging
+from gateway.settings import SettingsError, load_settings
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Telephony voice-agent gateway (Twilio ⇄ Gemini Live)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="run the gateway (settings from env / .env)")
+
+    emulator = commands.add_parser("emulator", help="run the Live emulator on its own")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=9090)
+    emulator.add_argument("--script", type=Path, help="YAML script of scripted turns")
+
+    agents = commands.add_parser("agents", help="agent configuration tools")
+    agents_commands = agents.add_subparsers(dest="agents_command", required=True)
+    check = agents_commands.add_parser("check", help="validate every agent file")
+    check.add_argument("directory", nargs="?", type=Path, help="defaults to AGENTS_DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    if args.command == "agents":
+        return _agents_check(args.directory or settings.agents_dir)
+    if args.command == "emulator":
+        return _run_emulator(args.host, args.port, args.script)
+    try:
+        agents = load_agents(settings.agents_dir)
+    except AgentConfigError as exc:
+        print(f"gateway: refusing to start, broken agents:\n{exc}", file=sys.stderr)
+        return 2
+    from gateway.server import serve
+
+    asyncio.run(serve(settings, agents))
+    return 0
+
+
+def _agents_check(directory: Path) -> int:
+    try:
+        agents = load_agents(directory)
+    except AgentConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for agent in agents.agents.values():
+        lines = ", ".join(agent.lines) or "(no lines)"
+        print(f"ok  {agent.name}: {lines}")
+    return 0
+
+
+def _run_emulator(host: str, port: int, script_path: Path | None) -> int:
+    from gateway.live.emulator import EmulatorScript, serve_emulator
+
+    script = EmulatorScript.from_yaml(script_path) if script_path else None
+    try:
+        asyncio.run(serve_emulator(host, port, script))
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,232 @@
+"""The aiohttp application: Twilio's voice webhook, the media-stream WebSocket, health, drain.
+
+`create_app` builds the app from settings and a validated agent set; `serve` runs it until
+SIGTERM/SIGINT, then stops accepting calls and lets live calls finish (bounded by
+`DRAIN_TIMEOUT_S`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from functools import partial
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from gateway.agents import AgentSet
+from gateway.call import Call, EndReason, LiveConnectorLike
+from gateway.live.client import LiveConnector
+from gateway.live.emulator import LiveEmulator
+from gateway.session_config import session_config_for
+from gateway.settings import LiveBackend, Settings
+from gateway.telephony.twilio import TwilioCodec, build_connect_twiml, media_stream_url
+
+log = structlog.get_logger("gateway.server")
+
+MEDIA_PATH = "/media"
+MAX_CARRIER_FRAME_BYTES = 64 * 1024
+"""A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call."""
+
+SETTINGS = web.AppKey("settings", Settings)
+AGENTS = web.AppKey("agents", AgentSet)
+CONNECTOR = web.AppKey("connector", LiveConnectorLike)
+CALLS = web.AppKey("calls", set[Call])
+STATE = web.AppKey("state", "GatewayState")
+
+
+class GatewayState:
+    """Mutable process state shared by the handlers."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.calls_total = 0
+        self.emulator: LiveEmulator | None = None
+
+
+class WebSocketTransport:
+    """`CallerTransport` over an aiohttp server WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def receive(self) -> str | bytes | None:
+        while True:
+            message = await self._ws.receive()
+            if message.type is WSMsgType.TEXT:
+                return str(message.data)
+            if message.type is WSMsgType.BINARY:
+                return bytes(message.data)
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return None
+            if message.type is WSMsgType.ERROR:
+                log.warning("caller_socket_error", error=repr(self._ws.exception()))
+                return None
+
+    async def send(self, frame: str) -> None:
+        if self._ws.closed:
+            raise ConnectionResetError("caller stream is closed")
+        await self._ws.send_str(frame)
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
+def _public_base_url(request: web.Request, settings: Settings) -> str:
+    """Where Twilio reaches us: PUBLIC_URL if set, else what the request itself says."""
+    if settings.public_url:
+        return settings.public_url
+    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return f"{proto}://{host}"
+
+
+async def handle_twiml(request: web.Request) -> web.Response:
+    """Twilio's voice webhook: connect the call to our media stream, with its context."""
+    settings = request.app[SETTINGS]
+    agents = request.app[AGENTS]
+    form = await request.post()
+    to_number = str(form.get("To", "")) or None
+    from_number = str(form.get("From", "")) or None
+    call_sid = str(form.get("CallSid", "")) or None
+    requested = request.query.get("agent") or str(form.get("agent", "")) or None
+    agent = agents.for_call(requested, to_number)
+    stream_url = media_stream_url(_public_base_url(request, settings), MEDIA_PATH)
+    twiml = build_connect_twiml(
+        stream_url,
+        {
+            "agent": agent.name,
+            "to": to_number or "",
+            "from": from_number or "",
+            "call_sid": call_sid or "",
+        },
+    )
+    log.info("twiml_answered", call_sid=call_sid, agent=agent.name, line=to_number)
+    return web.Response(text=twiml, content_type="application/xml")
+
+
+async def handle_media(request: web.Request) -> web.StreamResponse:
+    """The media-stream WebSocket: one `Call` per connection."""
+    state = request.app[STATE]
+    if state.draining:
+        raise web.HTTPServiceUnavailable(text="gateway is draining")
+    ws = web.WebSocketResponse(max_msg_size=MAX_CARRIER_FRAME_BYTES, autoping=True)
+    await ws.prepare(request)
+    settings = request.app[SETTINGS]
+    call = Call(
+        WebSocketTransport(ws),
+        TwilioCodec(),
+        request.app[AGENTS],
+        request.app[CONNECTOR],
+        partial(session_config_for, default_model=settings.model),
+        live_input_rate_hz=settings.live_input_rate_hz,
+    )
+    calls = request.app[CALLS]
+    calls.add(call)
+    state.calls_total += 1
+    try:
+        await call.run()
+    finally:
+        calls.discard(call)
+    return ws
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    """Liveness/readiness: 503 while draining so load balancers stop sending calls."""
+    state = request.app[STATE]
+    body = {
+        "status": "draining" if state.draining else "ok",
+        "active_calls": len(request.app[CALLS]),
+        "calls_total": state.calls_total,
+        "live_backend": request.app[SETTINGS].backend.value,
+    }
+    return web.json_response(body, status=503 if state.draining else 200)
+
+
+async def _embedded_emulator(app: web.Application) -> AsyncIterator[None]:
+    """With LIVE_BACKEND=emulator and no LIVE_URL, run the Live emulator inside the process."""
+    settings = app[SETTINGS]
+    state = app[STATE]
+    if CONNECTOR in app:
+        yield
+        return
+    url_override = None
+    if settings.backend is LiveBackend.EMULATOR and not settings.live_url:
+        state.emulator = LiveEmulator()
+        url_override = await state.emulator.start("127.0.0.1", 0)
+        log.info("emulator_started", url=url_override)
+    app[CONNECTOR] = LiveConnector(settings, url_override=url_override)
+    try:
+        yield
+    finally:
+        if state.emulator is not None:
+            await state.emulator.stop()
+
+
+def create_app(
+    settings: Settings, agents: AgentSet, connector: LiveConnectorLike | None = None
+) -> web.Application:
+    """The gateway app. Pass `connector` to bridge calls somewhere other than `settings` say."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[AGENTS] = agents
+    app[CALLS] = set()
+    app[STATE] = GatewayState()
+    if connector is not None:
+        app[CONNECTOR] = connector
+    app.cleanup_ctx.append(_embedded_emulator)
+    app.router.add_post("/twiml", handle_twiml)
+    app.router.add_get(MEDIA_PATH, handle_media)
+    app.router.add_get("/healthz", handle_healthz)
+    return app
+
+
+async def drain(app: web.Application, timeout_s: float) -> int:
+    """Stop taking calls and wait up to `timeout_s` for live ones; returns how many were cut."""
+    app[STATE].draining = True
+    calls = list(app[CALLS])
+    log.info("drain_started", active_calls=len(calls), timeout_s=timeout_s)
+    if calls:
+        waiters = [asyncio.create_task(call.finished.wait()) for call in calls]
+        _, pending = await asyncio.wait(waiters, timeout=timeout_s)
+        for waiter in pending:
+            waiter.cancel()
+    cut = [call for call in calls if not call.finished.is_set()]
+    for call in cut:
+        call.hang_up(EndReason.GATEWAY_SHUTDOWN)
+    if cut:
+        await asyncio.wait([asyncio.create_task(call.finished.wait()) for call in cut], timeout=5)
+    log.info("drain_finished", calls_cut=len(cut))
+    return len(cut)
+
+
+async def serve(settings: Settings, agents: AgentSet) -> None:
+    """Run the gateway until SIGTERM/SIGINT, then drain and stop."""
+    app = create_app(settings, agents)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    bound = [address for address in runner.addresses if isinstance(address, tuple)]
+    log.info(
+        "gateway_listening",
+        host=settings.host,
+        port=bound[0][1] if bound else settings.port,
+        live_backend=settings.backend.value,
+        agents=sorted(agents.agents),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutdown_requested")
+        await site.stop()
+        await drain(app, settings.drain_timeout_s)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        log.info("gateway_stopped")

@@ -1,0 +1,280 @@
+"""The call object: both pumps, barge-in, marks, hang-up and failures, with in-memory fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from functools import partial
+
+import numpy as np
+import pytest
+
+from gateway.agents import AgentConfig, AgentSet
+from gateway.call import Call, EndReason
+from gateway.live.protocol import FunctionCall, ServerMessage
+from gateway.session_config import session_config_for
+from gateway.telephony.twilio import TwilioCodec
+from tests.fakes import FakeConnector, FakeTransport
+from tests.twilio_frames import TwilioCaller
+
+MULAW_FRAME = bytes([0x7F]) * 160  # 20 ms of quiet μ-law
+
+
+def tone_pcm16(duration_ms: int, frequency_hz: float = 440.0, rate_hz: int = 24000) -> bytes:
+    t = np.arange(rate_hz * duration_ms // 1000) / rate_hz
+    return (np.sin(2 * np.pi * frequency_hz * t) * 8000).astype("<i2").tobytes()
+
+
+def make_call(
+    transport: FakeTransport,
+    connector: FakeConnector,
+    *,
+    greeting: str | None = None,
+    rate_hz: int = 24000,
+) -> Call:
+    agents = AgentSet.from_agents(
+        [
+            AgentConfig(name="default", greeting=greeting, system_instruction="be brief"),
+            AgentConfig(name="sales", lines=("+15550001111",), voice="Kore"),
+        ]
+    )
+    return Call(
+        transport,
+        TwilioCodec(),
+        agents,
+        connector,
+        partial(session_config_for, default_model="test-model"),
+        live_input_rate_hz=rate_hz,
+    )
+
+
+async def started_call(
+    *, greeting: str | None = None, rate_hz: int = 24000, **params: str
+) -> tuple[Call, FakeTransport, FakeConnector, TwilioCaller, asyncio.Task[EndReason]]:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    call = make_call(transport, connector, greeting=greeting, rate_hz=rate_hz)
+    transport.push(caller.connected())
+    transport.push(caller.start(**params))
+    task = asyncio.create_task(call.run())
+    return call, transport, connector, caller, task
+
+
+async def test_caller_audio_reaches_live_as_pcm16_at_the_live_rate() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    for _ in range(3):
+        transport.push(caller.media(MULAW_FRAME))
+    await live.wait_audio(3)
+    assert [rate for _, rate in live.audio] == [24000] * 3
+    assert all(len(pcm) == 160 * 3 * 2 for pcm, _ in live.audio)  # 20 ms at 24 kHz, 16-bit
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
+
+
+async def test_16khz_live_input_rate() -> None:
+    call, transport, connector, caller, task = await started_call(rate_hz=16000)
+    live = await connector.session()
+    transport.push(caller.media(MULAW_FRAME))
+    await live.wait_audio(1)
+    assert live.audio[0][1] == 16000 and len(live.audio[0][0]) == 320 * 2
+    transport.push(caller.stop())
+    await task
+
+
+async def test_audio_heard_while_live_connects_is_sent_in_order_once_connected() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    connector.gate.clear()
+    call = make_call(transport, connector)
+    transport.push(caller.start())
+    frames = [bytes([0x80 + i]) * 160 for i in range(5)]
+    for frame in frames:
+        transport.push(caller.media(frame))
+    task = asyncio.create_task(call.run())
+    await transport.wait_idle()  # all five frames arrived while Live was still connecting
+    assert call.stats.caller_frames == 5
+    connector.gate.set()
+    live = await connector.session()
+    await live.wait_audio(5)
+    decoded = [call_pcm for call_pcm, _ in live.audio]
+    # Frames differ in level, so their decoded PCM differs: order is checkable.
+    levels = [int(np.median(np.abs(np.frombuffer(pcm, "<i2")))) for pcm in decoded]
+    assert levels == sorted(levels, reverse=True)
+    assert len(set(levels)) == 5
+    transport.push(caller.stop())
+    await task
+
+
+async def test_agent_audio_is_sent_as_160_byte_mulaw_frames_with_a_mark_per_turn() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(70),)))  # 3.5 frames
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(50),)))  # 2.5 frames
+    live.server.put_nowait(ServerMessage(generation_complete=True))
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    mark = await transport.next_sent("mark")
+    media = [m for m in transport.sent if m["event"] == "media"]
+    assert len(media) == 6  # 120 ms of audio = 6 frames, the last padded
+    for message in media:
+        assert message["streamSid"] == caller.stream_sid
+        assert len(base64.b64decode(message["media"]["payload"])) == 160
+    assert mark["mark"]["name"] == "turn-1"
+    assert transport.sent[-1] == mark  # the mark follows the turn's last frame
+    transport.push(caller.stop())
+    await task
+
+
+async def test_barge_in_drops_queued_frames_and_sends_clear_before_anything_else() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    transport.send_gate.clear()  # the carrier socket is slow: frames pile up in the queue
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(1000),)))  # 50 frames
+    live.server.put_nowait(ServerMessage(interrupted=True))
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40, 880.0),)))  # next answer
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    await live.barrier().wait()  # the Live pump has handled all of it
+    transport.send_gate.set()
+    await transport.next_sent("mark")
+    events = [m["event"] for m in transport.sent]
+    clear_at = events.index("clear")
+    # At most one stale frame was already being written when the barge-in came.
+    assert clear_at <= 1
+    after = events[clear_at + 1 :]
+    assert after == ["media", "media", "mark"]  # only the new 40 ms answer, then its mark
+    assert call.stats.barge_ins == 1
+    assert call.stats.stale_frames_dropped >= 49
+    assert transport.sent[-1]["mark"]["name"] == "turn-2"
+    transport.push(caller.stop())
+    await task
+
+
+async def test_interrupted_turn_gets_no_mark_and_pending_marks_are_forgotten() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40),)))
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    await transport.next_sent("mark")
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40),)))
+    live.server.put_nowait(ServerMessage(interrupted=True, turn_complete=True))
+    await transport.next_sent("clear")
+    assert [m["event"] for m in transport.sent].count("mark") == 1
+    # Twilio echoes the old mark after clear: it must be ignored, not crash the call.
+    transport.push(caller.mark("turn-1"))
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
+
+
+async def test_hang_up_closes_the_live_session() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
+    assert live.closed.is_set()
+    assert transport.closed.is_set()
+
+
+async def test_caller_socket_dropping_closes_the_live_session() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    transport.push(None)
+    assert await task is EndReason.CALLER_DISCONNECTED
+    assert live.closed.is_set()
+
+
+async def test_live_failure_ends_the_call_with_a_reason() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    live.server.put_nowait(ConnectionError("1011 internal error"))
+    assert await task is EndReason.LIVE_FAILED
+    assert transport.closed.is_set()
+    assert live.closed.is_set()
+
+
+async def test_live_connect_failure_ends_the_call() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(fail=OSError("refused")), TwilioCaller()
+    call = make_call(transport, connector)
+    transport.push(caller.start())
+    assert await call.run() is EndReason.LIVE_CONNECT_FAILED
+    assert transport.closed.is_set()
+
+
+async def test_malformed_frames_are_skipped_and_the_call_goes_on() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    transport.push("{not json")
+    transport.push({"event": "media", "streamSid": caller.stream_sid, "media": {"payload": "@@"}})
+    transport.push({"event": "something_new"})
+    transport.push(caller.media(MULAW_FRAME))
+    await live.wait_audio(1)
+    assert call.stats.malformed_frames == 2
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
+
+
+async def test_stream_that_stops_before_start_ends_quietly() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    call = make_call(transport, connector)
+    transport.push(caller.connected())
+    transport.push(caller.stop())
+    assert await call.run() is EndReason.NO_START
+    assert connector.sessions == []
+
+
+async def test_agent_is_chosen_by_parameter_then_line_then_default() -> None:
+    for params, expected in [
+        ({"agent": "sales"}, "sales"),
+        ({"to": "+15550001111"}, "sales"),
+        ({"to": "+15559999999"}, "default"),
+        ({"agent": "nope", "to": "+15550001111"}, "sales"),
+    ]:
+        call, transport, connector, caller, task = await started_call(**params)
+        live = await connector.session()
+        assert call.agent is not None and call.agent.name == expected
+        assert live.config.voice == ("Kore" if expected == "sales" else None)
+        transport.push(caller.stop())
+        await task
+
+
+async def test_greeting_is_requested_once_live_is_ready() -> None:
+    call, transport, connector, caller, task = await started_call(greeting="Hi, Acme here!")
+    live = await connector.session()
+    message = await live.wait_sent(lambda m: "clientContent" in m)
+    text = message["clientContent"]["turns"][0]["parts"][0]["text"]
+    assert "Hi, Acme here!" in text
+    assert message["clientContent"]["turnComplete"] is True
+    transport.push(caller.stop())
+    await task
+
+
+async def test_dtmf_reaches_the_model_as_text() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    transport.push(caller.media(MULAW_FRAME))
+    await live.wait_audio(1)  # Live is ready
+    transport.push(caller.dtmf("5"))
+    message = await live.wait_sent(lambda m: "realtimeInput" in m)
+    assert message["realtimeInput"]["text"] == "The caller pressed 5."
+    transport.push(caller.stop())
+    await task
+
+
+async def test_unconfigured_tool_call_gets_an_error_response() -> None:
+    call, transport, connector, caller, task = await started_call()
+    live = await connector.session()
+    live.server.put_nowait(
+        ServerMessage(tool_calls=(FunctionCall(id="fc-1", name="lookup_order", args={}),))
+    )
+    message = await live.wait_sent(lambda m: "toolResponse" in m)
+    response = message["toolResponse"]["functionResponses"][0]
+    assert response["id"] == "fc-1" and "error" in response["response"]
+    transport.push(caller.stop())
+    await task
+
+
+@pytest.mark.parametrize("reason", [EndReason.GATEWAY_SHUTDOWN])
+async def test_hang_up_from_the_gateway(reason: EndReason) -> None:
+    call, transport, connector, caller, task = await started_call()
+    await connector.session()
+    call.hang_up(reason)
+    assert await task is reason
+    assert call.finished.is_set()

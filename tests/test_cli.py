@@ -1,0 +1,82 @@
+"""The `gateway` command as an operator runs it: a real process, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).parent.parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVE_", "GEMINI_", "GOOGLE_"))}
+    env.update(extra)
+    return env
+
+
+async def _run(*args: str, **env: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args,
+        cwd=REPO, env=_env(**env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_agents_check_passes_on_the_examples() -> None:
+    code, out, _ = await _run("agents", "check", "agents")
+    assert code == 0
+    assert "ok  default" in out
+
+
+async def test_agents_check_fails_on_a_broken_agent(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: bad\nvoise: Puck\n")
+    code, _, err = await _run("agents", "check", str(tmp_path))
+    assert code == 1
+    assert "bad.yaml:2: voise: unknown field" in err
+
+
+async def test_a_wrong_setting_stops_start_up_naming_it() -> None:
+    code, _, err = await _run("serve", PORT="http")
+    assert code == 2
+    assert "PORT" in err
+
+
+async def test_serve_refuses_a_broken_agent_set(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: bad\nlines: nope\n")
+    code, _, err = await _run("serve", AGENTS_DIR=str(tmp_path), PORT="0")
+    assert code == 2
+    assert "refusing to start" in err and "bad.yaml" in err
+
+
+async def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve",
+        cwd=REPO, env=_env(PORT="0", HOST="127.0.0.1", LOG_LEVEL="info"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    port = None
+    lines = []
+    while port is None:
+        line = await proc.stderr.readline()
+        assert line, "gateway exited before listening: " + "".join(lines)
+        lines.append(line.decode())
+        if b"gateway_listening" in line:
+            port = json.loads(line)["port"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+            assert (await response.json())["live_backend"] == "emulator"
+    proc.send_signal(signal.SIGTERM)
+    rest = (await proc.stderr.read()).decode()
+    assert await proc.wait() == 0
+    assert "drain_finished" in rest and "gateway_stopped" in rest
