@@ -302,7 +302,7 @@ class Call:
                 self._end(EndReason.CALLER_HUNG_UP)
                 return
             elif isinstance(event, UnknownEvent):
-                self.log.info("unknown_caller_event", event=event.event)
+                self.log.info("unknown_caller_event", kind=event.event)
             elif isinstance(event, StreamStart | Connected):
                 self.log.warning("unexpected_caller_event", event=type(event).__name__)
 

@@ -29,13 +29,6 @@ MEDIA_PATH = "/media"
 MAX_CARRIER_FRAME_BYTES = 64 * 1024
 """A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call."""
 
-SETTINGS = web.AppKey("settings", Settings)
-AGENTS = web.AppKey("agents", AgentSet)
-CONNECTOR = web.AppKey("connector", LiveConnectorLike)
-CALLS = web.AppKey("calls", set[Call])
-STATE = web.AppKey("state", "GatewayState")
-
-
 class GatewayState:
     """Mutable process state shared by the handlers."""
 
@@ -43,6 +36,13 @@ class GatewayState:
         self.draining = False
         self.calls_total = 0
         self.emulator: LiveEmulator | None = None
+
+
+SETTINGS = web.AppKey("settings", Settings)
+AGENTS = web.AppKey("agents", AgentSet)
+CONNECTOR = web.AppKey("connector", LiveConnectorLike)
+CALLS: web.AppKey[set[Call]] = web.AppKey("calls")
+STATE = web.AppKey("state", GatewayState)
 
 
 class WebSocketTransport:
@@ -185,7 +185,8 @@ def create_app(
 async def drain(app: web.Application, timeout_s: float) -> int:
     """Stop taking calls and wait up to `timeout_s` for live ones; returns how many were cut."""
     app[STATE].draining = True
-    calls = list(app[CALLS])
+    active: set[Call] = app[CALLS]
+    calls = list(active)
     log.info("drain_started", active_calls=len(calls), timeout_s=timeout_s)
     if calls:
         waiters = [asyncio.create_task(call.finished.wait()) for call in calls]

@@ -7,7 +7,9 @@ from gateway.live.protocol import SessionConfig
 from gateway.telephony.base import StreamStart
 
 
-def session_config_for(agent: AgentConfig, start: StreamStart, *, default_model: str) -> SessionConfig:
+def session_config_for(
+    agent: AgentConfig, start: StreamStart, *, default_model: str
+) -> SessionConfig:
     """The Live session settings for one call answered by `agent`.
 
     The model id may be bare (`gemini-…`); the Live client expands it to the backend's path.

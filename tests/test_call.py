@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -48,37 +49,47 @@ def make_call(
     )
 
 
+@dataclass
+class Running:
+    """A call in progress and the fakes around it."""
+
+    call: Call
+    transport: FakeTransport
+    connector: FakeConnector
+    caller: TwilioCaller
+    task: asyncio.Task[EndReason]
+
+
 async def started_call(
     *, greeting: str | None = None, rate_hz: int = 24000, **params: str
-) -> tuple[Call, FakeTransport, FakeConnector, TwilioCaller, asyncio.Task[EndReason]]:
+) -> Running:
     transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
     call = make_call(transport, connector, greeting=greeting, rate_hz=rate_hz)
     transport.push(caller.connected())
     transport.push(caller.start(**params))
-    task = asyncio.create_task(call.run())
-    return call, transport, connector, caller, task
+    return Running(call, transport, connector, caller, asyncio.create_task(call.run()))
 
 
 async def test_caller_audio_reaches_live_as_pcm16_at_the_live_rate() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
+    run = await started_call()
+    live = await run.connector.session()
     for _ in range(3):
-        transport.push(caller.media(MULAW_FRAME))
+        run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(3)
     assert [rate for _, rate in live.audio] == [24000] * 3
     assert all(len(pcm) == 160 * 3 * 2 for pcm, _ in live.audio)  # 20 ms at 24 kHz, 16-bit
-    transport.push(caller.stop())
-    assert await task is EndReason.CALLER_HUNG_UP
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
 
 
 async def test_16khz_live_input_rate() -> None:
-    call, transport, connector, caller, task = await started_call(rate_hz=16000)
-    live = await connector.session()
-    transport.push(caller.media(MULAW_FRAME))
+    run = await started_call(rate_hz=16000)
+    live = await run.connector.session()
+    run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(1)
     assert live.audio[0][1] == 16000 and len(live.audio[0][0]) == 320 * 2
-    transport.push(caller.stop())
-    await task
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 async def test_audio_heard_while_live_connects_is_sent_in_order_once_connected() -> None:
@@ -105,93 +116,94 @@ async def test_audio_heard_while_live_connects_is_sent_in_order_once_connected()
 
 
 async def test_agent_audio_is_sent_as_160_byte_mulaw_frames_with_a_mark_per_turn() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
+    run = await started_call()
+    live = await run.connector.session()
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(70),)))  # 3.5 frames
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(50),)))  # 2.5 frames
     live.server.put_nowait(ServerMessage(generation_complete=True))
     live.server.put_nowait(ServerMessage(turn_complete=True))
-    mark = await transport.next_sent("mark")
-    media = [m for m in transport.sent if m["event"] == "media"]
+    mark = await run.transport.next_sent("mark")
+    media = [m for m in run.transport.sent if m["event"] == "media"]
     assert len(media) == 6  # 120 ms of audio = 6 frames, the last padded
     for message in media:
-        assert message["streamSid"] == caller.stream_sid
+        assert message["streamSid"] == run.caller.stream_sid
         assert len(base64.b64decode(message["media"]["payload"])) == 160
     assert mark["mark"]["name"] == "turn-1"
-    assert transport.sent[-1] == mark  # the mark follows the turn's last frame
-    transport.push(caller.stop())
-    await task
+    assert run.transport.sent[-1] == mark  # the mark follows the turn's last frame
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 async def test_barge_in_drops_queued_frames_and_sends_clear_before_anything_else() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
-    transport.send_gate.clear()  # the carrier socket is slow: frames pile up in the queue
+    run = await started_call()
+    live = await run.connector.session()
+    run.transport.send_gate.clear()  # the carrier socket is slow: frames pile up in the queue
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(1000),)))  # 50 frames
     live.server.put_nowait(ServerMessage(interrupted=True))
     live.server.put_nowait(ServerMessage(turn_complete=True))
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40, 880.0),)))  # next answer
     live.server.put_nowait(ServerMessage(turn_complete=True))
     await live.barrier().wait()  # the Live pump has handled all of it
-    transport.send_gate.set()
-    await transport.next_sent("mark")
-    events = [m["event"] for m in transport.sent]
+    run.transport.send_gate.set()
+    await run.transport.next_sent("mark")
+    events = [m["event"] for m in run.transport.sent]
     clear_at = events.index("clear")
     # At most one stale frame was already being written when the barge-in came.
     assert clear_at <= 1
     after = events[clear_at + 1 :]
     assert after == ["media", "media", "mark"]  # only the new 40 ms answer, then its mark
-    assert call.stats.barge_ins == 1
-    assert call.stats.stale_frames_dropped >= 49
-    assert transport.sent[-1]["mark"]["name"] == "turn-2"
-    transport.push(caller.stop())
-    await task
+    assert run.call.stats.barge_ins == 1
+    assert run.call.stats.stale_frames_dropped >= 49
+    assert run.transport.sent[-1]["mark"]["name"] == "turn-2"
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 async def test_interrupted_turn_gets_no_mark_and_pending_marks_are_forgotten() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
+    run = await started_call()
+    live = await run.connector.session()
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40),)))
     live.server.put_nowait(ServerMessage(turn_complete=True))
-    await transport.next_sent("mark")
+    await run.transport.next_sent("mark")
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40),)))
     live.server.put_nowait(ServerMessage(interrupted=True, turn_complete=True))
-    await transport.next_sent("clear")
-    assert [m["event"] for m in transport.sent].count("mark") == 1
-    # Twilio echoes the old mark after clear: it must be ignored, not crash the call.
-    transport.push(caller.mark("turn-1"))
-    transport.push(caller.stop())
-    assert await task is EndReason.CALLER_HUNG_UP
+    await run.transport.next_sent("clear")
+    assert [m["event"] for m in run.transport.sent].count("mark") == 1
+    # Twilio echoes the old mark after clear: it must be ignored, not crash the run.call.
+    run.transport.push(run.caller.mark("turn-1"))
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
 
 
 async def test_hang_up_closes_the_live_session() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
-    transport.push(caller.stop())
-    assert await task is EndReason.CALLER_HUNG_UP
+    run = await started_call()
+    live = await run.connector.session()
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
     assert live.closed.is_set()
-    assert transport.closed.is_set()
+    assert run.transport.closed.is_set()
 
 
 async def test_caller_socket_dropping_closes_the_live_session() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
-    transport.push(None)
-    assert await task is EndReason.CALLER_DISCONNECTED
+    run = await started_call()
+    live = await run.connector.session()
+    run.transport.push(None)
+    assert await run.task is EndReason.CALLER_DISCONNECTED
     assert live.closed.is_set()
 
 
 async def test_live_failure_ends_the_call_with_a_reason() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
+    run = await started_call()
+    live = await run.connector.session()
     live.server.put_nowait(ConnectionError("1011 internal error"))
-    assert await task is EndReason.LIVE_FAILED
-    assert transport.closed.is_set()
+    assert await run.task is EndReason.LIVE_FAILED
+    assert run.transport.closed.is_set()
     assert live.closed.is_set()
 
 
 async def test_live_connect_failure_ends_the_call() -> None:
-    transport, connector, caller = FakeTransport(), FakeConnector(fail=OSError("refused")), TwilioCaller()
+    transport, caller = FakeTransport(), TwilioCaller()
+    connector = FakeConnector(fail=OSError("refused"))
     call = make_call(transport, connector)
     transport.push(caller.start())
     assert await call.run() is EndReason.LIVE_CONNECT_FAILED
@@ -199,16 +211,17 @@ async def test_live_connect_failure_ends_the_call() -> None:
 
 
 async def test_malformed_frames_are_skipped_and_the_call_goes_on() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
-    transport.push("{not json")
-    transport.push({"event": "media", "streamSid": caller.stream_sid, "media": {"payload": "@@"}})
-    transport.push({"event": "something_new"})
-    transport.push(caller.media(MULAW_FRAME))
+    run = await started_call()
+    live = await run.connector.session()
+    run.transport.push("{not json")
+    bad_media = {"event": "media", "streamSid": run.caller.stream_sid, "media": {"payload": "@@"}}
+    run.transport.push(bad_media)
+    run.transport.push({"event": "something_new"})
+    run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(1)
-    assert call.stats.malformed_frames == 2
-    transport.push(caller.stop())
-    assert await task is EndReason.CALLER_HUNG_UP
+    assert run.call.stats.malformed_frames == 2
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
 
 
 async def test_stream_that_stops_before_start_ends_quietly() -> None:
@@ -227,54 +240,54 @@ async def test_agent_is_chosen_by_parameter_then_line_then_default() -> None:
         ({"to": "+15559999999"}, "default"),
         ({"agent": "nope", "to": "+15550001111"}, "sales"),
     ]:
-        call, transport, connector, caller, task = await started_call(**params)
-        live = await connector.session()
-        assert call.agent is not None and call.agent.name == expected
+        run = await started_call(**params)
+        live = await run.connector.session()
+        assert run.call.agent is not None and run.call.agent.name == expected
         assert live.config.voice == ("Kore" if expected == "sales" else None)
-        transport.push(caller.stop())
-        await task
+        run.transport.push(run.caller.stop())
+        await run.task
 
 
 async def test_greeting_is_requested_once_live_is_ready() -> None:
-    call, transport, connector, caller, task = await started_call(greeting="Hi, Acme here!")
-    live = await connector.session()
+    run = await started_call(greeting="Hi, Acme here!")
+    live = await run.connector.session()
     message = await live.wait_sent(lambda m: "clientContent" in m)
     text = message["clientContent"]["turns"][0]["parts"][0]["text"]
     assert "Hi, Acme here!" in text
     assert message["clientContent"]["turnComplete"] is True
-    transport.push(caller.stop())
-    await task
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 async def test_dtmf_reaches_the_model_as_text() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
-    transport.push(caller.media(MULAW_FRAME))
+    run = await started_call()
+    live = await run.connector.session()
+    run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(1)  # Live is ready
-    transport.push(caller.dtmf("5"))
+    run.transport.push(run.caller.dtmf("5"))
     message = await live.wait_sent(lambda m: "realtimeInput" in m)
     assert message["realtimeInput"]["text"] == "The caller pressed 5."
-    transport.push(caller.stop())
-    await task
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 async def test_unconfigured_tool_call_gets_an_error_response() -> None:
-    call, transport, connector, caller, task = await started_call()
-    live = await connector.session()
+    run = await started_call()
+    live = await run.connector.session()
     live.server.put_nowait(
         ServerMessage(tool_calls=(FunctionCall(id="fc-1", name="lookup_order", args={}),))
     )
     message = await live.wait_sent(lambda m: "toolResponse" in m)
     response = message["toolResponse"]["functionResponses"][0]
     assert response["id"] == "fc-1" and "error" in response["response"]
-    transport.push(caller.stop())
-    await task
+    run.transport.push(run.caller.stop())
+    await run.task
 
 
 @pytest.mark.parametrize("reason", [EndReason.GATEWAY_SHUTDOWN])
 async def test_hang_up_from_the_gateway(reason: EndReason) -> None:
-    call, transport, connector, caller, task = await started_call()
-    await connector.session()
-    call.hang_up(reason)
-    assert await task is reason
-    assert call.finished.is_set()
+    run = await started_call()
+    await run.connector.session()
+    run.call.hang_up(reason)
+    assert await run.task is reason
+    assert run.call.finished.is_set()

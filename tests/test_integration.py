@@ -217,7 +217,12 @@ async def test_live_dropping_ends_the_call_with_the_stream_closed(gateway: Gatew
 async def test_twiml_connects_the_call_to_the_media_stream(gateway: Gateway) -> None:
     response = await gateway.client.post(
         "/twiml",
-        data={"CallSid": "CA123", "From": "+15551230000", "To": "+15550002222", "AccountSid": "AC1"},
+        data={
+            "CallSid": "CA123",
+            "From": "+15551230000",
+            "To": "+15550002222",
+            "AccountSid": "AC1",
+        },
     )
     assert response.status == 200
     assert response.content_type == "application/xml"

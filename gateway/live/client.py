@@ -1,0 +1,299 @@
+"""Opening Gemini Live sessions: endpoint choice, auth headers, the setup handshake, and a thin
+session object that sends built messages and yields parsed ones.
+
+Protocol details live in `protocol.py`; this module only does IO. Each send is one JSON string
+and one WebSocket frame; receiving decodes text or binary frames alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from gateway.live.auth import VertexTokenProvider
+from gateway.live.protocol import (
+    LiveProtocolError,
+    ServerMessage,
+    SessionConfig,
+    build_setup,
+    encode_audio_input,
+    encode_message,
+    parse_server_message,
+)
+from gateway.settings import LiveBackend, Settings
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "LiveConnectionClosed",
+    "LiveConnector",
+    "LiveEndpoint",
+    "LiveSession",
+    "live_endpoint",
+]
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CLOSE_TIMEOUT_S = 5.0
+NORMAL_CLOSE_CODES = frozenset({1000})
+GEMINI_HOST = "generativelanguage.googleapis.com"
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """Where to connect and what goes in `setup.model`."""
+
+    url: str
+    model_path: str
+
+
+def live_endpoint(settings: Settings, model: str | None = None) -> LiveEndpoint:
+    """The endpoint for `model` (default: settings.model) on the configured backend.
+
+    LIVE_URL overrides the URL of any backend; a model containing "/" is used as the path as-is.
+    """
+    model_id = model or settings.model
+    version = settings.api_version
+    if settings.backend is LiveBackend.VERTEX:
+        location = settings.google_cloud_location
+        host = (
+            "aiplatform.googleapis.com"
+            if location == "global"
+            else f"{location}-aiplatform.googleapis.com"
+        )
+        url = (
+            f"wss://{host}/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
+        )
+        model_path = (
+            model_id
+            if "/" in model_id
+            else f"projects/{settings.google_cloud_project}/locations/{location}"
+            f"/publishers/google/models/{model_id}"
+        )
+    else:
+        url = (
+            f"wss://{GEMINI_HOST}/ws/google.ai.generativelanguage.{version}"
+            ".GenerativeService.BidiGenerateContent"
+        )
+        model_path = model_id if "/" in model_id else f"models/{model_id}"
+    if settings.live_url:
+        url = settings.live_url
+    return LiveEndpoint(url=url, model_path=model_path)
+
+
+class LiveConnectionClosed(Exception):
+    """The Live connection ended abnormally or could not be opened.
+
+    `code` is the WebSocket close code (1007 bad request, 1008 policy / model not found, 1011
+    internal error or deadline, 1006 no close frame) or None when no WebSocket was established.
+    """
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        detail = reason or "no reason given"
+        super().__init__(
+            f"Live connection closed ({code}): {detail}" if code is not None else detail
+        )
+
+
+def _closed(exc: ConnectionClosed) -> LiveConnectionClosed:
+    if exc.rcvd is not None:
+        return LiveConnectionClosed(exc.rcvd.code, exc.rcvd.reason)
+    if exc.sent is not None:
+        return LiveConnectionClosed(exc.sent.code, exc.sent.reason)
+    return LiveConnectionClosed(1006, "connection lost without a close frame")
+
+
+class LiveSession:
+    """One open BidiGenerateContent WebSocket after setupComplete.
+
+    Send from one task and iterate from another; iterate only once. The session owns the
+    WebSocket: `close()` (idempotent) or `async with` ends it.
+    """
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        *,
+        endpoint: LiveEndpoint,
+        setup: Mapping[str, Any],
+        setup_complete: ServerMessage,
+    ) -> None:
+        self._ws = ws
+        self.endpoint = endpoint
+        self.setup = setup
+        self.setup_complete = setup_complete
+        self._closing = False
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        """Send one client message (from the protocol builders)."""
+        await self._send_text(encode_message(message))
+
+    async def send_audio(self, pcm16le: bytes, rate_hz: int) -> None:
+        """Send one chunk of caller audio (PCM16LE mono at rate_hz)."""
+        await self._send_text(encode_audio_input(pcm16le, rate_hz))
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    def __aiter__(self) -> AsyncIterator[ServerMessage]:
+        """Parsed server messages; ends on a normal close (1000 or our own close()), raises
+        LiveConnectionClosed otherwise. Malformed frames are logged and skipped."""
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[ServerMessage]:
+        ws = self._ws
+        while True:
+            try:
+                frame = await ws.recv()
+            except ConnectionClosed as exc:
+                if self._closing or (exc.rcvd is not None and exc.rcvd.code in NORMAL_CLOSE_CODES):
+                    return
+                raise _closed(exc) from None
+            try:
+                message = parse_server_message(frame)
+            except LiveProtocolError as exc:
+                log.warning("live_frame_malformed", error=str(exc), frame=_preview(frame))
+                continue
+            yield message
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason
+
+    async def close(self) -> None:
+        """Close the WebSocket (code 1000). Safe to call more than once."""
+        self._closing = True
+        await self._ws.close()
+
+    async def __aenter__(self) -> LiveSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _proxy_for(url: str) -> Literal[True] | None:
+    """Env proxies (websockets' default) for real endpoints, never for loopback (the emulator)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return None
+    try:
+        return None if ipaddress.ip_address(host).is_loopback else True
+    except ValueError:
+        return True
+
+
+def _preview(frame: str | bytes, limit: int = 200) -> str:
+    text = frame if isinstance(frame, str) else frame[:limit].decode("utf-8", "replace")
+    return text[:limit]
+
+
+class LiveConnector:
+    """Opens `LiveSession`s for the configured backend (one connector per process is fine)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        token_provider: VertexTokenProvider | None = None,
+        url_override: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._url_override = url_override
+        if token_provider is None and settings.backend is LiveBackend.VERTEX:
+            token_provider = VertexTokenProvider()
+        self._token_provider = token_provider
+
+    def endpoint(self, model: str | None = None) -> LiveEndpoint:
+        """The endpoint `connect` uses for `model` (a full path is kept as-is)."""
+        endpoint = live_endpoint(self._settings, model or None)
+        if self._url_override:
+            endpoint = replace(endpoint, url=self._url_override)
+        return endpoint
+
+    async def _headers(self) -> dict[str, str]:
+        """Auth headers: vertex → Bearer token, gemini → API key, emulator → none."""
+        backend = self._settings.backend
+        if backend is LiveBackend.VERTEX:
+            assert self._token_provider is not None
+            return {"Authorization": f"Bearer {await self._token_provider.token()}"}
+        if backend is LiveBackend.GEMINI:
+            assert self._settings.gemini_api_key is not None
+            return {"x-goog-api-key": self._settings.gemini_api_key}
+        return {}
+
+    async def connect(self, config: SessionConfig, *, open_timeout_s: float = 10.0) -> LiveSession:
+        """Open the WebSocket, send the setup and wait for setupComplete (all within the timeout).
+
+        Raises LiveConnectionClosed when the connection fails, is refused or times out, and
+        LiveProtocolError when the service answers something other than setupComplete.
+        """
+        endpoint = self.endpoint(config.model)
+        setup = build_setup(replace(config, model=endpoint.model_path))
+        headers = await self._headers()
+        url = endpoint.url
+        ws: ClientConnection | None = None
+        try:
+            try:
+                async with asyncio.timeout(open_timeout_s):
+                    ws = await connect(
+                        url,
+                        additional_headers=headers,
+                        compression=None,
+                        max_size=MAX_MESSAGE_BYTES,
+                        open_timeout=None,
+                        close_timeout=CLOSE_TIMEOUT_S,
+                        proxy=_proxy_for(url),
+                    )
+                    await ws.send(encode_message(setup))
+                    first = await ws.recv()
+            except TimeoutError:
+                what = "connecting to" if ws is None else "waiting for setupComplete from"
+                raise LiveConnectionClosed(
+                    None, f"timed out after {open_timeout_s:g} s {what} {url}"
+                ) from None
+            except ConnectionClosed as exc:
+                raise _closed(exc) from None
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                body = exc.response.body or b""
+                detail = body.decode("utf-8", "replace")[:200]
+                raise LiveConnectionClosed(
+                    None, f"{url} refused the WebSocket upgrade: HTTP {status} {detail}".rstrip()
+                ) from None
+            except (OSError, InvalidHandshake, InvalidURI) as exc:
+                raise LiveConnectionClosed(None, f"cannot connect to {url}: {exc}") from None
+            message = parse_server_message(first)
+            if not message.setup_complete:
+                raise LiveProtocolError(
+                    f"expected setupComplete as the first message from {url}, got {_preview(first)}"
+                )
+        except BaseException:
+            if ws is not None:
+                await ws.close()
+            raise
+        log.info("live_session_opened", url=url, model=endpoint.model_path)
+        return LiveSession(ws, endpoint=endpoint, setup=setup, setup_complete=message)

@@ -1,0 +1,609 @@
+"""The built-in Gemini Live emulator: the real wire protocol over a loopback WebSocket server.
+
+It lets the gateway (LIVE_BACKEND=emulator) and its tests hold whole conversations offline:
+energy VAD on the caller's audio (clocked by audio samples, so results never depend on pacing),
+deterministic speech-like replies faster than real time, barge-in, greetings, scripted tool
+calls, session-resumption handles and goAway. Each connection is one `_EmulatorSession`; a
+failure in one is logged and closes only that one.
+
+The reply "plays" on the caller's audio clock: from the caller-audio time it started at for
+its audio duration. Caller speech starting while a reply is generating or playing interrupts it
+(`interrupted`, pending `toolCallCancellation`, `turnComplete`). Unlike the real service, the
+emulator sends `turnComplete` right after `generationComplete` instead of holding it until
+playback ends, so a barge-in during playback of a fully generated reply yields `interrupted`
+then a second `turnComplete` for that turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from gateway.live.emulator_protocol import (
+    ClientAudio,
+    ClientAudioStreamEnd,
+    ClientContent,
+    ClientEvent,
+    ClientSetup,
+    ClientText,
+    ClientToolResponse,
+    build_generation_complete,
+    build_go_away,
+    build_input_transcription,
+    build_interrupted,
+    build_model_audio,
+    build_output_transcription,
+    build_session_resumption_update,
+    build_setup_complete,
+    build_tool_call,
+    build_tool_call_cancellation,
+    build_turn_complete,
+    parse_client_message,
+    usage_counts,
+)
+from gateway.live.emulator_script import (
+    EmulatorScript,
+    EmulatorScriptError,
+    ScriptToolCall,
+    ScriptTurn,
+)
+from gateway.live.emulator_vad import (
+    DEFAULT_PREFIX_PADDING_MS,
+    DEFAULT_SILENCE_DURATION_MS,
+    EnergyVad,
+    SpeechStarted,
+    VadEvent,
+)
+from gateway.live.emulator_voice import reply_fundamental_hz, synthesize_speech_pcm16
+from gateway.live.protocol import (
+    DEFAULT_OUTPUT_RATE_HZ,
+    PREBUILT_VOICES,
+    FunctionCall,
+    FunctionResponse,
+    LiveProtocolError,
+    encode_message,
+)
+
+__all__ = [
+    "DEFAULT_GREETING",
+    "DEFAULT_PATH",
+    "EmulatorScript",
+    "EmulatorScriptError",
+    "LiveEmulator",
+    "ScriptToolCall",
+    "ScriptTurn",
+    "default_reply_text",
+    "greeting_text",
+    "load_script",
+    "reply_fundamental_hz",
+    "serve_emulator",
+]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+"""The path in `LiveEmulator.url`; the emulator accepts any path."""
+DEFAULT_GREETING = "Hello! How can I help you today?"
+DEFAULT_AFTER_TOOL = "Here is what I found: {response}"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CLOSE_INVALID_ARGUMENT = 1007
+CLOSE_INTERNAL_ERROR = 1011
+MAX_CLOSE_REASON_BYTES = 123
+AUDIO_TOKENS_PER_S = 25
+_VOICES_LOWER = frozenset(v.lower() for v in PREBUILT_VOICES)
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
+
+
+def greeting_text(content: str) -> str:
+    """What the emulator says for a `clientContent` turn: its first "quoted" text, if any."""
+    match = _QUOTED.search(content)
+    if match:
+        quoted = (match.group(1) or match.group(2) or "").strip()
+        if quoted:
+            return quoted
+    return DEFAULT_GREETING
+
+
+def default_reply_text(reply_number: int, *, speech_s: float | None, text: str | None) -> str:
+    """The reply to an unscripted caller turn (an utterance of `speech_s` or a text input)."""
+    if text is not None:
+        return f'You said "{text}". This is reply number {reply_number}.'
+    seconds = speech_s or 0.0
+    return f"You said something for {seconds:.1f} seconds. This is reply number {reply_number}."
+
+
+@dataclass
+class _Conversation:
+    """What survives a session resumption."""
+
+    replies: int = 0
+    caller_turns: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    say: str | None
+    tool_call: ScriptToolCall | None = None
+    after_tool: str | None = None
+    prompt_tokens: int = 0
+
+
+class _Reply:
+    """One model turn: the task streaming it and its playback window on the caller's clock."""
+
+    def __init__(self, number: int, start_clock_s: float) -> None:
+        self.number = number
+        self.end_clock_s = start_clock_s
+        self.audio_s = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.pending: dict[str, asyncio.Future[FunctionResponse]] = {}
+
+    @property
+    def generating(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class LiveEmulator:
+    """A Gemini Live stand-in on a websockets server (use on loopback).
+
+    `speed` divides the pause between reply chunks (`chunk_ms / speed`); it is read per chunk,
+    so tests may change it mid-session. Everything tests want to assert is recorded here:
+    `setups` (raw setup objects) / `client_setups` (parsed), `tool_responses`, `client_texts`
+    (realtimeInput.text and clientContent text), `request_headers` (lower-cased names),
+    `request_paths` and, with `record_frames`, every frame sent in `sent_frames`.
+    """
+
+    def __init__(
+        self,
+        script: EmulatorScript | None = None,
+        *,
+        chunk_ms: int = 40,
+        speed: float = 4.0,
+        record_frames: bool = False,
+        binary_frames: bool = True,
+    ) -> None:
+        if chunk_ms <= 0:
+            raise ValueError(f"chunk_ms must be > 0, not {chunk_ms}")
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, not {speed}")
+        self.script = script or EmulatorScript()
+        self.chunk_ms = chunk_ms
+        self.speed = speed
+        self.record_frames = record_frames
+        self.binary_frames = binary_frames
+
+        self.sessions_opened = 0
+        self.sessions_closed = 0
+        self.setups: list[dict[str, Any]] = []
+        self.client_setups: list[ClientSetup] = []
+        self.tool_responses: list[FunctionResponse] = []
+        self.client_texts: list[str] = []
+        self.request_headers: list[dict[str, str]] = []
+        self.request_paths: list[str] = []
+        self.sent_frames: list[str] = []
+
+        self._sessions: set[_EmulatorSession] = set()
+        self._handles: dict[str, _Conversation] = {}
+        self._changed = asyncio.Condition()
+        self._server: Server | None = None
+        self._url: str | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Listen on host:port (0 = any free port); return the ws:// (or wss://) URL."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already started")
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            ssl=ssl_context,
+            compression=None,
+            max_size=MAX_MESSAGE_BYTES,
+            process_request=self._on_request,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        url_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        if ":" in url_host:
+            url_host = f"[{url_host}]"
+        scheme = "wss" if ssl_context is not None else "ws"
+        self._url = f"{scheme}://{url_host}:{self._port}{DEFAULT_PATH}"
+        log.info("emulator_started", url=self._url)
+        return self._url
+
+    async def stop(self) -> None:
+        """Close every session (1001) and stop listening. Idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        await server.wait_closed()
+        log.info("emulator_stopped", url=self._url)
+
+    async def __aenter__(self) -> LiveEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the emulator is not started")
+        return self._url
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator is not started")
+        return self._port
+
+    # ------------------------------------------------------------------ test helpers
+
+    async def wait_opened_sessions(self, n: int) -> None:
+        await self._wait_for(lambda: self.sessions_opened >= n)
+
+    async def wait_closed_sessions(self, n: int) -> None:
+        """Return once at least n sessions have ended (event-based, no polling)."""
+        await self._wait_for(lambda: self.sessions_closed >= n)
+
+    async def wait_tool_responses(self, n: int) -> None:
+        await self._wait_for(lambda: len(self.tool_responses) >= n)
+
+    async def go_away(self, time_left_s: float = 50.0) -> None:
+        """Send `goAway` to every open session (the emulator does not cut them itself)."""
+        for session in list(self._sessions):
+            await session.send_quietly(build_go_away(time_left_s))
+
+    async def close_sessions(
+        self, code: int = CLOSE_INTERNAL_ERROR, reason: str = "emulated internal error"
+    ) -> None:
+        """Close every open session with `code` (e.g. 1011 to exercise resumption)."""
+        await asyncio.gather(*(s.close(code, reason) for s in list(self._sessions)))
+
+    async def _wait_for(self, predicate: Callable[[], bool]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ server side
+
+    def _on_request(self, connection: ServerConnection, request: Request) -> None:
+        self.request_paths.append(request.path)
+        self.request_headers.append({k.lower(): v for k, v in request.headers.raw_items()})
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.sessions_opened += 1
+        session = _EmulatorSession(self, ws, self.sessions_opened)
+        self._sessions.add(session)
+        await self._notify()
+        try:
+            await session.run()
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("emulator_session_failed", session=session.id)
+            await session.close(CLOSE_INTERNAL_ERROR, "emulator internal error")
+        finally:
+            await session.shutdown()
+            self._sessions.discard(session)
+            self.sessions_closed += 1
+            await self._notify()
+            log.info("emulator_session_closed", session=session.id, code=ws.close_code)
+
+    def _save_handle(self, session_id: int, conversation: _Conversation) -> str:
+        handle = f"emu-{session_id}-{conversation.replies}-{uuid.uuid4().hex[:8]}"
+        self._handles[handle] = replace(conversation)
+        return handle
+
+    def _resume(self, handle: str) -> _Conversation | None:
+        saved = self._handles.get(handle)
+        return replace(saved) if saved is not None else None
+
+
+class _EmulatorSession:
+    """One BidiGenerateContent connection: setup, then caller events and model replies."""
+
+    def __init__(self, emulator: LiveEmulator, ws: ServerConnection, session_id: int) -> None:
+        self.id = session_id
+        self._emu = emulator
+        self._ws = ws
+        self._setup: ClientSetup | None = None
+        self._vad = EnergyVad()
+        self._conversation = _Conversation()
+        self._reply: _Reply | None = None
+        self._next_call_id = 0
+        self._log = log.bind(session=session_id)
+
+    async def run(self) -> None:
+        try:
+            setup = parse_client_message(await self._ws.recv())
+            if not isinstance(setup, ClientSetup):
+                raise LiveProtocolError(
+                    f"the first message must be setup, got {type(setup).__name__}"
+                )
+            self._configure(setup)
+            await self._send(build_setup_complete())
+            if setup.session_resumption:
+                handle = self._emu._save_handle(self.id, self._conversation)
+                await self._send(build_session_resumption_update(handle, True))
+            async for frame in self._ws:
+                await self._dispatch(parse_client_message(frame))
+        except LiveProtocolError as exc:
+            self._log.info("emulator_session_rejected", reason=str(exc))
+            await self.close(CLOSE_INVALID_ARGUMENT, str(exc))
+
+    async def shutdown(self) -> None:
+        reply, self._reply = self._reply, None
+        if reply is not None and reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+            await asyncio.wait([reply.task])
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, _close_reason(reason))
+
+    async def send_quietly(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send(message)
+        except ConnectionClosed:
+            pass
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        text = encode_message(message)
+        if self._emu.record_frames:
+            self._emu.sent_frames.append(text)
+        await self._ws.send(text.encode() if self._emu.binary_frames else text)
+
+    def _configure(self, setup: ClientSetup) -> None:
+        modalities = tuple(m.upper() for m in setup.response_modalities)
+        if modalities and modalities != ("AUDIO",):
+            raise LiveProtocolError(
+                f"responseModalities {list(setup.response_modalities)} not supported by this "
+                "native-audio model; use ['AUDIO']"
+            )
+        if setup.voice is not None and setup.voice.lower() not in _VOICES_LOWER:
+            raise LiveProtocolError(f"unknown prebuilt voice {setup.voice!r}")
+        if setup.activity_detection_disabled:
+            raise LiveProtocolError("the emulator supports automatic activity detection only")
+        self._setup = setup
+        self._emu.setups.append(dict(setup.raw))
+        self._emu.client_setups.append(setup)
+        prefix_ms = setup.prefix_padding_ms
+        silence_ms = setup.silence_duration_ms
+        self._vad = EnergyVad(
+            prefix_padding_ms=DEFAULT_PREFIX_PADDING_MS if prefix_ms is None else prefix_ms,
+            silence_duration_ms=DEFAULT_SILENCE_DURATION_MS if silence_ms is None else silence_ms,
+        )
+        if setup.resumption_handle is not None:
+            resumed = self._emu._resume(setup.resumption_handle)
+            if resumed is None:
+                self._log.warning("emulator_unknown_handle", handle=setup.resumption_handle)
+            else:
+                self._conversation = resumed
+        self._log.info(
+            "emulator_session_setup",
+            model=setup.model,
+            voice=setup.voice,
+            tools=list(setup.function_names),
+            resumed=setup.resumption_handle is not None,
+        )
+
+    # ------------------------------------------------------------------ caller events
+
+    async def _dispatch(self, event: ClientEvent) -> None:
+        if isinstance(event, ClientAudio):
+            for vad_event in self._vad.feed(event.pcm16le, event.rate_hz):
+                await self._on_vad(vad_event)
+        elif isinstance(event, ClientToolResponse):
+            self._on_tool_response(event)
+            await self._emu._notify()
+        elif isinstance(event, ClientText):
+            self._emu.client_texts.append(event.text)
+            await self._interrupt_if_active(self._vad.time_s)
+            self._start_caller_turn(text=event.text)
+        elif isinstance(event, ClientContent):
+            if event.text:
+                self._emu.client_texts.append(event.text)
+            if event.turn_complete:
+                await self._interrupt_if_active(self._vad.time_s)
+                self._start_greeting(event.text)
+        elif isinstance(event, ClientAudioStreamEnd):
+            for vad_event in self._vad.flush():
+                await self._on_vad(vad_event)
+        else:
+            raise LiveProtocolError("setup may only be sent once, as the first message")
+
+    async def _on_vad(self, event: VadEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            await self._interrupt_if_active(event.time_s)
+            return
+        assert self._setup is not None
+        if self._setup.input_transcription:
+            await self._send(build_input_transcription(f"(caller speech {event.duration_s:.1f} s)"))
+        self._start_caller_turn(speech_s=event.duration_s)
+
+    def _on_tool_response(self, event: ClientToolResponse) -> None:
+        reply = self._reply
+        for response in event.responses:
+            self._emu.tool_responses.append(response)
+            future = reply.pending.pop(response.id, None) if reply is not None else None
+            if future is None:
+                self._log.warning("emulator_unexpected_tool_response", id=response.id)
+            elif not future.done():
+                future.set_result(response)
+
+    async def _interrupt_if_active(self, clock_s: float) -> None:
+        """Barge-in: stop a reply that is generating, or still playing at `clock_s`."""
+        reply = self._reply
+        if reply is None:
+            return
+        self._reply = None
+        if not reply.generating and clock_s >= reply.end_clock_s:
+            return  # finished and played out: nothing to interrupt
+        if reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+            await asyncio.wait([reply.task])
+        await self._send(build_interrupted())
+        if reply.pending:
+            await self._send(build_tool_call_cancellation(list(reply.pending)))
+        await self._send(build_turn_complete())
+        self._log.info("emulator_reply_interrupted", reply=reply.number, clock_s=round(clock_s, 3))
+
+    # ------------------------------------------------------------------ model turns
+
+    def _start_caller_turn(self, *, speech_s: float | None = None, text: str | None = None) -> None:
+        conversation = self._conversation
+        index = conversation.caller_turns
+        conversation.caller_turns += 1
+        conversation.replies += 1
+        number = conversation.replies
+        turns = self._emu.script.turns
+        prompt_tokens = (
+            round((speech_s or 0.0) * AUDIO_TOKENS_PER_S) if text is None else len(text) // 4 + 1
+        )
+        if index < len(turns):
+            turn = turns[index]
+            plan = _Plan(turn.say, turn.tool_call, turn.after_tool, prompt_tokens)
+        else:
+            plan = _Plan(
+                default_reply_text(number, speech_s=speech_s, text=text), None, None, prompt_tokens
+            )
+        self._launch(number, plan)
+
+    def _start_greeting(self, content: str) -> None:
+        self._conversation.replies += 1
+        text = self._emu.script.greeting or greeting_text(content)
+        self._launch(self._conversation.replies, _Plan(text, prompt_tokens=len(content) // 4 + 1))
+
+    def _launch(self, number: int, plan: _Plan) -> None:
+        previous = self._reply
+        if previous is not None and previous.task is not None:
+            previous.task.cancel()  # defensive: callers interrupt first
+        reply = _Reply(number, self._vad.time_s)
+        reply.task = asyncio.create_task(
+            self._speak_reply(reply, plan), name=f"emulator-reply-{self.id}-{number}"
+        )
+        self._reply = reply
+        self._log.info("emulator_reply_started", reply=number, f0_hz=reply_fundamental_hz(number))
+
+    async def _speak_reply(self, reply: _Reply, plan: _Plan) -> None:
+        try:
+            if plan.say:
+                await self._speak(reply, plan.say)
+            if plan.tool_call is not None:
+                await self._call_tool(reply, plan.tool_call, plan.after_tool)
+            await self._send(build_generation_complete())
+            usage = usage_counts(plan.prompt_tokens, round(reply.audio_s * AUDIO_TOKENS_PER_S))
+            await self._send(build_turn_complete(usage))
+            assert self._setup is not None
+            if self._setup.session_resumption:
+                handle = self._emu._save_handle(self.id, self._conversation)
+                await self._send(build_session_resumption_update(handle, True))
+        except ConnectionClosed:
+            return
+        except Exception:
+            self._log.exception("emulator_reply_failed", reply=reply.number)
+            await self.close(CLOSE_INTERNAL_ERROR, "emulator internal error")
+
+    async def _call_tool(self, reply: _Reply, call: ScriptToolCall, after_tool: str | None) -> None:
+        self._next_call_id += 1
+        call_id = f"fc-{self._next_call_id}"
+        future: asyncio.Future[FunctionResponse] = asyncio.get_running_loop().create_future()
+        reply.pending[call_id] = future
+        assert self._setup is not None
+        if self._setup.session_resumption:
+            await self._send(build_session_resumption_update(None, False))
+        await self._send(build_tool_call([FunctionCall(call_id, call.name, dict(call.args))]))
+        self._log.info("emulator_tool_call", id=call_id, name=call.name)
+        response = await future
+        payload = json.dumps(response.response, separators=(",", ":"), ensure_ascii=False)
+        await self._speak(reply, (after_tool or DEFAULT_AFTER_TOOL).replace("{response}", payload))
+
+    async def _speak(self, reply: _Reply, text: str) -> None:
+        """Stream `text` as audio chunks with outputTranscription pieces, faster than real time."""
+        assert self._setup is not None
+        rate_hz = DEFAULT_OUTPUT_RATE_HZ
+        pcm = synthesize_speech_pcm16(text, reply.number, rate_hz)
+        duration_s = len(pcm) / 2 / rate_hz
+        reply.end_clock_s = max(reply.end_clock_s, self._vad.time_s) + duration_s
+        reply.audio_s += duration_s
+        pieces = _transcript_pieces(text)
+        next_piece = 0
+        chunk_bytes = max(2, rate_hz * self._emu.chunk_ms // 1000 * 2)
+        for offset in range(0, len(pcm), chunk_bytes):
+            end = min(offset + chunk_bytes, len(pcm))
+            await self._send(build_model_audio(pcm[offset:end], rate_hz))
+            progress = end / len(pcm)
+            due = []
+            while next_piece < len(pieces) and pieces[next_piece][1] <= progress + 1e-9:
+                due.append(pieces[next_piece][0])
+                next_piece += 1
+            if due and self._setup.output_transcription:
+                await self._send(build_output_transcription("".join(due)))
+            if end < len(pcm):
+                await asyncio.sleep(self._emu.chunk_ms / 1000.0 / self._emu.speed)
+
+
+def _transcript_pieces(text: str) -> list[tuple[str, float]]:
+    """Words (with their trailing space) and the fraction of the text spoken at their end."""
+    words = text.split(" ")
+    pieces = [word + " " for word in words[:-1]] + [words[-1]]
+    total = max(len(text), 1)
+    out = []
+    spoken = 0
+    for piece in pieces:
+        spoken += len(piece)
+        if piece:
+            out.append((piece, spoken / total))
+    return out
+
+
+def _close_reason(reason: str) -> str:
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+async def serve_emulator(
+    host: str,
+    port: int,
+    script: EmulatorScript | None = None,
+    *,
+    speed: float = 4.0,
+    chunk_ms: int = 40,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Run a standalone emulator until cancelled (the `gateway emulator` command)."""
+    emulator = LiveEmulator(script, chunk_ms=chunk_ms, speed=speed)
+    url = await emulator.start(host, port, ssl_context=ssl_context)
+    log.info("emulator_listening", url=url, script_turns=len(emulator.script.turns))
+    try:
+        await asyncio.Future()
+    finally:
+        await emulator.stop()
+
+
+def load_script(path: str | Path | None) -> EmulatorScript | None:
+    """`EmulatorScript.from_yaml(path)`, or None when no path is given (CLI convenience)."""
+    return None if path is None else EmulatorScript.from_yaml(path)

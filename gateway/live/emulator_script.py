@@ -1,0 +1,99 @@
+"""What the Live emulator says, turn by turn: a small validated YAML script.
+
+```yaml
+greeting: "Thanks for calling Acme."        # optional; overrides the greeting text
+turns:                                       # applied in order to caller turns
+  - say: "Let me look that up."              # optional speech before a tool call
+    tool_call: {name: lookup_order, args: {order_id: A1001}}
+    after_tool: "Your order A1001 has shipped."   # may use {response} = JSON of the response
+  - say: "Anything else?"
+```
+Caller turns beyond the script get the emulator's default reply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["EmulatorScript", "EmulatorScriptError", "ScriptToolCall", "ScriptTurn"]
+
+
+class EmulatorScriptError(ValueError):
+    """The script is not valid YAML or not a valid script; the message names where."""
+
+
+class ScriptToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    say: str | None = None
+    tool_call: ScriptToolCall | None = None
+    after_tool: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.say is None and self.tool_call is None:
+            raise ValueError("a turn needs `say`, `tool_call` or both")
+        if self.after_tool is not None and self.tool_call is None:
+            raise ValueError("`after_tool` needs a `tool_call`")
+        return self
+
+
+class EmulatorScript(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    greeting: str | None = None
+    turns: tuple[ScriptTurn, ...] = ()
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> EmulatorScript:
+        """Load from a file path (str or Path) or from YAML text."""
+        name = "<script>"
+        text: str
+        if isinstance(source, Path):
+            name, text = str(source), _read(source)
+        elif "\n" not in source and _is_file(source):
+            name, text = source, _read(Path(source))
+        else:
+            text = source
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise EmulatorScriptError(f"{name}: invalid YAML: {exc}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise EmulatorScriptError(f"{name}: expected a mapping with `turns`, got {data!r}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+                f"{err['msg'].removeprefix('Value error, ')}"
+                for err in exc.errors()
+            )
+            raise EmulatorScriptError(f"{name}: {problems}") from None
+
+
+def _is_file(candidate: str) -> bool:
+    try:
+        return Path(candidate).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EmulatorScriptError(f"{path}: cannot read: {exc}") from None
