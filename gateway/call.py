@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ import structlog
 
 from gateway.agents import AgentConfig, AgentSet
 from gateway.audio.codec import AgentAudioEncoder, CallerAudioDecoder, MulawFramer
+from gateway.call_events import CallObserver, ObserverSet
 from gateway.live.protocol import (
     FunctionResponse,
     ServerMessage,
@@ -124,6 +125,7 @@ class Call:
         session_config: SessionConfigFactory,
         *,
         live_input_rate_hz: int = 24000,
+        observers: Sequence[CallObserver] = (),
     ) -> None:
         self._transport = transport
         self._codec = codec
@@ -131,6 +133,7 @@ class Call:
         self._connector = connector
         self._session_config = session_config
         self._live_input_rate_hz = live_input_rate_hz
+        self.events = ObserverSet(observers)
 
         self._decoder = CallerAudioDecoder(live_input_rate_hz)
         self._encoder = AgentAudioEncoder()
@@ -202,6 +205,7 @@ class Call:
             stale_frames_dropped=stats.stale_frames_dropped,
             tool_calls=stats.tool_calls,
         )
+        self.events.call_ended(self._end_reason, stats)
         return self._end_reason
 
     async def _await_start(self) -> StreamStart | None:
@@ -212,6 +216,7 @@ class Call:
                     frame = await self._transport.receive()
                     if frame is None:
                         return None
+                    self.events.carrier_in(frame)
                     event = self._parse(frame)
                     if isinstance(event, StreamStart):
                         return event
@@ -237,6 +242,7 @@ class Call:
             encoding=start.encoding,
             sample_rate_hz=start.sample_rate_hz,
         )
+        self.events.call_started(self)
 
     async def _serve(self) -> None:
         tasks = [
@@ -282,6 +288,7 @@ class Call:
         except TelephonyProtocolError as exc:
             self.stats.malformed_frames += 1
             self.log.warning("malformed_caller_frame", error=str(exc))
+            self.events.error("malformed_caller_frame", str(exc))
             return None
 
     async def _caller_pump(self) -> None:
@@ -290,6 +297,7 @@ class Call:
             if frame is None:
                 self._end(EndReason.CALLER_DISCONNECTED)
                 return
+            self.events.carrier_in(frame)
             event = self._parse(frame)
             if isinstance(event, MediaFrame):
                 await self._on_caller_audio(event)
@@ -313,6 +321,7 @@ class Call:
         pcm16 = self._decoder.decode(frame.payload)
         live = self._live
         if live is not None and self._live_ready:
+            self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
             return
         if len(self._buffered_caller_audio) == self._buffered_caller_audio.maxlen:
@@ -324,7 +333,7 @@ class Call:
         self.stats.dtmf_digits += 1
         self.log.info("dtmf", digit=digit)
         if self._live is not None and self._live_ready:
-            await self._live.send(build_text_input(f"The caller pressed {digit}."))
+            await self._send_live(build_text_input(f"The caller pressed {digit}."))
 
     def _on_mark_echo(self, name: str) -> None:
         if name in self._pending_marks:
@@ -340,32 +349,44 @@ class Call:
             live = await self._connector.connect(config)
         except Exception as exc:
             self.log.error("live_connect_failed", error=str(exc) or repr(exc))
+            self.events.error("live_connect_failed", str(exc) or repr(exc))
             self._end(EndReason.LIVE_CONNECT_FAILED)
             return
         self._live = live
         self.log.info("live_connected")
         await self._flush_buffered_caller_audio(live)
         if self.agent.greeting:
-            await live.send(build_client_content(greeting_prompt(self.agent.greeting)))
+            await self._send_live(build_client_content(greeting_prompt(self.agent.greeting)))
         try:
             async for message in live:
                 await self._on_live_message(message)
         except Exception as exc:
             code = getattr(exc, "code", None)
             self.log.error("live_failed", error=str(exc) or repr(exc), close_code=code)
+            self.events.error("live_failed", str(exc) or repr(exc))
             self._end(EndReason.LIVE_FAILED)
             return
         self.log.info("live_closed")
         self._end(EndReason.LIVE_CLOSED)
 
+    async def _send_live(self, message: Mapping[str, Any]) -> None:
+        """Every non-audio message to Live goes through here (so observers see it)."""
+        live = self._live
+        if live is None:
+            return
+        self.events.live_out(message)
+        await live.send(message)
+
     async def _flush_buffered_caller_audio(self, live: LiveSessionLike) -> None:
         """Send audio heard while connecting, in order, then switch to direct sending."""
         while self._buffered_caller_audio:
             pcm16 = self._buffered_caller_audio.popleft()
+            self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
         self._live_ready = True
 
     async def _on_live_message(self, message: ServerMessage) -> None:
+        self.events.live_in(message)
         if message.interrupted:
             self._barge_in()
         for pcm16 in message.audio:
@@ -429,6 +450,7 @@ class Call:
         self.stats.barge_ins += 1
         self.stats.stale_frames_dropped += dropped
         self.log.info("barge_in", frames_dropped=dropped)
+        self.events.barge_in(dropped)
 
     async def _on_tool_calls(self, message: ServerMessage) -> None:
         """No tools are configured yet: answer each call with an error so the model moves on."""
@@ -441,8 +463,9 @@ class Call:
             for call in message.tool_calls
         ]
         for call in message.tool_calls:
+            self.events.tool_call(call)
             self.log.warning("tool_not_configured", tool=call.name, tool_call_id=call.id)
-        await self._live.send(build_tool_response(responses))
+        await self._send_live(build_tool_response(responses))
 
     # ------------------------------------------------------------------ writer
 
@@ -451,12 +474,14 @@ class Call:
         outbound = self._outbound
         ready = self._outbound_ready
         send = self._transport.send
+        events = self.events
         try:
             while True:
                 await ready.wait()
                 while outbound:
                     frame, _ = outbound.popleft()
                     await send(frame)
+                    events.carrier_out(frame)
                 ready.clear()
         except ConnectionError as exc:
             self.log.info("caller_stream_closed_while_sending", error=str(exc))
@@ -465,7 +490,9 @@ class Call:
     async def _flush_outbound(self) -> None:
         with contextlib.suppress(Exception):
             while self._outbound:
-                await self._transport.send(self._outbound.popleft()[0])
+                frame = self._outbound.popleft()[0]
+                await self._transport.send(frame)
+                self.events.carrier_out(frame)
 
 
 def greeting_prompt(greeting: str) -> str:
