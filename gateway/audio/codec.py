@@ -1,16 +1,19 @@
 """Per-call audio pipelines between Twilio (8 kHz μ-law) and Live (PCM16LE at 16 or 24 kHz).
 
 Each object is stateful (filter history, a dangling byte, a partial frame) and belongs to one
-call and one direction. Bytes in, bytes out: no IO here.
+call and one direction. Bytes in, bytes out: no IO here. The μ-law tables are fused into the
+resampler (`input_table` / `output_table`), so each 20 ms frame is one pass with no
+intermediate PCM arrays.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Final
 
 import numpy as np
 
-from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
+from gateway.audio.mulaw import MULAW_DECODE_TABLE, MULAW_ENCODE_TABLE, MULAW_SILENCE
 from gateway.audio.resample import StreamingResampler
 
 MULAW_RATE_HZ: Final = 8000
@@ -22,7 +25,8 @@ DEFAULT_LIVE_RATE_HZ: Final = 24000
 MULAW_FRAME_BYTES: Final = 160
 """20 ms of 8 kHz μ-law: the unit Twilio plays without gaps."""
 
-_PCM16LE: Final = np.dtype("<i2")
+_NATIVE_IS_LE: Final = sys.byteorder == "little"
+"""process_bytes speaks native-endian PCM16; on a big-endian host we swap at the boundary."""
 
 
 class CallerAudioDecoder:
@@ -30,16 +34,19 @@ class CallerAudioDecoder:
 
     def __init__(self, live_rate_hz: int = DEFAULT_LIVE_RATE_HZ) -> None:
         self.live_rate_hz: Final = live_rate_hz
-        self._resampler = StreamingResampler(MULAW_RATE_HZ, live_rate_hz)
+        self._resampler = StreamingResampler(
+            MULAW_RATE_HZ, live_rate_hz, input_table=MULAW_DECODE_TABLE
+        )
 
     @property
     def group_delay_ms(self) -> float:
+        """Delay the upsampling filter adds (linear phase, same at every frequency)."""
         return self._resampler.group_delay_ms
 
     def decode(self, mulaw: bytes) -> bytes:
         """Any number of μ-law bytes → `live_rate_hz / 8000` PCM16 samples per byte (new bytes)."""
-        pcm16 = self._resampler.process(decode_mulaw(mulaw))
-        return pcm16.astype(_PCM16LE, copy=False).tobytes()
+        pcm16 = self._resampler.process_bytes(mulaw)
+        return pcm16 if _NATIVE_IS_LE else _swap16(pcm16)
 
     def reset(self) -> None:
         """Forget filter history (a new stream starts from silence)."""
@@ -54,20 +61,24 @@ class AgentAudioEncoder:
 
     def __init__(self, live_rate_hz: int = DEFAULT_LIVE_RATE_HZ) -> None:
         self.live_rate_hz: Final = live_rate_hz
-        self._resampler = StreamingResampler(live_rate_hz, MULAW_RATE_HZ)
+        self._resampler = StreamingResampler(
+            live_rate_hz, MULAW_RATE_HZ, output_table=MULAW_ENCODE_TABLE
+        )
         self._dangling = b""
 
     @property
     def group_delay_ms(self) -> float:
+        """Delay the anti-alias filter adds (linear phase, same at every frequency)."""
         return self._resampler.group_delay_ms
 
     def encode(self, pcm16le: bytes) -> bytes:
         """PCM16LE bytes (any length) → μ-law bytes for the samples complete so far."""
-        data = self._dangling + pcm16le if self._dangling else pcm16le
-        whole = len(data) & ~1
-        self._dangling = bytes(data[whole:])
-        samples = np.frombuffer(data, dtype=_PCM16LE, count=whole // 2)
-        return encode_mulaw(self._resampler.process(samples.astype(np.int16, copy=False)))
+        if self._dangling or len(pcm16le) & 1:
+            data = self._dangling + bytes(pcm16le)
+            whole = len(data) & ~1
+            self._dangling = data[whole:]
+            pcm16le = data[:whole]
+        return self._resampler.process_bytes(pcm16le if _NATIVE_IS_LE else _swap16(pcm16le))
 
     def reset(self) -> None:
         """Drop filter history and any dangling byte (barge-in: the agent's audio was cut)."""
@@ -110,3 +121,7 @@ class MulawFramer:
     def reset(self) -> None:
         """Drop the remainder (barge-in)."""
         self._pending.clear()
+
+
+def _swap16(pcm16: bytes) -> bytes:
+    return np.frombuffer(pcm16, dtype=np.int16).byteswap().tobytes()

@@ -15,7 +15,7 @@ MULAW_SILENCE: Final[int] = 0xFF
 """The μ-law code for zero (+0); pads partial frames."""
 
 _BIAS: Final = 0x84
-"""G.711 bias added to the 14-bit magnitude before finding its segment (33 after the 14-bit shift)."""
+"""G.711 bias added to the magnitude before finding its segment (33 at 14-bit scale)."""
 
 _CLIP_14BIT: Final = 8159
 """Largest 14-bit magnitude μ-law represents; louder samples saturate to the top code."""
@@ -32,7 +32,7 @@ def _build_decode_table() -> npt.NDArray[np.int16]:
 
 
 def _build_encode_table() -> npt.NDArray[np.uint8]:
-    # Row i is the int16 sample whose bit pattern, read as uint16, is i.
+    # Entry i is for the int16 sample whose bits, read as uint16, are i.
     pcm14 = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int32) >> 2
     negative = pcm14 < 0
     magnitude = np.minimum(np.where(negative, -pcm14, pcm14), _CLIP_14BIT) + (_BIAS >> 2)
@@ -48,13 +48,16 @@ def _build_encode_table() -> npt.NDArray[np.uint8]:
     return table
 
 
-_DECODE_TABLE: Final = _build_decode_table()
-_ENCODE_TABLE: Final = _build_encode_table()
+MULAW_DECODE_TABLE: Final = _build_decode_table()
+"""int16[256], read-only: the sample each μ-law code stands for."""
+
+MULAW_ENCODE_TABLE: Final = _build_encode_table()
+"""uint8[65536], read-only: the μ-law code of each int16 sample, indexed by its uint16 bits."""
 
 
 def decode_mulaw(mulaw: bytes) -> npt.NDArray[np.int16]:
     """μ-law bytes → a new int16 array (one sample per byte; the caller owns the result)."""
-    result: npt.NDArray[np.int16] = _DECODE_TABLE[np.frombuffer(mulaw, dtype=np.uint8)]
+    result: npt.NDArray[np.int16] = MULAW_DECODE_TABLE[np.frombuffer(mulaw, dtype=np.uint8)]
     return result
 
 
@@ -62,4 +65,4 @@ def encode_mulaw(pcm16: npt.NDArray[np.int16]) -> bytes:
     """int16 samples → μ-law bytes (one byte per sample); louder than ±8159·4 saturates."""
     if pcm16.dtype != np.int16:
         raise TypeError(f"encode_mulaw needs int16 samples, got {pcm16.dtype}")
-    return _ENCODE_TABLE[pcm16.view(np.uint16)].tobytes()
+    return MULAW_ENCODE_TABLE[pcm16.view(np.uint16)].tobytes()
