@@ -1,43 +1,119 @@
 """Agents: one YAML file per phone line's agent, validated into `AgentConfig`, routed by line.
 
-Config is data: a business edits YAML, never code. Validation errors name the file and the
-field so the person editing it can fix it without reading Python.
+Config is data: a business edits YAML, never code. Validation errors name the file, the line
+and the field so the person editing it can fix it without reading Python. Every field is
+documented in `agents/README.md`.
+
+An agent is `AGENTS_DIR/<name>.yaml`, or `AGENTS_DIR/<name>/agent.yaml` when it brings its own
+files (prompt, python tools, seed data); relative paths in the YAML are relative to its folder.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.live.protocol import PREBUILT_VOICES
+from gateway.tools.registry import ToolSet, ToolSetError, build_toolset
+from gateway.tools.spec import E164, ToolSpec, TransferTarget, WebhookConfig
 
 DEFAULT_AGENT_NAME = "default"
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+AGENT_FOLDER_FILES = ("agent.yaml", "agent.yml")
+"""An agent with its own folder: `AGENTS_DIR/<name>/agent.yaml`."""
+_VOICES = {voice.lower(): voice for voice in PREBUILT_VOICES}
+
+DEFAULT_IDLE_REMINDER = (
+    "The caller has said nothing for a while. Briefly ask whether they are still there."
+)
+DEFAULT_IDLE_GOODBYE = (
+    "The caller is still silent. Say a short, polite goodbye; the call ends after that."
+)
+
+__all__ = [
+    "AGENT_FOLDER_FILES",
+    "DEFAULT_AGENT_NAME",
+    "E164",
+    "AgentConfig",
+    "AgentConfigError",
+    "AgentSet",
+    "TranscriptionSettings",
+    "VadSettings",
+    "agent_files",
+    "agent_summary",
+    "load_agent_file",
+    "load_agents",
+]
 
 
 class AgentConfigError(ValueError):
     """An agent file is broken; the message names the file, the field and what was expected."""
 
 
+class VadSettings(BaseModel):
+    """Live's voice activity detection: how eagerly it decides the caller started / stopped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_sensitivity: Literal["high", "low"] | None = None
+    end_sensitivity: Literal["high", "low"] | None = None
+    prefix_padding_ms: int | None = Field(default=None, ge=0, le=10_000)
+    silence_duration_ms: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class TranscriptionSettings(BaseModel):
+    """Whether Live transcribes the caller (`input`) and the agent (`output`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: bool = True
+    output: bool = True
+
+
 class AgentConfig(BaseModel):
-    """One agent: what the model is told, how it sounds, which lines it answers."""
+    """One agent: what the model is told, how it sounds, which lines it answers, its tools."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     lines: tuple[str, ...] = ()
-    model: str | None = None
+    model: str | None = Field(default=None, min_length=1)
     voice: str | None = None
     language: str | None = None
     system_instruction: str | None = None
     system_instruction_file: str | None = None
     greeting: str | None = None
+    vad: VadSettings = VadSettings()
+    max_call_duration_s: float | None = Field(default=None, gt=0)
+    idle_timeout_s: float | None = Field(default=None, gt=0)
+    idle_reminder: str = Field(default=DEFAULT_IDLE_REMINDER, min_length=1)
+    idle_goodbye: str = Field(default=DEFAULT_IDLE_GOODBYE, min_length=1)
+    end_call_phrases: tuple[str, ...] = ()
+    transcription: TranscriptionSettings = TranscriptionSettings()
+    tools: tuple[ToolSpec, ...] = ()
+    transfer: dict[str, TransferTarget] = Field(default_factory=dict)
+    recording: bool = True
+    """Record this agent's calls (RECORD_CALLS=agent, the default, obeys it)."""
+    post_call_webhook: WebhookConfig | None = None
     source_path: Path | None = Field(default=None, exclude=True)
+
+    _toolset: ToolSet | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -49,31 +125,124 @@ class AgentConfig(BaseModel):
     @field_validator("lines")
     @classmethod
     def _check_lines(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
         for number in value:
             if not E164.match(number):
                 raise ValueError(f"{number!r} is not an E.164 number like +15551230000")
+            if number in seen:
+                raise ValueError(f"{number} is listed twice")
+            seen.add(number)
         return value
+
+    @field_validator("voice")
+    @classmethod
+    def _check_voice(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        voice = _VOICES.get(value.lower())
+        if voice is None:
+            raise ValueError(f"unknown voice {value!r}; one of: {', '.join(PREBUILT_VOICES)}")
+        return voice
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str | None) -> str | None:
+        if value is not None and not LANGUAGE.match(value):
+            raise ValueError(f"{value!r} is not a BCP-47 language code like en-US")
+        return value
+
+    @field_validator("end_call_phrases")
+    @classmethod
+    def _check_phrases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not phrase.strip() for phrase in value):
+            raise ValueError("phrases must not be empty")
+        return value
+
+    @field_validator("transfer")
+    @classmethod
+    def _check_transfer_names(cls, value: dict[str, TransferTarget]) -> dict[str, TransferTarget]:
+        for key in value:
+            if not AGENT_NAME.match(key):
+                raise ValueError(f"target name {key!r}: use lower-case letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_instruction_source(self) -> Self:
+        if self.system_instruction and self.system_instruction_file:
+            raise ValueError("set only one of system_instruction and system_instruction_file")
+        return self
+
+    @property
+    def agent_dir(self) -> Path:
+        """The folder relative paths (prompt file, python tools) are resolved against."""
+        return self.source_path.parent if self.source_path is not None else Path(".")
 
     @property
     def instructions(self) -> str | None:
         """The system instruction text, inline or from `system_instruction_file`."""
         if self.system_instruction is not None:
             return self.system_instruction
-        if self.system_instruction_file and self.source_path is not None:
-            path = self.source_path.parent / self.system_instruction_file
+        if self.system_instruction_file:
+            path = self.agent_dir / self.system_instruction_file
             return path.read_text(encoding="utf-8")
         return None
 
+    @property
+    def toolset(self) -> ToolSet:
+        """The agent's tools, resolved (python modules imported) once and cached."""
+        if self._toolset is None:
+            try:
+                self._toolset = build_toolset(
+                    self.tools, agent_dir=self.agent_dir, transfer=self.transfer
+                )
+            except ToolSetError as exc:
+                where = str(self.source_path) if self.source_path else self.name
+                raise AgentConfigError(
+                    "\n".join(f"{where}: {_dotted(p.loc)}: {p.message}" for p in exc.problems)
+                ) from None
+        return self._toolset
 
-def _yaml_line_of(text: str, key: str) -> int | None:
-    """Best-effort 1-based line of a top-level key, for error messages."""
-    pattern = re.compile(rf"^{re.escape(key)}\s*:", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _yaml_line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort 1-based line of the YAML node at `loc` (keys and list indexes)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        node = None
+    line: int | None = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _where(path: Path, text: str, loc: tuple[str | int, ...]) -> str:
+    line = _yaml_line_of(text, loc) if loc else None
+    return f"{path}:{line}" if line else str(path)
 
 
 def load_agent_file(path: Path) -> AgentConfig:
-    """Parse and validate one agent YAML file, or raise `AgentConfigError` naming what is wrong."""
+    """Parse and validate one agent YAML file, or raise `AgentConfigError` naming what is wrong.
+
+    Tools are resolved too (python modules imported, secrets looked up), so a missing
+    implementation is an error here rather than mid-call.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -87,31 +256,43 @@ def load_agent_file(path: Path) -> AgentConfig:
         raise AgentConfigError(f"{path}{where}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"{path}: expected a mapping of agent fields at the top level")
-    data.setdefault("name", path.stem)
+    default_name = path.parent.name if path.name in AGENT_FOLDER_FILES else path.stem
+    data.setdefault("name", default_name)
     try:
         agent = AgentConfig.model_validate({**data, "source_path": path})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = ".".join(str(part) for part in error["loc"])
-            top = str(error["loc"][0]) if error["loc"] else ""
-            line = _yaml_line_of(text, top) if top else None
-            where = f"{path}:{line}" if line else str(path)
+            loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field"
-            problems.append(f"{where}: {loc}: {message}")
+            problems.append(f"{_where(path, text, loc)}: {_dotted(loc) or '(top)'}: {message}")
         raise AgentConfigError("\n".join(problems)) from None
-    if agent.system_instruction and agent.system_instruction_file:
-        raise AgentConfigError(
-            f"{path}: set only one of system_instruction and system_instruction_file"
-        )
     if agent.system_instruction_file:
-        target = path.parent / agent.system_instruction_file
+        target = agent.agent_dir / agent.system_instruction_file
         if not target.is_file():
             raise AgentConfigError(
-                f"{path}: system_instruction_file: {target} does not exist"
+                f"{_where(path, text, ('system_instruction_file',))}: system_instruction_file: "
+                f"{target} does not exist"
             )
+    try:
+        agent._toolset = build_toolset(
+            agent.tools, agent_dir=agent.agent_dir, transfer=agent.transfer
+        )
+    except ToolSetError as exc:
+        raise AgentConfigError(
+            "\n".join(
+                f"{_where(path, text, p.loc)}: {_dotted(p.loc)}: {p.message}" for p in exc.problems
+            )
+        ) from None
+    hook = agent.post_call_webhook
+    if hook is not None and hook.hmac_secret_env and not os.environ.get(hook.hmac_secret_env):
+        loc = ("post_call_webhook", "hmac_secret_env")
+        raise AgentConfigError(
+            f"{_where(path, text, loc)}: {_dotted(loc)}: "
+            f"environment variable {hook.hmac_secret_env} is not set"
+        )
     return agent
 
 
@@ -141,6 +322,7 @@ class AgentSet:
 
     @classmethod
     def from_agents(cls, agents: Iterable[AgentConfig]) -> AgentSet:
+        """Index agents by name and line; duplicates and unresolvable tools are errors."""
         by_name: dict[str, AgentConfig] = {}
         by_line: dict[str, str] = {}
         errors: list[str] = []
@@ -157,6 +339,10 @@ class AgentSet:
                         f"{by_line[number]!r}"
                     )
                 by_line[number] = agent.name
+            try:
+                agent.toolset  # noqa: B018 - resolves (and caches) the tools, or raises
+            except AgentConfigError as exc:
+                errors.append(str(exc))
         if errors:
             raise AgentConfigError("\n".join(errors))
         if not by_name:
@@ -164,14 +350,25 @@ class AgentSet:
         return cls(agents=by_name, by_line=by_line)
 
 
+def agent_files(directory: Path) -> list[Path]:
+    """`*.yaml`/`*.yml` in `directory`, then `*/agent.yaml` (agents with their own folder)."""
+    top = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    folders = sorted(
+        path
+        for name in AGENT_FOLDER_FILES
+        for path in directory.glob(f"*/{name}")
+        if not path.parent.name.startswith(".")
+    )
+    return [*top, *folders]
+
+
 def load_agents(directory: Path) -> AgentSet:
-    """Load every `*.yaml`/`*.yml` in `directory`; all errors are reported together."""
+    """Load every agent file in `directory`; all errors are reported together."""
     if not directory.is_dir():
         raise AgentConfigError(f"{directory}: agents directory does not exist")
     agents: list[AgentConfig] = []
     errors: list[str] = []
-    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    for path in paths:
+    for path in agent_files(directory):
         try:
             agents.append(load_agent_file(path))
         except AgentConfigError as exc:
@@ -185,4 +382,9 @@ def load_agents(directory: Path) -> AgentSet:
 
 def agent_summary(agent: AgentConfig) -> dict[str, Any]:
     """A loggable description of an agent (no instructions, which may be long)."""
-    return {"agent": agent.name, "lines": list(agent.lines), "voice": agent.voice}
+    return {
+        "agent": agent.name,
+        "lines": list(agent.lines),
+        "voice": agent.voice,
+        "tools": [spec.tool_name for spec in agent.tools],
+    }

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from gateway.agents import AgentConfig, AgentSet
 from gateway.audio.codec import AgentAudioEncoder, CallerAudioDecoder, MulawFramer
+from gateway.call_control import CallSupervisor
 from gateway.call_events import CallObserver, ObserverSet
 from gateway.live.protocol import (
     FunctionResponse,
@@ -37,6 +40,7 @@ from gateway.live.protocol import (
     build_text_input,
     build_tool_response,
 )
+from gateway.prompts import APOLOGY, load_prompt_mulaw, prompt_duration_s
 from gateway.telephony.base import (
     Connected,
     Dtmf,
@@ -48,11 +52,20 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
+from gateway.telephony.transcript import TranscriptRole, build_transcript, wants_transcript
+from gateway.telephony.twilio_rest import TwilioRest
+from gateway.tools import ToolContext, ToolRunner
 
 log = structlog.get_logger("gateway.call")
 
 START_TIMEOUT_S = 10.0
 """How long a fresh stream may take to send `start` before we give up on it."""
+PROMPT_MARK = "prompt-apology"
+"""The mark sent after the apology prompt; its echo means the caller heard it."""
+PROMPT_FRAME_BYTES = 160
+"""Prompt audio goes out in 20 ms μ-law frames, like agent audio."""
+PROMPT_ECHO_MARGIN_S = 10.0
+"""How long past the prompt's own length we wait for its mark echo before hanging up."""
 MAX_BUFFERED_CALLER_FRAMES = 500
 """Caller audio kept while Live is still connecting (500 × 20 ms = 10 s); oldest dropped first."""
 
@@ -92,6 +105,12 @@ class EndReason(StrEnum):
     LIVE_FAILED = "live_failed"
     GATEWAY_SHUTDOWN = "gateway_shutdown"
     INTERNAL_ERROR = "internal_error"
+    # The gateway ended the call on purpose (gateway.call_control.EndCause):
+    AGENT_ENDED = "agent_ended"
+    END_PHRASE = "end_phrase"
+    TRANSFERRED = "transferred"
+    MAX_DURATION = "max_duration"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 @dataclass
@@ -108,6 +127,8 @@ class CallStats:
     tool_calls: int = 0
     dtmf_digits: int = 0
     caller_frames_dropped_while_connecting: int = 0
+    live_reconnects: int = 0
+    """Live sessions that dropped and were replaced mid-call (see `Call.note_live_reconnect`)."""
 
 
 SessionConfigFactory = Callable[[AgentConfig, StreamStart], SessionConfig]
@@ -126,7 +147,16 @@ class Call:
         *,
         live_input_rate_hz: int = 24000,
         observers: Sequence[CallObserver] = (),
+        carrier_rest: TwilioRest | None = None,
+        data_dir: Path = Path("data"),
     ) -> None:
+        self._carrier_rest = carrier_rest
+        """Hangs up / transfers through the carrier's REST API (None: just close the stream)."""
+        self._data_dir = data_dir
+        """Agents' writable state lives in `data_dir/<agent name>/` (given to tools)."""
+        self.tools: ToolRunner | None = None
+        self.control: CallSupervisor | None = None
+        self._buffered_dtmf: list[str] = []
         self._transport = transport
         self._codec = codec
         self._agents = agents
@@ -157,6 +187,9 @@ class Call:
         self.agent: AgentConfig | None = None
         self.stats = CallStats()
         self.transcript: list[tuple[str, str]] = []
+        self._transcript_to_caller = False
+        """The stream asked for transcript frames (`transcript=1`: softphones, never Twilio)."""
+        self._log_tokens: Mapping[str, contextvars.Token[Any]] = {}
         self.log = log
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,16 +199,23 @@ class Call:
         try:
             start = await self._await_start()
             if start is None:
-                return self._finish(EndReason.NO_START)
-            self._begin(start)
-            await self._serve()
+                self._end(EndReason.NO_START)
+            else:
+                self._begin(start)
+                await self._serve()
         except Exception:
             self.log.exception("call_failed")
             self._end(EndReason.INTERNAL_ERROR)
+        except asyncio.CancelledError:
+            # The server cancelled the handler (shutdown); the summary below still goes out.
+            self._end(EndReason.GATEWAY_SHUTDOWN)
+            raise
         finally:
             await self._close_everything()
             self.finished.set()
-        return self._finish(self._end_reason or EndReason.INTERNAL_ERROR)
+            reason = self._finish(self._end_reason or EndReason.INTERNAL_ERROR)
+            structlog.contextvars.reset_contextvars(**self._log_tokens)
+        return reason
 
     def hang_up(self, reason: EndReason = EndReason.GATEWAY_SHUTDOWN) -> None:
         """Ask the call to end (e.g. drain timeout); `run()` then closes both sides."""
@@ -204,6 +244,9 @@ class Call:
             malformed_frames=stats.malformed_frames,
             stale_frames_dropped=stats.stale_frames_dropped,
             tool_calls=stats.tool_calls,
+            live_reconnects=stats.live_reconnects,
+            dtmf_digits=stats.dtmf_digits,
+            caller_frames_dropped_while_connecting=stats.caller_frames_dropped_while_connecting,
         )
         self.events.call_ended(self._end_reason, stats)
         return self._end_reason
@@ -223,7 +266,7 @@ class Call:
                     if isinstance(event, StreamStop):
                         return None
                     if event is not None and not isinstance(event, Connected):
-                        self.log.warning("event_before_start", event=type(event).__name__)
+                        self.log.warning("event_before_start", kind=type(event).__name__)
         except TimeoutError:
             self.log.warning("no_start_event", timeout_s=START_TIMEOUT_S)
             return None
@@ -232,9 +275,11 @@ class Call:
         self.start = start
         params = start.custom_parameters
         self.agent = self._agents.for_call(params.get("agent"), params.get("to"))
-        self.log = log.bind(
-            call_sid=start.call_sid, stream_sid=start.stream_sid, agent=self.agent.name
-        )
+        self.log = log.bind(**self._log_context())
+        # Lines other modules log for this call (Live client, observers) carry its ids too;
+        # tasks started from here on inherit them, `run()` unbinds them at the very end.
+        self._log_tokens = structlog.contextvars.bind_contextvars(**self._log_context())
+        self._transcript_to_caller = wants_transcript(params)
         self.log.info(
             "call_started",
             caller=params.get("from"),
@@ -242,7 +287,17 @@ class Call:
             encoding=start.encoding,
             sample_rate_hz=start.sample_rate_hz,
         )
+        self._begin_tools_and_control(start, self.agent)
         self.events.call_started(self)
+
+    def _log_context(self) -> dict[str, str]:
+        """The ids every log line of this call carries."""
+        assert self.start is not None and self.agent is not None
+        return {
+            "call_sid": self.start.call_sid,
+            "stream_sid": self.start.stream_sid,
+            "agent": self.agent.name,
+        }
 
     async def _serve(self) -> None:
         tasks = [
@@ -269,6 +324,7 @@ class Call:
             await self._flush_outbound()
 
     async def _close_everything(self) -> None:
+        await self._end_tools_and_control()
         live, self._live = self._live, None
         if live is not None:
             try:
@@ -312,7 +368,7 @@ class Call:
             elif isinstance(event, UnknownEvent):
                 self.log.info("unknown_caller_event", kind=event.event)
             elif isinstance(event, StreamStart | Connected):
-                self.log.warning("unexpected_caller_event", event=type(event).__name__)
+                self.log.warning("unexpected_caller_event", kind=type(event).__name__)
 
     async def _on_caller_audio(self, frame: MediaFrame) -> None:
         if frame.track not in ("inbound", "inbound_track", ""):
@@ -329,16 +385,27 @@ class Call:
         self._buffered_caller_audio.append(pcm16)
 
     async def _on_dtmf(self, digit: str) -> None:
-        """Keypresses reach the model as text, so menus ("press 1 for…") work."""
+        """Keypresses reach the model as text, so menus ("press 1 for…") work.
+
+        Keys pressed while Live is still connecting are kept and sent once it is ready.
+        """
         self.stats.dtmf_digits += 1
         self.log.info("dtmf", digit=digit)
+        if self.control is not None:
+            self.control.caller_active()
         if self._live is not None and self._live_ready:
-            await self._send_live(build_text_input(f"The caller pressed {digit}."))
+            await self._send_live(build_text_input(dtmf_text(digit)))
+        else:
+            self._buffered_dtmf.append(digit)
 
     def _on_mark_echo(self, name: str) -> None:
         if name in self._pending_marks:
             self._pending_marks.discard(name)
             self.log.debug("turn_played", mark=name)
+            if self.control is not None:
+                self.control.mark_played(name)
+        if name == PROMPT_MARK and self._prompt_played is not None:
+            self._prompt_played.set()
 
     # ------------------------------------------------------------------ Live → caller
 
@@ -348,11 +415,16 @@ class Call:
         try:
             live = await self._connector.connect(config)
         except Exception as exc:
-            self.log.error("live_connect_failed", error=str(exc) or repr(exc))
+            code = _close_code(exc)
+            self.log.error("live_connect_failed", error=str(exc) or repr(exc), close_code=code)
             self.events.error("live_connect_failed", str(exc) or repr(exc))
-            self._end(EndReason.LIVE_CONNECT_FAILED)
+            self.events.live_closed(code)
+            await self._play_prompt_and_end(EndReason.LIVE_CONNECT_FAILED)
             return
         self._live = live
+        add_resume_listener = getattr(live, "add_resume_listener", None)
+        if add_resume_listener is not None:  # a resuming session (gateway.live.resilient)
+            add_resume_listener(lambda resumed: self.note_live_reconnect(resumed.close_code))
         self.log.info("live_connected")
         await self._flush_buffered_caller_audio(live)
         if self.agent.greeting:
@@ -361,13 +433,67 @@ class Call:
             async for message in live:
                 await self._on_live_message(message)
         except Exception as exc:
-            code = getattr(exc, "code", None)
+            code = _close_code(exc)
             self.log.error("live_failed", error=str(exc) or repr(exc), close_code=code)
             self.events.error("live_failed", str(exc) or repr(exc))
-            self._end(EndReason.LIVE_FAILED)
+            self.events.live_closed(code)
+            await self._play_prompt_and_end(EndReason.LIVE_FAILED)
             return
-        self.log.info("live_closed")
+        code = getattr(live, "close_code", None)
+        self.log.info("live_closed", close_code=code)
+        self.events.live_closed(code)
         self._end(EndReason.LIVE_CLOSED)
+
+    _prompt_played: asyncio.Event | None = None
+    """Set when the carrier echoes the prompt's mark: the caller has heard it."""
+
+    async def _play_prompt_and_end(self, reason: EndReason) -> None:
+        """Live is gone for good: play the bundled apology, wait until it is heard, hang up.
+
+        Never a silent hang-up: what the model already said plays first, then the apology.
+        Caller audio is no longer sent to Live. The wait ends at the prompt's mark echo, or
+        after the prompt's length plus PROMPT_ECHO_MARGIN_S if the carrier never echoes it.
+        """
+        assert self.start is not None
+        if self._end_reason is None:
+            self._end_reason = reason  # a hang-up during the apology does not change why
+        self._live_ready = False
+        try:
+            mulaw = load_prompt_mulaw(APOLOGY)
+        except OSError as exc:
+            self.log.error("prompt_missing", prompt=APOLOGY, error=str(exc))
+            self._end(reason)
+            return
+        stream_sid = self.start.stream_sid
+        build_media = self._codec.build_media
+        tail = self._framer.flush()
+        if tail is not None:
+            self._outbound.append((build_media(stream_sid, tail), True))
+        frame_bytes = PROMPT_FRAME_BYTES
+        for offset in range(0, len(mulaw), frame_bytes):
+            frame = mulaw[offset : offset + frame_bytes].ljust(frame_bytes, b"\xff")
+            self._outbound.append((build_media(stream_sid, frame), True))
+        self._pending_marks.add(PROMPT_MARK)
+        self._outbound.append((self._codec.build_mark(stream_sid, PROMPT_MARK), False))
+        self._prompt_played = asyncio.Event()
+        self._outbound_ready.set()
+        duration_s = prompt_duration_s(mulaw)
+        self.log.info("apology_prompt_playing", prompt=APOLOGY, duration_s=round(duration_s, 2))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(duration_s + PROMPT_ECHO_MARGIN_S):
+                await self._prompt_played.wait()
+        self._end(reason)
+
+    def note_live_reconnect(self, close_code: int | None) -> None:
+        """The Live connection dropped (`close_code`) and a new session took over the call.
+
+        For a reconnecting connector to call: it counts in the summary line and in metrics.
+        """
+        self.stats.live_reconnects += 1
+        self.log.warning(
+            "live_reconnected", close_code=close_code, live_reconnects=self.stats.live_reconnects
+        )
+        self.events.live_reconnected(close_code)
 
     async def _send_live(self, message: Mapping[str, Any]) -> None:
         """Every non-audio message to Live goes through here (so observers see it)."""
@@ -383,6 +509,8 @@ class Call:
             pcm16 = self._buffered_caller_audio.popleft()
             self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
+        while self._buffered_dtmf:
+            await self._send_live(build_text_input(dtmf_text(self._buffered_dtmf.pop(0))))
         self._live_ready = True
 
     async def _on_live_message(self, message: ServerMessage) -> None:
@@ -393,14 +521,28 @@ class Call:
             self._queue_agent_audio(pcm16)
         if message.output_transcription:
             self.transcript.append(("agent", message.output_transcription))
+            self._relay_transcript("agent", message.output_transcription)
         if message.input_transcription:
             self.transcript.append(("caller", message.input_transcription))
+            self._relay_transcript("caller", message.input_transcription)
         if message.tool_calls:
-            await self._on_tool_calls(message)
+            self._on_tool_calls(message)
+        if message.tool_call_cancellation_ids and self.tools is not None:
+            self.tools.cancel(message.tool_call_cancellation_ids)
         if message.go_away_time_left_s is not None:
             self.log.warning("live_go_away", time_left_s=message.go_away_time_left_s)
+        if self.control is not None:
+            self.control.live_message(message)
         if message.turn_complete:
-            self._complete_turn(interrupted=message.interrupted)
+            mark = self._complete_turn(interrupted=message.interrupted)
+            if self.control is not None:
+                self.control.turn_completed(mark, interrupted=message.interrupted)
+
+    def _relay_transcript(self, role: TranscriptRole, text: str) -> None:
+        """Queued with the audio, so text not yet sent is dropped with its audio on barge-in."""
+        if self._transcript_to_caller and self.start is not None:
+            self._outbound.append((build_transcript(self.start.stream_sid, role, text), False))
+            self._outbound_ready.set()
 
     def _queue_agent_audio(self, pcm16: bytes) -> None:
         mulaw = self._encoder.encode(pcm16)
@@ -415,12 +557,15 @@ class Call:
         self._turn_has_audio = True
         self._outbound_ready.set()
 
-    def _complete_turn(self, *, interrupted: bool) -> None:
-        """After a whole turn: pad out the last frame and ask Twilio to echo a mark when played."""
+    def _complete_turn(self, *, interrupted: bool) -> str | None:
+        """After a whole turn: pad out the last frame and ask Twilio to echo a mark when played.
+
+        Returns the mark's name (None when the turn had no audio to play).
+        """
         self.stats.turns += 1
         if interrupted or not self._turn_has_audio:
             self._turn_has_audio = False
-            return
+            return None
         assert self.start is not None
         tail = self._framer.flush()
         if tail is not None:
@@ -431,6 +576,7 @@ class Call:
         self._outbound.append((self._codec.build_mark(self.start.stream_sid, mark), False))
         self._turn_has_audio = False
         self._outbound_ready.set()
+        return mark
 
     def _barge_in(self) -> None:
         """The caller talked over the agent: drop everything not yet sent, then `clear`.
@@ -451,21 +597,75 @@ class Call:
         self.stats.stale_frames_dropped += dropped
         self.log.info("barge_in", frames_dropped=dropped)
         self.events.barge_in(dropped)
+        if self.control is not None:
+            self.control.barged_in()
 
-    async def _on_tool_calls(self, message: ServerMessage) -> None:
-        """No tools are configured yet: answer each call with an error so the model moves on."""
-        assert self._live is not None
+    # ------------------------------------------------------------------ tools and endings
+
+    def _on_tool_calls(self, message: ServerMessage) -> None:
+        """Each tool call runs as its own task (gateway.tools.runner); the pump goes on."""
+        assert self.tools is not None
         self.stats.tool_calls += len(message.tool_calls)
-        responses = [
-            FunctionResponse(
-                id=call.id, name=call.name, response={"error": f"unknown tool {call.name!r}"}
-            )
-            for call in message.tool_calls
-        ]
         for call in message.tool_calls:
-            self.events.tool_call(call)
-            self.log.warning("tool_not_configured", tool=call.name, tool_call_id=call.id)
-        await self._send_live(build_tool_response(responses))
+            self.tools.start(call)
+
+    async def _send_tool_response(self, response: FunctionResponse) -> None:
+        await self._send_live(build_tool_response([response]))
+        if self.control is not None:
+            self.control.tool_response_sent()
+
+    def _begin_tools_and_control(self, start: StreamStart, agent: AgentConfig) -> None:
+        """The agent's tool runner and limits (gateway.call_control) for this call."""
+        params = start.custom_parameters
+        self.control = CallSupervisor(agent, start, self, carrier=self._carrier_rest, log=self.log)
+        context = ToolContext(
+            call_sid=start.call_sid,
+            agent=agent.name,
+            from_number=params.get("from", ""),
+            to_number=params.get("to", ""),
+            stream_sid=start.stream_sid,
+            agent_dir=agent.agent_dir,
+            data_dir=self._data_dir / agent.name,
+            transfer_targets=dict(agent.transfer),
+            control=self.control,
+            log=self.log,
+        )
+        self.tools = ToolRunner(
+            agent.toolset, context, self._send_tool_response, events=self.events, log=self.log
+        )
+        self.control.start()
+
+    async def _end_tools_and_control(self) -> None:
+        """The call is over: cancel running tool calls and timers."""
+        if self.tools is not None:
+            await self.tools.close()
+        if self.control is not None:
+            await self.control.close()
+
+    async def send_prompt(self, text: str) -> None:
+        """`CallHooks`: a user-role text turn; the model answers it out loud."""
+        await self._send_live(build_client_content(text))
+
+    def claim_end(self, reason: str | None) -> None:
+        """`CallHooks`: reserve why the call is about to end (None: give it back)."""
+        if reason is None:
+            if not self._ended.is_set():
+                self._end_reason = None
+        elif self._end_reason is None:
+            self._end_reason = EndReason(reason)
+
+    def end(self, reason: str) -> None:
+        """`CallHooks`: end the call now for `reason` (an `EndReason` value)."""
+        self._end(EndReason(reason))
+
+    def play_mulaw(self, mulaw: bytes) -> None:
+        """`CallHooks`: queue 8 kHz μ-law (e.g. DTMF tones) for the caller as 20 ms frames."""
+        assert self.start is not None
+        stream_sid = self.start.stream_sid
+        for offset in range(0, len(mulaw), PROMPT_FRAME_BYTES):
+            frame = mulaw[offset : offset + PROMPT_FRAME_BYTES].ljust(PROMPT_FRAME_BYTES, b"\xff")
+            self._outbound.append((self._codec.build_media(stream_sid, frame), True))
+        self._outbound_ready.set()
 
     # ------------------------------------------------------------------ writer
 
@@ -495,6 +695,17 @@ class Call:
                 self.events.carrier_out(frame)
 
 
+def _close_code(exc: BaseException) -> int | None:
+    """The WebSocket close code a Live failure carries (`LiveConnectionClosed.code`), if any."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else None
+
+
 def greeting_prompt(greeting: str) -> str:
     """What we tell the model so that it opens the call with the agent's greeting."""
     return f'Greet the caller now by saying exactly: "{greeting}"'
+
+
+def dtmf_text(digit: str) -> str:
+    """What the model reads when the caller presses a key."""
+    return f"The caller pressed {digit}."

@@ -53,6 +53,13 @@ class CallObserver:
     def error(self, kind: str, detail: str) -> None:
         """Something went wrong that the call survived or ended on."""
 
+    def live_closed(self, code: int | None) -> None:
+        """Live ended the session or refused to open it: its WebSocket close code (None when
+        no WebSocket was established). Not called when the gateway itself closes Live."""
+
+    def live_reconnected(self, close_code: int | None) -> None:
+        """The Live connection dropped with `close_code` and a new session took over the call."""
+
     def call_ended(self, reason: EndReason, stats: CallStats) -> None:
         """The call is over; both sides are closed."""
 
@@ -106,6 +113,12 @@ class ObserverSet(CallObserver):
 
     def error(self, kind: str, detail: str) -> None:
         self._each("error", kind, detail)
+
+    def live_closed(self, code: int | None) -> None:
+        self._each("live_closed", code)
+
+    def live_reconnected(self, close_code: int | None) -> None:
+        self._each("live_reconnected", close_code)
 
     def call_ended(self, reason: EndReason, stats: CallStats) -> None:
         self._each("call_ended", reason, stats)

@@ -1,4 +1,4 @@
-"""The `gateway` command: `serve`, `emulator`, `agents check`."""
+"""The `gateway` command: `serve`, `emulator`, `agents check`, `call`, `replay`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,29 @@ def _build_parser() -> argparse.ArgumentParser:
     agents_commands = agents.add_subparsers(dest="agents_command", required=True)
     check = agents_commands.add_parser("check", help="validate every agent file")
     check.add_argument("directory", nargs="?", type=Path, help="defaults to AGENTS_DIR")
+
+    call = commands.add_parser(
+        "call", help="call an agent with a WAV file, save its spoken reply (see softphone_cli)"
+    )
+    call.add_argument("--agent", help="agent name (default: the default agent)")
+    call.add_argument("--say", type=Path, required=True, help="WAV file to say (any rate)")
+    call.add_argument("--out", type=Path, required=True, help="reply WAV to write (8 kHz)")
+    call.add_argument(
+        "--url", help="media stream of a running gateway (ws://127.0.0.1:8080/media); "
+        "default: a gateway and the Live emulator in this process"
+    )
+    call.add_argument(
+        "--pace", choices=("auto", "realtime", "fast"), default="auto",
+        help="send frames every 20 ms (realtime) or at once (fast); auto: realtime with --url",
+    )
+    call.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+
+    from gateway.replay import add_replay_arguments
+
+    replay = commands.add_parser(
+        "replay", help="replay a recorded call (.jsonl) and check the gateway still matches it"
+    )
+    add_replay_arguments(replay)
     return parser
 
 
@@ -45,6 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         return _agents_check(args.directory or settings.agents_dir)
     if args.command == "emulator":
         return _run_emulator(args.host, args.port, args.script)
+    if args.command == "replay":
+        from gateway.replay import run_replay_command
+
+        configure_logging("debug" if settings.log_level == "debug" else "warning")
+        return run_replay_command(args, settings)
+    if args.command == "call":
+        from gateway.softphone_cli import run_call_command
+
+        configure_logging("debug" if settings.log_level == "debug" else "warning")
+        return run_call_command(
+            settings, agent=args.agent, say=args.say, out=args.out, url=args.url,
+            pace=args.pace, timeout_s=args.timeout,
+        )
     try:
         agents = load_agents(settings.agents_dir)
     except AgentConfigError as exc:

@@ -1,40 +1,90 @@
 """Logging set-up: structlog, JSON lines in production, pretty on a terminal.
 
-Every line of a call carries `call_sid`, `stream_sid` and `agent` (bound in `gateway.call`).
+Every line of a call carries `call_sid`, `stream_sid` and `agent`: `gateway.call` binds them on
+its logger and, for the duration of the call, in structlog's context variables, so lines logged
+by other modules (the Live client, observers, libraries using stdlib `logging`) on behalf of
+the call carry them too. Stdlib log records go through the same renderer, so production output
+is JSON throughout. Prometheus metrics live in `gateway.metrics`.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
+_HANDLER_MARK = "_gateway_log_handler"
+
+
+class _CurrentStderr:
+    """A file that writes to whatever `sys.stderr` is at write time (test capture swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """structlog's PrintLogger with a `name`, so `add_logger_name` can say which module spoke."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(file=_CurrentStderr())  # type: ignore[arg-type]
+        self.name = name
+
+
+def _logger_factory(*args: Any) -> _NamedPrintLogger:
+    return _NamedPrintLogger(str(args[0]) if args else "gateway")
+
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
-    """Route structlog and stdlib logging to stderr; `json=None` picks by whether it is a tty."""
+    """Route structlog and stdlib logging to stderr; `json=None` picks by whether it is a tty.
+
+    Safe to call again (tests, the `call` command): loggers are not cached, so the new
+    configuration applies to every logger from then on.
+    """
     if json is None:
         json = not sys.stderr.isatty()
     numeric_level = logging.getLevelName(level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+    exceptions: structlog.types.Processor = (
+        structlog.processors.format_exc_info if json else structlog.dev.set_exc_info
     )
-    logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(name)s %(message)s")
+    structlog.configure(
+        processors=[*shared, structlog.processors.StackInfoRenderer(), exceptions, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=_logger_factory,
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib_logging(numeric_level, shared, [exceptions, renderer])
+
+
+def _route_stdlib_logging(
+    level: int, shared: list[structlog.types.Processor], final: list[structlog.types.Processor]
+) -> None:
+    """Render stdlib records (aiohttp, websockets, …) like structlog's, on the same stream."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+    )
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -9,25 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from functools import partial
+from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
+from gateway.agent_store import AgentStore
 from gateway.agents import AgentSet
 from gateway.call import Call, EndReason, LiveConnectorLike
 from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
+from gateway.live.resilient import ResilientLiveConnector
+from gateway.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
+from gateway.post_call import PostCallWebhook, wait_for_deliveries
+from gateway.recording import RECORDINGS, add_recordings
+from gateway.security import SIGNATURE_HEADER, CallSlots, GuardedTransport, SignatureCheck
 from gateway.session_config import session_config_for
 from gateway.settings import LiveBackend, Settings
-from gateway.telephony.twilio import TwilioCodec, build_connect_twiml, media_stream_url
+from gateway.softphone import add_softphone_routes
+from gateway.telephony.twilio import (
+    TwilioCodec,
+    build_connect_twiml,
+    build_say_hangup_twiml,
+    media_stream_url,
+)
+from gateway.telephony.twilio_rest import TwilioRest
 
 log = structlog.get_logger("gateway.server")
 
 MEDIA_PATH = "/media"
 MAX_CARRIER_FRAME_BYTES = 64 * 1024
-"""A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call."""
+"""A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call.
+The default of the MAX_CARRIER_FRAME_BYTES setting, which the handler uses."""
+BUSY_MESSAGE = "Sorry, all our lines are busy. Please call again later."
 
 class GatewayState:
     """Mutable process state shared by the handlers."""
@@ -40,9 +56,13 @@ class GatewayState:
 
 SETTINGS = web.AppKey("settings", Settings)
 AGENTS = web.AppKey("agents", AgentSet)
+"""The agent set the app started with; `AGENT_STORE.current` is the live one (hot reload)."""
+AGENT_STORE = web.AppKey("agent_store", AgentStore)
 CONNECTOR = web.AppKey("connector", LiveConnectorLike)
 CALLS: web.AppKey[set[Call]] = web.AppKey("calls")
 STATE = web.AppKey("state", GatewayState)
+SIGNATURES = web.AppKey("signatures", SignatureCheck)
+CALL_SLOTS = web.AppKey("call_slots", CallSlots)
 
 
 class WebSocketTransport:
@@ -82,11 +102,29 @@ def _public_base_url(request: web.Request, settings: Settings) -> str:
     return f"{proto}://{host}"
 
 
+def _require_twilio_signature(request: web.Request, url: str, params: Mapping[str, Any]) -> None:
+    """403 unless X-Twilio-Signature signs `url` (+ `params`); a no-op without an auth token."""
+    problem = request.app[SIGNATURES].check(url, params, request.headers.get(SIGNATURE_HEADER))
+    if problem is not None:
+        log.warning("request_rejected", reason=problem, path=request.path, signed_url=url)
+        raise web.HTTPForbidden(text="invalid or missing X-Twilio-Signature")
+
+
 async def handle_twiml(request: web.Request) -> web.Response:
     """Twilio's voice webhook: connect the call to our media stream, with its context."""
     settings = request.app[SETTINGS]
-    agents = request.app[AGENTS]
+    agents = request.app[AGENT_STORE].current
     form = await request.post()
+    base_url = _public_base_url(request, settings)
+    _require_twilio_signature(request, base_url + request.rel_url.path_qs, form)
+    allowed = settings.account_sid_allowlist
+    if allowed and str(form.get("AccountSid", "")) not in allowed:
+        log.warning("request_rejected", reason="account_not_allowed", path=request.path)
+        raise web.HTTPForbidden(text="account not allowed")
+    if request.app[CALL_SLOTS].full:
+        log.warning("call_refused", reason="busy", call_sid=form.get("CallSid"))
+        busy = build_say_hangup_twiml(BUSY_MESSAGE)
+        return web.Response(text=busy, content_type="application/xml")
     to_number = str(form.get("To", "")) or None
     from_number = str(form.get("From", "")) or None
     call_sid = str(form.get("CallSid", "")) or None
@@ -111,16 +149,41 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if state.draining:
         raise web.HTTPServiceUnavailable(text="gateway is draining")
-    ws = web.WebSocketResponse(max_msg_size=MAX_CARRIER_FRAME_BYTES, autoping=True)
-    await ws.prepare(request)
     settings = request.app[SETTINGS]
-    call = Call(
+    signed_url = media_stream_url(_public_base_url(request, settings), request.path)
+    if request.query_string:
+        signed_url += "?" + request.query_string
+    _require_twilio_signature(request, signed_url, {})
+    slots = request.app[CALL_SLOTS]
+    if slots.full:
+        log.warning("call_refused", reason="busy", active_calls=slots.in_use)
+        raise web.HTTPServiceUnavailable(text="all lines are busy")
+    ws = web.WebSocketResponse(max_msg_size=settings.max_carrier_frame_bytes, autoping=True)
+    await ws.prepare(request)
+    if not slots.try_acquire():  # another upgrade took the last slot while we prepared
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
+        return ws
+    codec = TwilioCodec()
+    transport = GuardedTransport(
         WebSocketTransport(ws),
-        TwilioCodec(),
-        request.app[AGENTS],
+        codec,
+        max_frames_per_s=settings.max_carrier_frames_per_s,
+        account_sids=settings.account_sid_allowlist,
+    )
+    call = Call(
+        transport,
+        codec,
+        request.app[AGENT_STORE].current,  # a live call keeps the set it started with
         request.app[CONNECTOR],
         partial(session_config_for, default_model=settings.model),
         live_input_rate_hz=settings.live_input_rate_hz,
+        observers=[
+            request.app[METRICS].observer(),
+            request.app[RECORDINGS].recorder(),
+            PostCallWebhook(),
+        ],
+        carrier_rest=TwilioRest.from_settings(settings),
+        data_dir=settings.data_dir,
     )
     calls = request.app[CALLS]
     calls.add(call)
@@ -129,6 +192,8 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
         await call.run()
     finally:
         calls.discard(call)
+        slots.release()
+        request.app[METRICS].count_frames_dropped(DROP_RATE_LIMITED, transport.frames_dropped)
     return ws
 
 
@@ -156,7 +221,9 @@ async def _embedded_emulator(app: web.Application) -> AsyncIterator[None]:
         state.emulator = LiveEmulator()
         url_override = await state.emulator.start("127.0.0.1", 0)
         log.info("emulator_started", url=url_override)
-    app[CONNECTOR] = LiveConnector(settings, url_override=url_override)
+    app[CONNECTOR] = ResilientLiveConnector.from_settings(
+        LiveConnector(settings, url_override=url_override), settings
+    )
     try:
         yield
     finally:
@@ -165,20 +232,34 @@ async def _embedded_emulator(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings, agents: AgentSet, connector: LiveConnectorLike | None = None
+    settings: Settings,
+    agents: AgentSet | AgentStore,
+    connector: LiveConnectorLike | None = None,
 ) -> web.Application:
-    """The gateway app. Pass `connector` to bridge calls somewhere other than `settings` say."""
+    """The gateway app. Pass `connector` to bridge calls somewhere other than `settings` say.
+
+    Pass an `AgentStore` for hot reload (`serve` does); an `AgentSet` is served as it is.
+    """
     app = web.Application()
     app[SETTINGS] = settings
-    app[AGENTS] = agents
+    store = agents if isinstance(agents, AgentStore) else AgentStore(agents)
+    app[AGENT_STORE] = store
+    app[AGENTS] = store.current
     app[CALLS] = set()
     app[STATE] = GatewayState()
+    app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token)
+    app[CALL_SLOTS] = CallSlots(settings.max_concurrent_calls)
+    if settings.twilio_auth_token and not settings.public_url:
+        log.warning("signatures_checked_without_public_url")  # behind a proxy they will fail
     if connector is not None:
         app[CONNECTOR] = connector
     app.cleanup_ctx.append(_embedded_emulator)
     app.router.add_post("/twiml", handle_twiml)
     app.router.add_get(MEDIA_PATH, handle_media)
     app.router.add_get("/healthz", handle_healthz)
+    add_metrics(app, active_calls=lambda: len(app[CALLS]))  # GET /metrics
+    add_recordings(app, settings)  # RECORDINGS_DIR, RECORD_CALLS
+    add_softphone_routes(app, AGENTS)  # GET /softphone, /softphone/agents, its scripts
     return app
 
 
@@ -203,8 +284,12 @@ async def drain(app: web.Application, timeout_s: float) -> int:
 
 
 async def serve(settings: Settings, agents: AgentSet) -> None:
-    """Run the gateway until SIGTERM/SIGINT, then drain and stop."""
-    app = create_app(settings, agents)
+    """Run the gateway until SIGTERM/SIGINT, then drain and stop.
+
+    SIGHUP, or a file change under AGENTS_DIR, reloads the agents (a broken set is refused).
+    """
+    store = AgentStore(agents, settings.agents_dir, ignore=settings.data_dir)
+    app = create_app(settings, store)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -221,13 +306,17 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, partial(store.reload, trigger="sighup"))
+    watcher = asyncio.create_task(store.watch(), name="agents_watch")
     try:
         await stop.wait()
         log.info("shutdown_requested")
         await site.stop()
         await drain(app, settings.drain_timeout_s)
+        await wait_for_deliveries(timeout_s=10.0)  # post-call webhooks still in flight
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        watcher.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("gateway_stopped")

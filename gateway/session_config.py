@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.agents import AgentConfig
-from gateway.live.protocol import SessionConfig
+from gateway.live.protocol import SessionConfig, VadConfig
 from gateway.telephony.base import StreamStart
 
 
@@ -13,10 +13,21 @@ def session_config_for(
     """The Live session settings for one call answered by `agent`.
 
     The model id may be bare (`gemini-…`); the Live client expands it to the backend's path.
+    Tool declarations come from the agent's resolved tools (python, http and built-ins alike).
     """
+    vad = agent.vad
     return SessionConfig(
         model=agent.model or default_model,
         voice=agent.voice,
         language_code=agent.language,
         system_instruction=agent.instructions,
+        function_declarations=agent.toolset.declarations,
+        vad=VadConfig(
+            start_sensitivity=vad.start_sensitivity,
+            end_sensitivity=vad.end_sensitivity,
+            prefix_padding_ms=vad.prefix_padding_ms,
+            silence_duration_ms=vad.silence_duration_ms,
+        ),
+        input_transcription=agent.transcription.input,
+        output_transcription=agent.transcription.output,
     )

@@ -61,9 +61,33 @@ class Settings(BaseSettings):
     live_model: str | None = None
     live_input_rate_hz: int = 24000
     """Rate of caller audio sent to Live: 24000 or 16000 (Live's native input rate)."""
+    live_resume_attempts: int = Field(default=5, ge=1)
+    """Connection attempts (first connect, or each resumption) before a call gives up on Live."""
+    live_resume_backoff_ms: int = Field(default=200, ge=0)
+    """First retry delay; doubles per failed attempt (capped at 5 s, with jitter)."""
 
     agents_dir: Path = Path("agents")
+    data_dir: Path = Path("data")
+    """Writable folder for agents' state (DATA_DIR/<agent>/…, e.g. acme-support's SQLite)."""
     twilio_auth_token: str | None = Field(default=None, repr=False)
+    twilio_account_sid: str | None = None
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: str | None = Field(default=None, repr=False)
+    twilio_api_base_url: str = "https://api.twilio.com"
+    """Twilio REST base URL (hang-up, transfer); tests point it at a fake on loopback."""
+    twilio_account_sids: str | None = None
+    """Comma-separated Account SIDs allowed to call in (unset: any)."""
+    max_concurrent_calls: int = Field(default=200, ge=0)
+    """Calls served at once; beyond it callers hear "busy" (0: no limit)."""
+    max_carrier_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest media-stream WebSocket message accepted (a Twilio frame is ~300 bytes)."""
+    max_carrier_frames_per_s: float = Field(default=100.0, ge=0)
+    """Sustained media-stream messages per second per call (Twilio sends ~50); 0: no limit."""
+
+    recordings_dir: Path = Path("recordings")
+    """Where call recordings (.jsonl, .wav, .txt) are written."""
+    record_calls: Literal["agent", "all", "off"] = "agent"
+    """agent: as each agent's `recording` says; all: every call; off: none."""
 
     drain_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long live calls may run on before they are cut."""
@@ -75,6 +99,19 @@ class Settings(BaseSettings):
         if value not in (16000, 24000):
             raise ValueError("must be 24000 or 16000")
         return value
+
+    @field_validator("twilio_api_base_url")
+    @classmethod
+    def _check_twilio_api_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_twilio_api_key(self) -> Settings:
+        if bool(self.twilio_api_key_sid) != bool(self.twilio_api_key_secret):
+            raise ValueError("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together")
+        return self
 
     @model_validator(mode="after")
     def _resolve_backend(self) -> Settings:
@@ -96,6 +133,12 @@ class Settings(BaseSettings):
         if self.live_url is not None and not self.live_url.startswith(("ws://", "wss://")):
             raise ValueError("LIVE_URL must be a ws:// or wss:// URL")
         return self
+
+    @property
+    def account_sid_allowlist(self) -> frozenset[str]:
+        """TWILIO_ACCOUNT_SIDS as a set; empty means every account may call in."""
+        raw = self.twilio_account_sids or ""
+        return frozenset(sid.strip() for sid in raw.split(",") if sid.strip())
 
     @property
     def backend(self) -> LiveBackend:

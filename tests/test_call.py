@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from gateway.agents import AgentConfig, AgentSet
-from gateway.call import Call, EndReason
+from gateway.call import PROMPT_MARK, Call, EndReason
 from gateway.live.protocol import FunctionCall, ServerMessage
+from gateway.prompts import APOLOGY, load_prompt_mulaw
 from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.fakes import FakeConnector, FakeTransport
@@ -192,22 +193,58 @@ async def test_caller_socket_dropping_closes_the_live_session() -> None:
     assert live.closed.is_set()
 
 
-async def test_live_failure_ends_the_call_with_a_reason() -> None:
+async def hear_apology(transport: FakeTransport, caller: TwilioCaller) -> bytes:
+    """The apology's audio, up to its mark, which we echo like Twilio once it has played."""
+    audio = b""
+    while (frame := await transport.next_sent())["event"] == "media":
+        audio += base64.b64decode(frame["media"]["payload"])
+    assert frame["event"] == "mark" and frame["mark"]["name"] == PROMPT_MARK
+    transport.push(caller.mark(PROMPT_MARK))
+    return audio
+
+
+async def test_live_failure_apologises_then_ends_the_call_with_a_reason() -> None:
     run = await started_call()
     live = await run.connector.session()
     live.server.put_nowait(ConnectionError("1011 internal error"))
+    apology = await hear_apology(run.transport, run.caller)
+    assert apology.startswith(load_prompt_mulaw(APOLOGY))
     assert await run.task is EndReason.LIVE_FAILED
     assert run.transport.closed.is_set()
     assert live.closed.is_set()
 
 
-async def test_live_connect_failure_ends_the_call() -> None:
+async def test_caller_audio_during_the_apology_is_not_sent_to_a_dead_live() -> None:
+    run = await started_call()
+    live = await run.connector.session()
+    live.server.put_nowait(ConnectionError("1011 internal error"))
+    await run.transport.next_sent("media")  # the apology is playing
+    run.transport.push(run.caller.media(MULAW_FRAME))
+    await run.transport.wait_idle()
+    assert live.audio == []
+    run.transport.push(run.caller.mark(PROMPT_MARK))
+    assert await run.task is EndReason.LIVE_FAILED
+
+
+async def test_live_connect_failure_apologises_then_ends_the_call() -> None:
     transport, caller = FakeTransport(), TwilioCaller()
     connector = FakeConnector(fail=OSError("refused"))
     call = make_call(transport, connector)
     transport.push(caller.start())
-    assert await call.run() is EndReason.LIVE_CONNECT_FAILED
+    ended = asyncio.create_task(call.run())
+    assert len(await hear_apology(transport, caller)) == len(load_prompt_mulaw(APOLOGY))
+    assert await ended is EndReason.LIVE_CONNECT_FAILED
     assert transport.closed.is_set()
+
+
+async def test_a_hang_up_during_the_apology_keeps_the_reason_and_ends_at_once() -> None:
+    transport, caller = FakeTransport(), TwilioCaller()
+    call = make_call(transport, FakeConnector(fail=OSError("refused")))
+    transport.push(caller.start())
+    ended = asyncio.create_task(call.run())
+    await transport.next_sent("media")
+    transport.push(caller.stop())
+    assert await ended is EndReason.LIVE_CONNECT_FAILED
 
 
 async def test_malformed_frames_are_skipped_and_the_call_goes_on() -> None:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents import AgentConfig, AgentSet
+from gateway.call import PROMPT_MARK
 from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
 from gateway.server import CALLS, create_app, drain
@@ -210,6 +211,10 @@ async def test_live_dropping_ends_the_call_with_the_stream_closed(gateway: Gatew
         await phone.start()
         await phone.say(speech_frames(100))
         await gateway.emulator.stop()  # Live goes away mid-call
+        apology = await phone.until("mark")  # the caller is told, not just cut off
+        assert apology[-1]["mark"]["name"] == PROMPT_MARK
+        assert sum(1 for m in apology if m["event"] == "media") >= 100
+        await phone.send(phone.twilio.mark(PROMPT_MARK))  # played, as Twilio would echo
         await phone.rest()  # returns only because the gateway closed the stream
         assert ws.closed
 

@@ -23,13 +23,14 @@ import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 
 from gateway.live.emulator_protocol import (
     ClientAudio,
@@ -79,6 +80,7 @@ from gateway.live.protocol import (
 __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_PATH",
+    "EmulatorFaults",
     "EmulatorScript",
     "EmulatorScriptError",
     "LiveEmulator",
@@ -122,6 +124,18 @@ def default_reply_text(reply_number: int, *, speech_s: float | None, text: str |
         return f'You said "{text}". This is reply number {reply_number}.'
     seconds = speech_s or 0.0
     return f"You said something for {seconds:.1f} seconds. This is reply number {reply_number}."
+
+
+@dataclass
+class EmulatorFaults:
+    """What goes wrong, on purpose. Read live, so a test may change it mid-session; the
+    one-shot faults are `LiveEmulator` methods (`go_away`, `close_sessions`, `drop_sessions`,
+    `refuse_next`, `hold_setup`)."""
+
+    setup_delay_s: float = 0.0
+    """Pause before each `setupComplete` (a slow connect)."""
+    message_delay_s: float = 0.0
+    """Pause before every server message (a slow or congested link)."""
 
 
 @dataclass
@@ -198,6 +212,20 @@ class LiveEmulator:
         self._handles: dict[str, _Conversation] = {}
         self._changed = asyncio.Condition()
         self._server: Server | None = None
+        self.faults = EmulatorFaults()
+        """Fault injection, read live: tests and benchmarks may change it mid-session."""
+        self.audio_chunks_received = 0
+        self.audio_bytes_received = 0
+        self.record_audio = False
+        """With True, `received_audio` keeps every audio chunk as (session id, PCM16LE)."""
+        self.received_audio: list[tuple[int, bytes]] = []
+        self.resumed_handles: list[str] = []
+        """Handles that resumed a saved conversation (unknown ones are not listed)."""
+        self.refused_connections = 0
+        self._refusals: list[int | None] = []
+        self._setup_gate = asyncio.Event()
+        self._setup_gate.set()
+        self._audio_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._url: str | None = None
         self._port: int | None = None
 
@@ -278,6 +306,46 @@ class LiveEmulator:
         """Close every open session with `code` (e.g. 1011 to exercise resumption)."""
         await asyncio.gather(*(s.close(code, reason) for s in list(self._sessions)))
 
+    async def drop_sessions(self) -> None:
+        """Cut every open session's TCP connection without a close frame (the client sees 1006)."""
+        for session in list(self._sessions):
+            session.drop()
+
+    def refuse_next(self, n: int = 1, *, close_code: int | None = None) -> None:
+        """Refuse the next `n` connections: HTTP 503 at the upgrade, or — with `close_code` —
+        accept, read the setup and close with that code instead of `setupComplete`."""
+        self._refusals.extend([close_code] * n)
+
+    def hold_setup(self) -> None:
+        """Hold `setupComplete` of new sessions until `release_setup()` (a slow service)."""
+        self._setup_gate.clear()
+
+    def release_setup(self) -> None:
+        self._setup_gate.set()
+
+    async def wait_audio_chunks(self, n: int) -> None:
+        """Return once `audio_chunks_received` >= n (counted across all sessions)."""
+        if self.audio_chunks_received >= n:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._audio_waiters.append((n, future))
+        await future
+
+    def _on_audio(self, session_id: int, pcm16le: bytes) -> None:
+        self.audio_chunks_received += 1
+        self.audio_bytes_received += len(pcm16le)
+        if self.record_audio:
+            self.received_audio.append((session_id, pcm16le))
+        if self._audio_waiters:
+            waiting = []
+            for n, future in self._audio_waiters:
+                if self.audio_chunks_received >= n:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((n, future))
+            self._audio_waiters = waiting
+
     async def _wait_for(self, predicate: Callable[[], bool]) -> None:
         async with self._changed:
             await self._changed.wait_for(predicate)
@@ -288,9 +356,15 @@ class LiveEmulator:
 
     # ------------------------------------------------------------------ server side
 
-    def _on_request(self, connection: ServerConnection, request: Request) -> None:
+    def _on_request(self, connection: ServerConnection, request: Request) -> Response | None:
         self.request_paths.append(request.path)
         self.request_headers.append({k.lower(): v for k, v in request.headers.raw_items()})
+        if self._refusals and self._refusals[0] is None:
+            self._refusals.pop(0)
+            self.refused_connections += 1
+            log.info("emulator_connection_refused", status=503)
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "emulated refusal\n")
+        return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.sessions_opened += 1
@@ -342,7 +416,17 @@ class _EmulatorSession:
                 raise LiveProtocolError(
                     f"the first message must be setup, got {type(setup).__name__}"
                 )
+            emu = self._emu
+            code = emu._refusals[0] if emu._refusals else None
+            if code is not None:
+                emu._refusals.pop(0)
+                emu.refused_connections += 1
+                await self.close(code, "emulated refusal")
+                return
             self._configure(setup)
+            if emu.faults.setup_delay_s > 0:
+                await asyncio.sleep(emu.faults.setup_delay_s)
+            await emu._setup_gate.wait()
             await self._send(build_setup_complete())
             if setup.session_resumption:
                 handle = self._emu._save_handle(self.id, self._conversation)
@@ -368,7 +452,13 @@ class _EmulatorSession:
         except ConnectionClosed:
             pass
 
+    def drop(self) -> None:
+        """Abort the TCP connection: no close frame, so the client sees 1006."""
+        self._ws.transport.abort()
+
     async def _send(self, message: dict[str, Any]) -> None:
+        if self._emu.faults.message_delay_s > 0:
+            await asyncio.sleep(self._emu.faults.message_delay_s)
         text = encode_message(message)
         if self._emu.record_frames:
             self._emu.sent_frames.append(text)
@@ -400,6 +490,7 @@ class _EmulatorSession:
                 self._log.warning("emulator_unknown_handle", handle=setup.resumption_handle)
             else:
                 self._conversation = resumed
+                self._emu.resumed_handles.append(setup.resumption_handle)
         self._log.info(
             "emulator_session_setup",
             model=setup.model,
@@ -412,6 +503,7 @@ class _EmulatorSession:
 
     async def _dispatch(self, event: ClientEvent) -> None:
         if isinstance(event, ClientAudio):
+            self._emu._on_audio(self.id, event.pcm16le)
             for vad_event in self._vad.feed(event.pcm16le, event.rate_hz):
                 await self._on_vad(vad_event)
         elif isinstance(event, ClientToolResponse):

@@ -423,6 +423,8 @@ def load_json_object(frame: str | bytes, *, who: str) -> dict[str, Any]:
         obj = json.loads(frame)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise LiveProtocolError(f"{who} frame is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise LiveProtocolError(f"{who} frame is not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise LiveProtocolError(f"{who} frame must be a JSON object, got {type(obj).__name__}")
     return obj

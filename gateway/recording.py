@@ -1,0 +1,552 @@
+"""The call recorder: every event of a call, both directions, to `RECORDINGS_DIR`.
+
+Per recorded call three files share one name (`20251125T142700Z-CA123….*`):
+`.jsonl` (every event, see `recording_format`), `.wav` (stereo: caller left, agent right, as the
+caller heard it, see `recording_audio`) and `.txt` (the transcript).
+
+`CallRecorder` is a `CallObserver`, attached to every call; it switches itself on in
+`call_started` when the agent's `recording` is on (or `RECORD_CALLS=all`). Its hooks run on the
+call's hot path, so they only append to a bounded in-memory queue; a writer task hands batches
+to a worker thread, which serialises and writes them. A full queue (the disk cannot keep up) or
+a write error (full disk, permissions) stops the recording of that call with one log line; the
+call never notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
+
+import structlog
+from aiohttp import web
+
+from gateway.call_events import CallObserver
+from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
+from gateway.recording_audio import StereoCallMixer
+from gateway.recording_format import (
+    FORMAT_VERSION,
+    EventKind,
+    encode_event,
+    server_message_to_wire,
+)
+from gateway.recording_transcript import TranscriptBuilder
+from gateway.telephony.base import Dtmf, MediaFrame, StreamStop, TelephonyProtocolError
+from gateway.telephony.twilio import parse_event
+
+if TYPE_CHECKING:
+    from gateway.call import Call, CallStats, EndReason
+    from gateway.settings import Settings
+
+__all__ = [
+    "MAX_QUEUED_EVENTS",
+    "RECORDINGS",
+    "CallRecorder",
+    "RecordCalls",
+    "RecordingFiles",
+    "RecordingSink",
+    "Recordings",
+    "add_recordings",
+]
+
+log = structlog.get_logger("gateway.recording")
+
+MAX_QUEUED_EVENTS: Final = 4096
+"""Events waiting for the writer (≈ 20 s of a busy call, a few MB); more stops the recording."""
+MAX_EVENTS_BEFORE_START: Final = 64
+"""Frames kept from before `start` (normally `connected` and `start`), oldest dropped first."""
+_TOOL_TEXT_CHARS: Final = 200
+
+
+class RecordCalls(StrEnum):
+    """The `RECORD_CALLS` setting: which calls are recorded."""
+
+    AGENT = "agent"
+    """As the agent's `recording` field says (default)."""
+    ALL = "all"
+    """Every call, whatever the agent says (debugging, making test fixtures)."""
+    OFF = "off"
+    """None (replays, or a gateway that must not keep audio)."""
+
+
+@dataclass(frozen=True)
+class RecordingFiles:
+    """Where one call's recording went."""
+
+    jsonl: Path
+    wav: Path
+    txt: Path
+    complete: bool
+    """False when the recording was stopped early (queue full or write error)."""
+
+
+# An event on its way to the writer: (seconds since the call's first frame, kind, payload).
+_Item = tuple[float, EventKind, Any]
+
+
+class RecordingSink:
+    """Writes one call's files, a batch at a time, from a worker thread (never the loop).
+
+    Opens nothing until the first batch, so a call that is not recorded costs no file.
+    """
+
+    def __init__(self, directory: Path, stem: str) -> None:
+        self.directory = directory
+        self.stem = stem
+        self._jsonl: IO[str] | None = None
+        self._mixer: StereoCallMixer | None = None
+        self._transcript = TranscriptBuilder()
+        self._files: RecordingFiles | None = None
+        self._last_t = 0.0
+
+    def write(self, batch: list[_Item]) -> None:
+        if self._jsonl is None:
+            self._open()
+        assert self._jsonl is not None
+        lines = []
+        for t, kind, payload in batch:
+            self._last_t = t
+            lines.append(encode_event(t, kind, self._fields(t, kind, payload)))
+        self._jsonl.write("\n".join(lines) + "\n")
+        self._jsonl.flush()
+
+    def finish(self, stopped_reason: str | None) -> RecordingFiles:
+        """Close the JSONL (noting an early stop), finish the WAV, write the transcript."""
+        if self._jsonl is None:
+            self._open()
+        assert self._jsonl is not None and self._files is not None and self._mixer is not None
+        if stopped_reason is not None:
+            stopped = encode_event(
+                self._last_t, EventKind.RECORDING_STOPPED, {"reason": stopped_reason}
+            )
+            self._jsonl.write(stopped + "\n")
+        self._jsonl.close()
+        self._mixer.close()
+        self._files.txt.write_text(self._transcript.render(), encoding="utf-8")
+        return dataclasses.replace(self._files, complete=stopped_reason is None)
+
+    def abort(self) -> None:
+        """Close whatever is open, quietly (the disk already failed once)."""
+        if self._mixer is not None:
+            self._mixer.abort()
+        if self._jsonl is not None:
+            with contextlib.suppress(Exception):
+                self._jsonl.close()
+
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            stem = self.stem if attempt == 1 else f"{self.stem}-{attempt}"
+            path = self.directory / f"{stem}.jsonl"
+            try:
+                self._jsonl = path.open("x", encoding="utf-8")
+            except FileExistsError:
+                continue
+            self._files = RecordingFiles(
+                jsonl=path,
+                wav=path.with_suffix(".wav"),
+                txt=path.with_suffix(".txt"),
+                complete=False,
+            )
+            self._mixer = StereoCallMixer(self._files.wav)
+            return
+        raise FileExistsError(f"{self.directory}: too many recordings named {self.stem}")
+
+    # ------------------------------------------------------------------ one event
+
+    def _fields(self, t: float, kind: EventKind, payload: Any) -> dict[str, Any]:
+        if kind is EventKind.TWILIO_IN:
+            self._caller_frame(t, payload)
+            if isinstance(payload, bytes):
+                return {"frame_b64": base64.b64encode(payload).decode("ascii")}
+            return {"frame": payload}
+        if kind is EventKind.TWILIO_OUT:
+            self._agent_frame(payload)
+            return {"frame": payload}
+        if kind is EventKind.LIVE_OUT:
+            if isinstance(payload, tuple):
+                pcm16le, rate_hz = payload
+                return {"audio": base64.b64encode(pcm16le).decode("ascii"), "rate_hz": rate_hz}
+            return {"message": dict(payload)}
+        if kind is EventKind.LIVE_IN:
+            self._live_message(t, payload)
+            return {"message": server_message_to_wire(payload)}
+        if kind is EventKind.TOOL_CALL:
+            call: FunctionCall = payload
+            args = json.dumps(call.args, separators=(",", ":"), ensure_ascii=False)
+            self._transcript.note(t, f"tool: {call.name} {_clip(args)}")
+            return {"id": call.id, "name": call.name, "args": call.args}
+        if kind is EventKind.TOOL_RESULT:
+            response, duration_s, outcome = payload
+            text = json.dumps(response.response, separators=(",", ":"), ensure_ascii=False)
+            self._transcript.note(
+                t, f"tool: {response.name} -> {outcome} in {duration_s:.3f} s: {_clip(text)}"
+            )
+            return {
+                "id": response.id,
+                "name": response.name,
+                "response": response.response,
+                "duration_s": round(duration_s, 6),
+                "outcome": outcome,
+            }
+        if kind is EventKind.BARGE_IN:
+            self._transcript.note(t, "(barge-in: the caller talked over the agent)")
+            self._transcript.end_turn("agent")
+            return {"frames_dropped": payload}
+        if kind is EventKind.ERROR:
+            error, detail = payload
+            self._transcript.note(t, f"(error: {error}: {_clip(detail)})")
+            return {"error": error, "detail": detail}
+        if kind is EventKind.LIVE_CLOSED:
+            return {"code": payload}
+        if kind is EventKind.LIVE_RECONNECTED:
+            self._transcript.note(t, "(Live reconnected)")
+            return {"close_code": payload}
+        if kind is EventKind.CALL_STARTED:
+            self._transcript.set_header(_transcript_header(payload))
+            return dict(payload)
+        if kind is EventKind.CALL_ENDED:
+            self._transcript.note(t, f"(call ended: {payload['reason']})")
+            return dict(payload)
+        raise ValueError(f"unexpected event kind {kind}")
+
+    def _caller_frame(self, t: float, frame: str | bytes) -> None:
+        assert self._mixer is not None
+        try:
+            event = parse_event(frame)
+        except TelephonyProtocolError:
+            return  # malformed: kept in the JSONL, not audible
+        if isinstance(event, MediaFrame):
+            if event.track in ("inbound", "inbound_track", ""):
+                self._mixer.caller_audio(event.payload, event.timestamp_ms)
+        elif isinstance(event, Dtmf):
+            self._transcript.note(t, f"caller pressed {event.digit}")
+        elif isinstance(event, StreamStop):
+            self._mixer.caller_hung_up()
+            self._transcript.note(t, "(caller hung up)")
+
+    def _agent_frame(self, frame: str) -> None:
+        assert self._mixer is not None
+        try:
+            message = json.loads(frame)
+            event = message.get("event")
+            if event == "media":
+                self._mixer.agent_audio(base64.b64decode(message["media"]["payload"]))
+            elif event == "clear":
+                self._mixer.agent_cleared()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # not a frame we built; kept in the JSONL only
+
+    def _live_message(self, t: float, message: ServerMessage) -> None:
+        if message.input_transcription:
+            self._transcript.speech(t, "caller", message.input_transcription)
+        if message.output_transcription:
+            self._transcript.speech(t, "agent", message.output_transcription)
+        if message.turn_complete or message.interrupted:
+            self._transcript.end_turn()
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TOOL_TEXT_CHARS else text[: _TOOL_TEXT_CHARS - 3] + "..."
+
+
+def _transcript_header(meta: Mapping[str, Any]) -> str:
+    return (
+        f"# call {meta.get('call_sid')} · agent {meta.get('agent')} · from {meta.get('from')} "
+        f"to {meta.get('to')} · {meta.get('started_at')}"
+    )
+
+
+SinkFactory = Callable[[Path, str], RecordingSink]
+
+
+class Recordings:
+    """The recordings of one gateway: where they go, which calls, and writers still running."""
+
+    def __init__(
+        self,
+        directory: Path,
+        mode: RecordCalls = RecordCalls.AGENT,
+        *,
+        live_input_rate_hz: int = 24000,
+        live_backend: str | None = None,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
+        sink_factory: SinkFactory = RecordingSink,
+    ) -> None:
+        self.directory = directory
+        self.mode = mode
+        self.live_input_rate_hz = live_input_rate_hz
+        self.live_backend = live_backend
+        self.max_queued_events = max_queued_events
+        self.sink_factory = sink_factory
+        self.written: list[RecordingFiles] = []
+        """Recordings finished by this gateway, oldest first (complete or stopped early)."""
+        self._writers: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Recordings:
+        return cls(
+            settings.recordings_dir,
+            RecordCalls(settings.record_calls),
+            live_input_rate_hz=settings.live_input_rate_hz,
+            live_backend=settings.backend.value,
+        )
+
+    def recorder(self) -> CallRecorder:
+        """A fresh observer for one call (inert unless the call is to be recorded)."""
+        return CallRecorder(self)
+
+    def wants(self, agent: object) -> bool:
+        """Whether a call answered by `agent` is recorded."""
+        if self.mode is RecordCalls.ALL:
+            return True
+        if self.mode is RecordCalls.OFF:
+            return False
+        return getattr(agent, "recording", False) is True
+
+    async def wait_idle(self) -> None:
+        """Until every recording started so far is written (or given up)."""
+        while self._writers:
+            await asyncio.wait(list(self._writers))
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """At shutdown: let writers finish for up to `timeout_s`, then cut them short."""
+        if not self._writers:
+            return
+        _, pending = await asyncio.wait(list(self._writers), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._writers.add(task)
+        task.add_done_callback(self._writers.discard)
+
+
+RECORDINGS = web.AppKey("recordings", Recordings)
+
+
+def add_recordings(app: web.Application, settings: Settings) -> Recordings:
+    """Give the app its `Recordings` (app[RECORDINGS]); unfinished files are completed at
+    cleanup (bounded), so a shutdown right after a call still leaves a whole recording."""
+    recordings = Recordings.from_settings(settings)
+    app[RECORDINGS] = recordings
+
+    async def finish_writing(_: web.Application) -> None:
+        await recordings.aclose()
+
+    app.on_cleanup.append(finish_writing)
+    return recordings
+
+
+class _State(StrEnum):
+    WAITING = "waiting"  # before `call_started`: frames kept in case the call is recorded
+    ON = "on"
+    OFF = "off"
+
+
+class CallRecorder(CallObserver):
+    """Records one call (see the module docstring). Hooks only enqueue; they never block."""
+
+    def __init__(self, recordings: Recordings) -> None:
+        self._recordings = recordings
+        self._state = _State.WAITING
+        self._t0: float | None = None
+        self._early: deque[_Item] = deque(maxlen=MAX_EVENTS_BEFORE_START)
+        self._pending: list[_Item] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._stopped_reason: str | None = None
+        self._sink: RecordingSink | None = None
+        self._log = log
+        self.files: RecordingFiles | None = None
+        """Set once the recording is written."""
+        self.done = asyncio.Event()
+        """Set when the writer has finished (written, stopped, or never started)."""
+
+    @property
+    def recording(self) -> bool:
+        return self._state is _State.ON
+
+    # ------------------------------------------------------------------ hooks (hot path)
+
+    def _push(self, kind: EventKind, payload: Any) -> None:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        item = (now - self._t0, kind, payload)
+        if self._state is _State.WAITING:
+            self._early.append(item)
+            return
+        pending = self._pending
+        pending.append(item)
+        if len(pending) > self._recordings.max_queued_events:
+            self._stop("queue_full", queued_events=len(pending))
+        elif not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def carrier_in(self, frame: str | bytes) -> None:
+        if self._state is not _State.OFF:
+            self._push(EventKind.TWILIO_IN, frame)
+
+    def carrier_out(self, frame: str) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.TWILIO_OUT, frame)
+
+    def live_out(self, message: Mapping[str, Any]) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.LIVE_OUT, message)
+
+    def live_audio_out(self, pcm16le: bytes, rate_hz: int) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.LIVE_OUT, (pcm16le, rate_hz))
+
+    def live_in(self, message: ServerMessage) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.LIVE_IN, message)
+
+    def barge_in(self, frames_dropped: int) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.BARGE_IN, frames_dropped)
+
+    def tool_call(self, call: FunctionCall) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.TOOL_CALL, call)
+
+    def tool_result(self, response: FunctionResponse, duration_s: float, outcome: str) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.TOOL_RESULT, (response, duration_s, outcome))
+
+    def error(self, kind: str, detail: str) -> None:
+        if self._state is not _State.OFF:
+            self._push(EventKind.ERROR, (kind, detail))
+
+    def live_closed(self, code: int | None) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.LIVE_CLOSED, code)
+
+    def live_reconnected(self, close_code: int | None) -> None:
+        if self._state is _State.ON:
+            self._push(EventKind.LIVE_RECONNECTED, close_code)
+
+    # ------------------------------------------------------------------ start and end
+
+    def call_started(self, call: Call) -> None:
+        early = list(self._early)
+        self._early.clear()
+        if not self._recordings.wants(call.agent) or call.start is None:
+            self._state = _State.OFF
+            self.done.set()
+            return
+        start = call.start
+        params = dict(start.custom_parameters)
+        started_at = datetime.now(UTC)
+        self._log = log.bind(call_sid=start.call_sid, stream_sid=start.stream_sid)
+        meta = {
+            "format": FORMAT_VERSION,
+            "call_sid": start.call_sid,
+            "stream_sid": start.stream_sid,
+            "account_sid": start.account_sid,
+            "agent": getattr(call.agent, "name", None),
+            "from": params.get("from"),
+            "to": params.get("to"),
+            "custom_parameters": params,
+            "encoding": start.encoding,
+            "sample_rate_hz": start.sample_rate_hz,
+            "live_input_rate_hz": self._recordings.live_input_rate_hz,
+            "live_backend": self._recordings.live_backend,
+            "gateway_version": _gateway_version(),
+            "started_at": started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        self._pending = early
+        self._state = _State.ON
+        self._push(EventKind.CALL_STARTED, meta)
+        stem = f"{started_at:%Y%m%dT%H%M%SZ}-{_safe(start.call_sid or start.stream_sid)}"
+        self._sink = self._recordings.sink_factory(self._recordings.directory, stem)
+        task = asyncio.get_running_loop().create_task(
+            self._write_loop(self._sink), name=f"recording-{start.call_sid}"
+        )
+        self._recordings._track(task)
+        self._log.info("recording_started", directory=str(self._recordings.directory), stem=stem)
+
+    def call_ended(self, reason: EndReason, stats: CallStats) -> None:
+        if self._state is _State.WAITING:
+            self._state = _State.OFF
+            self.done.set()
+        if self._state is not _State.ON:
+            return
+        counts = {k: v for k, v in dataclasses.asdict(stats).items() if k != "started_monotonic"}
+        now = time.monotonic()
+        duration_s = now - self._t0 if self._t0 is not None else 0.0
+        self._push(
+            EventKind.CALL_ENDED,
+            {"reason": str(reason), "duration_s": round(duration_s, 3), "stats": counts},
+        )
+        self._closing = True
+        self._wakeup.set()
+
+    def _stop(self, reason: str, **fields: Any) -> None:
+        """Stop recording this call (one log line); the writer closes the files."""
+        if self._state is not _State.ON:
+            return
+        self._state = _State.OFF
+        self._stopped_reason = reason
+        self._pending = []
+        self._closing = True
+        self._wakeup.set()
+        self._log.error("recording_disabled", reason=reason, **fields)
+
+    # ------------------------------------------------------------------ writer (off the hot path)
+
+    async def _write_loop(self, sink: RecordingSink) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                batch, self._pending = self._pending, []
+                if batch and self._stopped_reason is None:
+                    await asyncio.to_thread(sink.write, batch)
+                if self._closing and not self._pending:
+                    break
+            files = await asyncio.to_thread(sink.finish, self._stopped_reason)
+        except asyncio.CancelledError:
+            sink.abort()
+            raise
+        except Exception as exc:
+            if self._state is _State.ON:
+                self._stop("write_failed", error=repr(exc))
+            await asyncio.to_thread(sink.abort)
+            return
+        finally:
+            self.done.set()
+        self.files = files
+        self._recordings.written.append(files)
+        if files.complete:
+            self._log.info("recording_written", jsonl=str(files.jsonl))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name)[:64] or "call"
+
+
+def _gateway_version() -> str:
+    try:
+        return metadata.version("gateway")
+    except metadata.PackageNotFoundError:
+        return "unknown"

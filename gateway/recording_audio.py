@@ -1,0 +1,147 @@
+"""The call as the caller heard it: a stereo WAV (caller left, agent right, 8 kHz PCM16).
+
+Time is the caller's stream clock: each inbound media frame sits at its Twilio `timestamp`
+(ms since the stream started; the running end of the previous frame when missing or absurd).
+Agent frames are placed the way Twilio plays them: from the caller clock at the moment they
+were sent, or right after the previous agent frame if that one is still playing. `clear` cuts
+the agent channel at the caller clock: audio Twilio had buffered but not yet played is removed,
+so a barge-in is audible as the agent stopping mid-word; a hang-up (`stop`) cuts it the same
+way. Frames dropped by the gateway before reaching Twilio never appear.
+
+The mixer streams: everything older than `LATE_FRAME_MARGIN_S` behind the caller clock is final
+and written out, so memory stays bounded on long calls (agent audio scheduled ahead is held).
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.audio.mulaw import decode_mulaw
+
+__all__ = ["SAMPLE_RATE_HZ", "StereoCallMixer"]
+
+SAMPLE_RATE_HZ: Final = 8000
+LATE_FRAME_MARGIN_S: Final = 0.5
+"""Caller frames may arrive this late (out of order) and still land in the WAV."""
+MAX_TIMESTAMP_JUMP_S: Final = 10.0
+"""A caller timestamp further ahead than this is distrusted (the frame goes at the running end)."""
+_WRITE_CHUNK_SAMPLES: Final = SAMPLE_RATE_HZ  # write at least 1 s at a time
+
+
+class _Track:
+    """One channel's samples from `base` (already written) onwards."""
+
+    def __init__(self) -> None:
+        self.base = 0
+        self.samples: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.samples)
+
+    def place(self, position: int, pcm: npt.NDArray[np.int16]) -> None:
+        start = position - self.base
+        if start < 0:  # too late: that part is already written
+            pcm = pcm[-start:]
+            start = 0
+        end = start + len(pcm)
+        if end > len(self.samples):
+            grown = np.zeros(max(end, 2 * len(self.samples)), dtype=np.int16)
+            grown[: len(self.samples)] = self.samples
+            self.samples = grown
+        self.samples[start:end] = pcm
+
+    def silence_from(self, position: int) -> None:
+        start = max(position - self.base, 0)
+        self.samples[start:] = 0
+
+    def take(self, until: int) -> npt.NDArray[np.int16]:
+        """Samples [base, until) (zero-padded), removed from the track."""
+        count = until - self.base
+        out = np.zeros(count, dtype=np.int16)
+        have = min(count, len(self.samples))
+        out[:have] = self.samples[:have]
+        self.samples = self.samples[have:]
+        self.base = until
+        return out
+
+
+class StereoCallMixer:
+    """Writes the call's stereo WAV incrementally. Not thread-safe: one writer thread owns it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wav: wave.Wave_write | None = None
+        self._caller = _Track()
+        self._agent = _Track()
+        self._caller_clock = 0
+        """End of the latest caller frame, in samples: "now" on the phone line."""
+        self._agent_playhead = 0
+
+    def caller_audio(self, mulaw: bytes, timestamp_ms: int | None) -> None:
+        pcm = decode_mulaw(mulaw)
+        position = self._caller_clock
+        if timestamp_ms is not None:
+            stamped = timestamp_ms * SAMPLE_RATE_HZ // 1000
+            if stamped <= self._caller_clock + MAX_TIMESTAMP_JUMP_S * SAMPLE_RATE_HZ:
+                position = stamped
+        self._caller.place(position, pcm)
+        self._caller_clock = max(self._caller_clock, position + len(pcm))
+        self._write_final()
+
+    def agent_audio(self, mulaw: bytes) -> None:
+        start = max(self._agent_playhead, self._caller_clock)
+        pcm = decode_mulaw(mulaw)
+        self._agent.place(start, pcm)
+        self._agent_playhead = start + len(pcm)
+
+    def agent_cleared(self) -> None:
+        """Twilio's `clear`: what was buffered but not yet heard is gone."""
+        self._agent.silence_from(self._caller_clock)
+        self._agent_playhead = min(self._agent_playhead, self._caller_clock)
+
+    def caller_hung_up(self) -> None:
+        """`stop`: agent audio still buffered at Twilio was never heard."""
+        self.agent_cleared()
+
+    def close(self) -> None:
+        """Write what is left (up to the end of the last sound) and finish the file."""
+        end = max(self._caller_clock, self._agent_playhead, self._caller.base)
+        self._write_until(end)
+        if self._wav is not None:
+            self._wav.close()
+            self._wav = None
+
+    def abort(self) -> None:
+        """Close without writing more (after a write error)."""
+        wav, self._wav = self._wav, None
+        if wav is not None:
+            try:
+                wav.close()
+            except Exception:  # the file is already broken; nothing more to save
+                pass
+
+    def _write_final(self) -> None:
+        final = self._caller_clock - int(LATE_FRAME_MARGIN_S * SAMPLE_RATE_HZ)
+        if final - self._caller.base >= _WRITE_CHUNK_SAMPLES:
+            self._write_until(final)
+
+    def _write_until(self, until: int) -> None:
+        if until <= self._caller.base and self._wav is not None:
+            return
+        if self._wav is None:
+            wav = wave.open(str(self.path), "wb")  # closed in close() / abort()
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE_HZ)
+            self._wav = wav
+        if until <= self._caller.base:
+            return
+        left = self._caller.take(until)
+        right = self._agent.take(until)
+        self._wav.writeframes(np.column_stack((left, right)).astype("<i2").tobytes())

@@ -1,0 +1,454 @@
+"""`gateway call`: call an agent with a WAV file, as a phone would, and save its spoken reply.
+
+The client speaks the media-stream protocol a phone line uses (Twilio's: `connected`, `start`
+with the `agent` parameter, 8 kHz μ-law `media` every 20 ms, `mark` echoes, `stop`) and asks
+for transcript frames. It says the file, then keeps the line open with silence (as a phone
+does) until the agent's reply turn ends with its mark. With an agent that greets, it first
+waits for the greeting to finish. Without `--url` it runs a gateway and the Live emulator in
+this process, on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+import uuid
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from math import gcd
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+from scipy import signal
+
+from gateway.agents import AgentSet
+from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
+from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
+from gateway.settings import LiveBackend, Settings
+from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
+
+__all__ = [
+    "CallClientError",
+    "CallResult",
+    "agent_has_greeting",
+    "call_in_process",
+    "mulaw_frames",
+    "place_call",
+    "read_wav_pcm16_8k",
+    "run_call_command",
+    "write_wav_pcm16_8k",
+]
+
+FRAME_S: Final = 0.020
+TRAILING_SILENCE_MS: Final = 1500
+"""Silence sent right after the speech, at the same pace, so Live's VAD ends the turn."""
+DEFAULT_TIMEOUT_S: Final = 60.0
+ACCOUNT_SID: Final = "ACgatewaycall"
+Pace = Literal["auto", "realtime", "fast"]
+
+
+class CallClientError(Exception):
+    """The call could not be placed or gave no reply; the message says what happened."""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one file call heard. Audio is 8 kHz PCM16LE mono."""
+
+    reply_pcm16: bytes
+    greeting_pcm16: bytes = b""
+    transcript: tuple[tuple[str, str], ...] = ()
+    """(role, text) lines, consecutive pieces of one speaker's turn joined."""
+    frames_sent: int = 0
+    frames_received: int = 0
+
+    @property
+    def reply_duration_s(self) -> float:
+        return len(self.reply_pcm16) / 2 / MULAW_RATE_HZ
+
+
+# ---------------------------------------------------------------------------------- WAV files
+
+
+def read_wav_pcm16_8k(path: Path) -> bytes:
+    """Any PCM WAV (8/16/24/32-bit, any rate, any channels) → 8 kHz PCM16LE mono."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels, width, rate_hz = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            raw = wav.readframes(wav.getnframes())
+    except FileNotFoundError:
+        raise CallClientError(f"{path}: no such file") from None
+    except (wave.Error, EOFError) as exc:
+        raise CallClientError(f"{path}: not a PCM WAV file ({exc})") from None
+    samples = _pcm_to_float(raw, width)
+    if channels > 1:
+        samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
+    if rate_hz != MULAW_RATE_HZ:
+        common = gcd(rate_hz, MULAW_RATE_HZ)
+        samples = signal.resample_poly(samples, MULAW_RATE_HZ // common, rate_hz // common)
+    pcm16 = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
+    if not len(pcm16):
+        raise CallClientError(f"{path}: the file has no audio")
+    return pcm16.tobytes()
+
+
+def _pcm_to_float(raw: bytes, width: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    if width == 1:
+        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    if width == 2:
+        return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    if width == 3:
+        bytes3 = np.frombuffer(raw[: len(raw) // 3 * 3], dtype=np.uint8).reshape(-1, 3)
+        as32 = (bytes3[:, 0].astype(np.int32) << 8) | (bytes3[:, 1].astype(np.int32) << 16)
+        as32 |= bytes3[:, 2].astype(np.int32) << 24
+        return as32.astype(np.float64) / 2.0**31
+    if width == 4:
+        return np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2.0**31
+    raise CallClientError(f"unsupported WAV sample width: {width} bytes")
+
+
+def write_wav_pcm16_8k(path: Path, pcm16: bytes) -> None:
+    """Write 8 kHz PCM16LE mono as a WAV file."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(MULAW_RATE_HZ)
+        wav.writeframes(pcm16)
+
+
+def mulaw_frames(pcm16: bytes) -> list[bytes]:
+    """8 kHz PCM16LE → 20 ms μ-law frames, the last one padded with μ-law silence."""
+    mulaw = encode_mulaw(np.frombuffer(pcm16, dtype="<i2").astype(np.int16))
+    frames = [mulaw[i : i + MULAW_FRAME_BYTES] for i in range(0, len(mulaw), MULAW_FRAME_BYTES)]
+    if frames and len(frames[-1]) < MULAW_FRAME_BYTES:
+        frames[-1] = frames[-1].ljust(MULAW_FRAME_BYTES, bytes([MULAW_SILENCE]))
+    return frames
+
+
+_SILENCE_FRAME: Final = bytes([MULAW_SILENCE]) * MULAW_FRAME_BYTES
+
+
+# ------------------------------------------------------------------------------- the protocol
+
+
+@dataclass
+class _Turn:
+    mulaw: bytes
+    mark: str | None
+    """None when the stream ended before the turn's mark."""
+
+
+@dataclass
+class _Line:
+    """The phone side of one media stream: sends caller frames, collects agent turns."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    stream_sid: str = field(default_factory=lambda: "MZ" + uuid.uuid4().hex)
+    call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
+    sequence: int = 0
+    chunk: int = 0
+    frames_received: int = 0
+    transcript: list[list[str]] = field(default_factory=list)
+    turns: asyncio.Queue[_Turn] = field(default_factory=asyncio.Queue)
+    _audio: bytearray = field(default_factory=bytearray)
+    _line_open: bool = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+
+    def _next(self) -> str:
+        self.sequence += 1
+        return str(self.sequence)
+
+    async def start(self, agent: str | None) -> None:
+        parameters = {TRANSCRIPT_PARAMETER: "1", "from": "gateway-call"}
+        if agent:
+            parameters["agent"] = agent
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self.send({
+            "event": "start",
+            "sequenceNumber": self._next(),
+            "streamSid": self.stream_sid,
+            "start": {
+                "accountSid": ACCOUNT_SID,
+                "streamSid": self.stream_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "customParameters": parameters,
+                "mediaFormat": {
+                    "encoding": "audio/x-mulaw", "sampleRate": MULAW_RATE_HZ, "channels": 1,
+                },
+            },
+        })
+
+    async def media(self, mulaw: bytes) -> None:
+        self.chunk += 1
+        await self.send({
+            "event": "media",
+            "sequenceNumber": self._next(),
+            "streamSid": self.stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(self.chunk),
+                "timestamp": str((self.chunk - 1) * 20),
+                "payload": base64.b64encode(mulaw).decode("ascii"),
+            },
+        })
+
+    async def stop(self) -> None:
+        await self.send({
+            "event": "stop",
+            "sequenceNumber": self._next(),
+            "streamSid": self.stream_sid,
+            "stop": {"accountSid": ACCOUNT_SID, "callSid": self.call_sid},
+        })
+
+    async def speak(self, frames: Sequence[bytes], *, realtime: bool) -> None:
+        """Say `frames`, then keep the line open with silence, paced like a phone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        for frame in frames:
+            await self.media(frame)
+            if realtime:
+                deadline += FRAME_S
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+        deadline = loop.time()
+        while True:  # a phone line never goes quiet on the wire: silence until hung up
+            await self.media(_SILENCE_FRAME)
+            deadline += FRAME_S
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+
+    async def receive(self) -> None:
+        """Collect agent audio into turns (ended by marks, which are echoed back)."""
+        async for message in self.ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(message.data)
+            except json.JSONDecodeError:
+                continue
+            event = data.get("event")
+            if event == "media":
+                self._audio += base64.b64decode(data["media"]["payload"])
+                self.frames_received += 1
+            elif event == "clear":
+                self._audio.clear()
+                self._line_open = False
+            elif event == "mark":
+                name = str(data["mark"]["name"])
+                # No speaker here: "played" the moment it arrives, so echo it at once.
+                await self.send({
+                    "event": "mark",
+                    "sequenceNumber": self._next(),
+                    "streamSid": self.stream_sid,
+                    "mark": {"name": name},
+                })
+                self.turns.put_nowait(_Turn(bytes(self._audio), name))
+                self._audio.clear()
+                self._line_open = False
+            elif event == "transcript":
+                self._add_transcript(str(data.get("role", "agent")), str(data.get("text", "")))
+        self.turns.put_nowait(_Turn(bytes(self._audio), None))
+
+    def _add_transcript(self, role: str, text: str) -> None:
+        if self._line_open and self.transcript and self.transcript[-1][0] == role:
+            self.transcript[-1][1] += text
+        else:
+            self.transcript.append([role, text])
+            self._line_open = True
+
+    async def next_turn(self, what: str) -> bytes:
+        """The next agent turn's audio; a call the agent ends after speaking counts as a turn."""
+        turn = await self.turns.get()
+        if turn.mark is None:
+            self.turns.put_nowait(_Turn(b"", None))  # the stream stays ended for later waits
+            if not turn.mulaw:
+                raise CallClientError(f"the gateway ended the call before the {what}")
+        return turn.mulaw
+
+
+async def place_call(
+    url: str,
+    say_pcm16: bytes,
+    *,
+    agent: str | None = None,
+    wait_for_greeting: bool = False,
+    realtime: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> CallResult:
+    """Call `url` (a gateway's `/media`), say 8 kHz PCM16 `say_pcm16`, return the reply."""
+    frames = mulaw_frames(say_pcm16) + [_SILENCE_FRAME] * (TRAILING_SILENCE_MS // 20)
+    sender: asyncio.Task[None] | None = None
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            line = _Line(ws)
+            receiver = asyncio.create_task(line.receive(), name="call_receiver")
+            try:
+                await line.start(agent)
+                async with asyncio.timeout(timeout_s):
+                    greeting = await line.next_turn("greeting") if wait_for_greeting else b""
+                    sender = asyncio.create_task(line.speak(frames, realtime=realtime))
+                    reply = await line.next_turn("reply")
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+                await line.stop()  # hang up like a phone: `stop`, then the socket closes
+            finally:
+                if sender is not None:
+                    sender.cancel()
+                    await asyncio.gather(sender, return_exceptions=True)
+                await ws.close()
+                receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
+    except TimeoutError:
+        raise CallClientError(f"no reply from the agent within {timeout_s:g} s") from None
+    except aiohttp.ClientError as exc:
+        raise CallClientError(f"cannot call {url}: {exc}") from None
+    return CallResult(
+        reply_pcm16=_to_pcm16(reply),
+        greeting_pcm16=_to_pcm16(greeting),
+        transcript=tuple((role, text.strip()) for role, text in line.transcript if text.strip()),
+        frames_sent=line.chunk,
+        frames_received=line.frames_received,
+    )
+
+
+def _to_pcm16(mulaw: bytes) -> bytes:
+    return decode_mulaw(mulaw).astype("<i2").tobytes()
+
+
+async def call_in_process(
+    settings: Settings,
+    agents: AgentSet,
+    say_pcm16: bytes,
+    *,
+    agent: str | None = None,
+    realtime: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> CallResult:
+    """Run a gateway on the Live emulator on loopback and call it."""
+    from gateway.server import create_app
+
+    update: dict[str, Any] = {
+        "live_backend": LiveBackend.EMULATOR, "live_url": None, "public_url": None
+    }
+    if "max_carrier_frames_per_s" in Settings.model_fields:
+        update["max_carrier_frames_per_s"] = 0.0  # fast mode sends faster than a phone
+    local = settings.model_copy(update=update)
+    runner = web.AppRunner(create_app(local, agents), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+        chosen = agents.for_call(agent, None)
+        return await place_call(
+            f"ws://127.0.0.1:{port}/media",
+            say_pcm16,
+            agent=chosen.name,
+            wait_for_greeting=bool(chosen.greeting),
+            realtime=realtime,
+            timeout_s=timeout_s,
+        )
+    finally:
+        await runner.cleanup()
+
+
+async def agent_has_greeting(media_url: str, agent: str | None) -> bool | None:
+    """Ask a running gateway (`GET /softphone/agents`) whether `agent` greets; None if unknown."""
+    parts = urlsplit(media_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    agents_url = urlunsplit((scheme, parts.netloc, "/softphone/agents", "", ""))
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.get(agents_url) as response,
+        ):
+            if response.status != 200:
+                return None
+            listing = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    name = agent or listing.get("default")
+    for entry in listing.get("agents", []):
+        if entry.get("name") == name:
+            return bool(entry.get("greeting"))
+    return None
+
+
+# ------------------------------------------------------------------------------------ command
+
+
+def run_call_command(
+    settings: Settings,
+    *,
+    agent: str | None,
+    say: Path,
+    out: Path,
+    url: str | None,
+    pace: Pace = "auto",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> int:
+    """`gateway call`: 0 on a reply written to `out`, 1 on failure (message on stderr)."""
+    try:
+        say_pcm16 = read_wav_pcm16_8k(say)
+        realtime = pace == "realtime" or (pace == "auto" and url is not None)
+        if url is None:
+            result = asyncio.run(_in_process(settings, say_pcm16, agent, realtime, timeout_s))
+        else:
+            result = asyncio.run(_remote(url, say_pcm16, agent, realtime, timeout_s))
+        write_wav_pcm16_8k(out, result.reply_pcm16)
+    except CallClientError as exc:
+        print(f"gateway call: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gateway call: {exc}", file=sys.stderr)
+        return 1
+    for role, text in result.transcript:
+        print(f"{role}: {text}")
+    print(
+        f"reply: {result.reply_duration_s:.2f} s of audio → {out} "
+        f"({result.frames_sent} frames sent, {result.frames_received} received)"
+    )
+    return 0
+
+
+async def _in_process(
+    settings: Settings, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float
+) -> CallResult:
+    from gateway.agents import AgentConfigError, load_agents
+
+    try:
+        agents = load_agents(settings.agents_dir)
+    except AgentConfigError as exc:
+        raise CallClientError(f"broken agents:\n{exc}") from None
+    if agent is not None and agents.get(agent) is None:
+        known = ", ".join(sorted(agents.agents))
+        raise CallClientError(f"no agent named {agent!r} in {settings.agents_dir} ({known})")
+    return await call_in_process(
+        settings, agents, say_pcm16, agent=agent, realtime=realtime, timeout_s=timeout_s
+    )
+
+
+async def _remote(
+    url: str, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float
+) -> CallResult:
+    if urlsplit(url).scheme not in ("ws", "wss"):
+        raise CallClientError(f"--url must be a ws:// or wss:// media-stream URL, got {url!r}")
+    greets = await agent_has_greeting(url, agent)
+    if greets is None:
+        print(
+            "gateway call: cannot tell whether the agent greets (no /softphone/agents); "
+            "not waiting for a greeting",
+            file=sys.stderr,
+        )
+    return await place_call(
+        url, say_pcm16, agent=agent, wait_for_greeting=bool(greets), realtime=realtime,
+        timeout_s=timeout_s,
+    )

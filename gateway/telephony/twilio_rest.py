@@ -1,0 +1,126 @@
+"""Twilio's REST API mid-call: hang up, or transfer with `<Dial>` (Calls resource update).
+
+`POST {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with basic
+auth (API key SID + secret, or account SID + auth token) and a form body: `Status=completed`
+hangs up; `Twiml=<Response><Dial>…</Dial></Response>` replaces the call's TwiML, which ends our
+media stream and dials the target. Built on the `twilio` package's aiohttp-based async client;
+the base URL is configurable so tests can point it at a fake on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import aiohttp
+
+from gateway.settings import Settings
+from gateway.tools.spec import TransferTarget
+
+__all__ = [
+    "DEFAULT_API_BASE_URL",
+    "TwilioCredentials",
+    "TwilioRest",
+    "TwilioRestError",
+    "build_dial_twiml",
+]
+
+DEFAULT_API_BASE_URL = "https://api.twilio.com"
+REST_TIMEOUT_S = 10.0
+
+
+class TwilioRestError(RuntimeError):
+    """A Twilio REST request failed (HTTP error, network, timeout); the message says which."""
+
+
+@dataclass(frozen=True)
+class TwilioCredentials:
+    """Who we are to Twilio's REST API. `account_sid` is the default account of the URL path."""
+
+    username: str
+    password: str = field(repr=False)
+    account_sid: str | None = None
+    base_url: str = DEFAULT_API_BASE_URL
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioCredentials | None:
+        """API key SID + secret, else account SID + auth token; None when neither is complete."""
+        base_url = settings.twilio_api_base_url.rstrip("/")
+        if settings.twilio_api_key_sid and settings.twilio_api_key_secret:
+            return cls(
+                settings.twilio_api_key_sid,
+                settings.twilio_api_key_secret,
+                settings.twilio_account_sid,
+                base_url,
+            )
+        if settings.twilio_account_sid and settings.twilio_auth_token:
+            return cls(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                settings.twilio_account_sid,
+                base_url,
+            )
+        return None
+
+
+def build_dial_twiml(target: TransferTarget) -> str:
+    """`<Response><Dial>+1…</Dial></Response>` (or `<Sip>` for a sip: URI)."""
+    attributes = f" callerId={quoteattr(target.caller_id)}" if target.caller_id else ""
+    if target.number.startswith("sip:"):
+        inner = f"<Sip>{escape(target.number)}</Sip>"
+    else:
+        inner = escape(target.number)
+    return f"<Response><Dial{attributes}>{inner}</Dial></Response>"
+
+
+class TwilioRest:
+    """Mid-call REST operations for one process; each request uses its own HTTP session."""
+
+    def __init__(self, credentials: TwilioCredentials, *, timeout_s: float = REST_TIMEOUT_S):
+        self.credentials = credentials
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioRest | None:
+        credentials = TwilioCredentials.from_settings(settings)
+        return cls(credentials) if credentials is not None else None
+
+    async def hang_up(self, account_sid: str | None, call_sid: str) -> None:
+        """End the call for every party (`Status=completed`)."""
+        await self._update(account_sid, call_sid, status="completed")
+
+    async def transfer(
+        self, account_sid: str | None, call_sid: str, target: TransferTarget
+    ) -> None:
+        """Replace the call's TwiML with a `<Dial>` to `target` (our stream ends)."""
+        await self._update(account_sid, call_sid, twiml=build_dial_twiml(target))
+
+    async def _update(self, account_sid: str | None, call_sid: str, **fields: Any) -> None:
+        from twilio.base.exceptions import TwilioException
+        from twilio.http.async_http_client import AsyncTwilioHttpClient
+        from twilio.rest import Client
+
+        account = account_sid or self.credentials.account_sid
+        if not account:
+            raise TwilioRestError("no account SID: set TWILIO_ACCOUNT_SID")
+        http = AsyncTwilioHttpClient()
+        try:
+            client = Client(
+                self.credentials.username,
+                self.credentials.password,
+                account_sid=account,
+                http_client=http,
+            )
+            client.api.base_url = self.credentials.base_url
+            async with asyncio.timeout(self.timeout_s):
+                await client.api.v2010.accounts(account).calls(call_sid).update_async(**fields)
+        except TimeoutError:
+            raise TwilioRestError(f"no answer from Twilio within {self.timeout_s:g} s") from None
+        except TwilioException as exc:
+            raise TwilioRestError(str(exc).strip() or repr(exc)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TwilioRestError(f"cannot reach Twilio: {exc!r}") from None
+        finally:
+            await http.close()

@@ -1,0 +1,318 @@
+"""Session resumption with in-memory Live sessions: handles, reconnects, buffering, giving up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import pytest
+
+from gateway.live.client import LiveConnectionClosed
+from gateway.live.protocol import (
+    FunctionCall,
+    FunctionResponse,
+    ServerMessage,
+    SessionConfig,
+    build_tool_response,
+)
+from gateway.live.resilient import (
+    LiveResumeFailed,
+    ResilientLiveConnector,
+    ResilientLiveSession,
+    ResumeRecord,
+)
+from tests.fakes import FakeLiveSession
+
+CHUNK = b"\x01\x00" * 480  # 20 ms at 24 kHz
+
+
+def chunk(n: int) -> bytes:
+    """A distinct 20 ms chunk, so order can be checked."""
+    return n.to_bytes(2, "little") * 480
+
+
+class ScriptedConnector:
+    """Each connect() takes the next outcome: None opens a FakeLiveSession, an exception fails.
+
+    `gate` holds connects (but not the first) open so a test can act while reconnecting.
+    """
+
+    def __init__(self, *outcomes: BaseException | None) -> None:
+        self.outcomes: deque[BaseException | None] = deque(outcomes)
+        self.configs: list[SessionConfig] = []
+        self.sessions: list[FakeLiveSession] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.connecting = asyncio.Event()
+        self.opened = asyncio.Condition()
+
+    async def connect(self, config: SessionConfig) -> FakeLiveSession:
+        self.configs.append(config)
+        if len(self.configs) > 1:
+            self.connecting.set()
+            await self.gate.wait()
+        outcome = self.outcomes.popleft() if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+        session = FakeLiveSession(config)
+        async with self.opened:
+            self.sessions.append(session)
+            self.opened.notify_all()
+        return session
+
+    async def wait_sessions(self, n: int) -> FakeLiveSession:
+        async with self.opened:
+            await self.opened.wait_for(lambda: len(self.sessions) >= n)
+        return self.sessions[n - 1]
+
+
+class Consumer:
+    """Iterates the session in a task, like the call's live pump."""
+
+    def __init__(self, session: ResilientLiveSession) -> None:
+        self.messages: list[ServerMessage] = []
+        self.arrived = asyncio.Condition()
+        self.task = asyncio.create_task(self._run(session))
+
+    async def _run(self, session: ResilientLiveSession) -> None:
+        async for message in session:
+            async with self.arrived:
+                self.messages.append(message)
+                self.arrived.notify_all()
+
+    async def wait_for(self, count: int) -> list[ServerMessage]:
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: len(self.messages) >= count)
+        return self.messages
+
+
+def handle(name: str, resumable: bool = True) -> ServerMessage:
+    return ServerMessage(resumption_handle=name if resumable else None, resumable=resumable)
+
+
+async def open_session(
+    connector: ScriptedConnector, **options: Any
+) -> tuple[ResilientLiveSession, ResilientLiveConnector]:
+    options.setdefault("backoff_ms", 0)
+    resilient = ResilientLiveConnector(connector, **options)
+    session = await resilient.connect(SessionConfig(model="m"))
+    return session, resilient
+
+
+async def settle(live: FakeLiveSession) -> None:
+    """Until the resilient session has consumed everything queued on `live` so far."""
+    await live.barrier().wait()
+
+
+async def test_every_setup_asks_for_resumption_and_compression_and_first_connect_retries() -> None:
+    connector = ScriptedConnector(LiveConnectionClosed(None, "refused"), None)
+    resilient = ResilientLiveConnector(connector, backoff_ms=0)
+    config = SessionConfig(model="m", session_resumption=False, context_window_compression=False)
+    await resilient.connect(config)
+    assert len(connector.configs) == 2
+    assert all(c.session_resumption and c.context_window_compression for c in connector.configs)
+
+
+async def test_keeps_the_latest_resumable_handle_and_ignores_unresumable_updates() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    consumer = Consumer(session)
+    live = connector.sessions[0]
+    for message in (handle("h-1"), handle("h-2"), handle("", resumable=False)):
+        live.server.put_nowait(message)
+    await settle(live)
+    assert session.resumption_handle == "h-2"
+    assert len(await consumer.wait_for(3)) == 3  # every message still reaches the call
+    await session.close()
+
+
+async def test_a_1011_reconnects_with_the_handle_and_flushes_held_audio_in_order() -> None:
+    connector = ScriptedConnector()
+    session, resilient = await open_session(connector)
+    resumed: list[ResumeRecord] = []
+    session.add_resume_listener(resumed.append)
+    consumer = Consumer(session)
+    first = connector.sessions[0]
+    first.server.put_nowait(handle("h-1"))
+    await session.send_audio(chunk(0), 24000)
+    connector.gate.clear()
+    first.server.put_nowait(LiveConnectionClosed(1011, "internal error"))
+    await connector.connecting.wait()
+    for n in range(1, 6):  # the caller goes on talking while Live reconnects
+        await session.send_audio(chunk(n), 24000)
+    connector.gate.set()
+    second = await connector.wait_sessions(2)
+    await second.wait_audio(5)
+    assert [pcm for pcm, _ in second.audio] == [chunk(n) for n in range(1, 6)]
+    assert [pcm for pcm, _ in first.audio] == [chunk(0)]
+    assert connector.configs[1].resumption_handle == "h-1"
+    await session.send_audio(chunk(6), 24000)  # afterwards audio goes straight to the new one
+    await second.wait_audio(6)
+    second.server.put_nowait(ServerMessage(turn_complete=True))
+    messages = await consumer.wait_for(2)
+    assert messages[-1].turn_complete
+    (record,) = session.resumes
+    assert record.reason == "closed_1011" and record.close_code == 1011
+    assert record.with_handle and record.attempts == 1 and record.buffered_audio_ms == 100.0
+    assert record.gap_ms >= 0 and session.last_resume_gap_ms == record.gap_ms
+    assert resumed == [record] and list(resilient.resumes) == [record]
+    await session.close()
+    assert second.closed.is_set()
+
+
+async def test_a_failing_send_is_held_and_delivered_after_the_resume() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    Consumer(session)
+    first = connector.sessions[0]
+
+    async def dead(pcm16le: bytes, rate_hz: int) -> None:
+        raise LiveConnectionClosed(1006, "connection lost without a close frame")
+
+    first.send_audio = dead  # type: ignore[method-assign]
+    await session.send_audio(chunk(1), 24000)  # does not raise: held
+    first.server.put_nowait(LiveConnectionClosed(1006, "connection lost without a close frame"))
+    second = await connector.wait_sessions(2)
+    await second.wait_audio(1)
+    assert second.audio == [(chunk(1), 24000)]
+    assert session.resumes[0].reason == "closed_1006"
+    assert not session.resumes[0].with_handle  # the service never sent one
+    await session.close()
+
+
+async def test_held_audio_is_bounded_and_the_oldest_is_dropped() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector, buffer_ms=100)
+    Consumer(session)
+    connector.gate.clear()
+    connector.sessions[0].server.put_nowait(LiveConnectionClosed(1011, "x"))
+    await connector.connecting.wait()
+    for n in range(10):
+        await session.send_audio(chunk(n), 24000)
+    connector.gate.set()
+    second = await connector.wait_sessions(2)
+    await second.wait_audio(5)
+    assert [pcm for pcm, _ in second.audio] == [chunk(n) for n in range(5, 10)]
+    assert session.resumes[0].dropped_audio_ms == 100.0
+    await session.close()
+
+
+async def test_gives_up_after_the_attempts_with_a_clear_error_and_sends_go_nowhere() -> None:
+    refused = LiveConnectionClosed(None, "cannot connect to ws://live: refused")
+    connector = ScriptedConnector(None, refused, refused, refused)
+    session, _ = await open_session(connector, attempts=3)
+    first = connector.sessions[0]
+    first.server.put_nowait(LiveConnectionClosed(1011, "deadline exceeded"))
+    with pytest.raises(LiveResumeFailed) as failed:
+        async for _ in session:
+            pass
+    assert failed.value.attempts == 3
+    assert "gave up on Live after 3 failed attempt(s)" in str(failed.value)
+    assert "refused" in str(failed.value)
+    assert len(connector.configs) == 4
+    await session.send_audio(CHUNK, 24000)  # the call may still be sending: no error
+    await session.send(build_tool_response([FunctionResponse("x", "t", {})]))
+    await session.close()
+
+
+async def test_a_bad_request_close_is_not_resumed() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    connector.sessions[0].server.put_nowait(LiveConnectionClosed(1008, "model not found"))
+    with pytest.raises(LiveConnectionClosed) as closed:
+        async for _ in session:
+            pass
+    assert closed.value.code == 1008 and not isinstance(closed.value, LiveResumeFailed)
+    assert len(connector.configs) == 1
+
+
+async def test_a_normal_close_without_go_away_ends_the_conversation() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    connector.sessions[0].server.put_nowait(None)
+    assert [m async for m in session] == []
+    assert len(connector.configs) == 1
+
+
+async def test_go_away_waits_for_the_turn_to_end_and_a_fresh_handle() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    consumer = Consumer(session)
+    first = connector.sessions[0]
+    for message in (
+        handle("h-1"),
+        ServerMessage(audio=(CHUNK,)),  # the model is mid-answer
+        ServerMessage(go_away_time_left_s=50.0),
+        ServerMessage(audio=(CHUNK,)),
+        handle("h-mid"),  # saved mid-turn: resuming from it would repeat the answer's start
+        ServerMessage(turn_complete=True),
+    ):
+        first.server.put_nowait(message)
+    await settle(first)
+    assert len(connector.configs) == 1  # the answer is not cut off
+    await session.send_audio(chunk(1), 24000)
+    first.server.put_nowait(handle("h-2"))  # the turn is saved: now is a safe moment
+    second = await connector.wait_sessions(2)
+    assert connector.configs[1].resumption_handle == "h-2"
+    await session.send_audio(chunk(2), 24000)
+    await second.wait_audio(1)
+    assert [pcm for pcm, _ in first.audio] == [chunk(1)]
+    assert [pcm for pcm, _ in second.audio] == [chunk(2)]
+    second.server.put_nowait(ServerMessage(turn_complete=True))
+    messages = await consumer.wait_for(8)
+    assert messages[-1].turn_complete and not messages[-1].tool_call_cancellation_ids
+    assert first.closed.is_set()
+    assert session.resumes[0].reason == "go_away" and session.resumes[0].close_code is None
+    await session.close()
+
+
+async def test_go_away_deadline_switches_anyway_and_cancels_the_forgotten_tool_call() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    consumer = Consumer(session)
+    first = connector.sessions[0]
+    first.server.put_nowait(handle("h-1"))
+    first.server.put_nowait(ServerMessage(tool_calls=(FunctionCall("fc-1", "lookup", {}),)))
+    first.server.put_nowait(ServerMessage(go_away_time_left_s=0.0))  # no time to wait
+    second = await connector.wait_sessions(2)
+    messages = await consumer.wait_for(4)
+    assert messages[-1].tool_call_cancellation_ids == ("fc-1",)
+    assert session.resumes[0].reason == "go_away_deadline"
+    # The call's late answer to the forgotten call is not sent to the new session.
+    await session.send(build_tool_response([FunctionResponse("fc-1", "lookup", {"ok": 1})]))
+    await session.send({"realtimeInput": {"text": "hi"}})
+    assert second.sent == [{"realtimeInput": {"text": "hi"}}]
+    await session.close()
+
+
+async def test_connections_that_keep_dropping_at_once_end_the_call() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector, attempts=3)
+
+    async def drop_each_new_session() -> None:
+        for n in range(1, 10):
+            live = await connector.wait_sessions(n)
+            live.server.put_nowait(LiveConnectionClosed(1011, "internal error"))
+
+    dropper = asyncio.create_task(drop_each_new_session())
+    with pytest.raises(LiveResumeFailed, match="dropped right away"):
+        async for _ in session:
+            pass
+    dropper.cancel()
+    assert len(connector.sessions) == 3
+
+
+async def test_close_while_reconnecting_closes_everything() -> None:
+    connector = ScriptedConnector()
+    session, _ = await open_session(connector)
+    consumer = Consumer(session)
+    connector.gate.clear()
+    connector.sessions[0].server.put_nowait(LiveConnectionClosed(1011, "x"))
+    await connector.connecting.wait()
+    consumer.task.cancel()  # the call ends (its live pump is cancelled), then closes Live
+    await asyncio.gather(consumer.task, return_exceptions=True)
+    await session.close()
+    assert connector.sessions[0].closed.is_set()
+    connector.gate.set()
+    assert len(connector.sessions) == 1

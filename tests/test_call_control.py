@@ -1,0 +1,273 @@
+"""Ending calls from the gateway's side (gateway.call_control) with in-memory fakes.
+
+End phrases, `end_call`, time limits and idle reminders all wait for the goodbye to be heard
+(Twilio's mark echo) before the call ends. Timers are short but tests wait on events only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gateway import call_control
+from gateway.agents import AgentConfig, AgentSet, load_agents
+from gateway.audio.mulaw import decode_mulaw
+from gateway.call import Call, EndReason
+from gateway.call_control import MAX_DURATION_PROMPT
+from gateway.call_events import CallObserver
+from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
+from gateway.session_config import session_config_for
+from gateway.telephony.twilio import TwilioCodec
+from gateway.tools.dtmf import DTMF_FREQUENCIES_HZ
+from tests.fakes import FakeConnector, FakeLiveSession, FakeTransport
+from tests.tools import probe
+from tests.twilio_frames import TwilioCaller
+
+TONE = (np.sin(np.arange(2400) * 0.1) * 8000).astype("<i2").tobytes()  # 100 ms at 24 kHz
+
+
+class Outcomes(CallObserver):
+    def __init__(self) -> None:
+        self.calls: list[FunctionCall] = []
+        self.results: list[tuple[FunctionResponse, str]] = []
+
+    def tool_call(self, call: FunctionCall) -> None:
+        self.calls.append(call)
+
+    def tool_result(self, response: FunctionResponse, duration_s: float, outcome: str) -> None:
+        assert duration_s >= 0
+        self.results.append((response, outcome))
+
+
+@dataclass
+class Running:
+    call: Call
+    transport: FakeTransport
+    caller: TwilioCaller
+    live: FakeLiveSession
+    task: asyncio.Task[EndReason]
+    outcomes: Outcomes
+
+    def push(self, **fields: Any) -> None:
+        self.live.server.put_nowait(ServerMessage(**fields))
+
+    async def handled(self) -> None:
+        """Until the call has handled every Live message pushed so far."""
+        await self.live.barrier().wait()
+
+    async def prompts(self, count: int) -> list[str]:
+        """The first `count` clientContent texts the call sent to Live."""
+        while True:
+            texts = [
+                m["clientContent"]["turns"][0]["parts"][0]["text"]
+                for m in self.live.sent
+                if "clientContent" in m
+            ]
+            if len(texts) >= count:
+                return texts
+            self.live.message_received.clear()
+            await self.live.message_received.wait()
+
+    async def say_turn(self, text: str = "") -> str:
+        """The model speaks a whole turn; returns the mark the call queued after it."""
+        self.push(audio=(TONE,), output_transcription=text or None)
+        self.push(turn_complete=True)
+        mark = await self.transport.next_sent("mark")
+        return str(mark["mark"]["name"])
+
+
+async def start(agents: AgentSet, connector: FakeConnector | None = None) -> Running:
+    transport, caller = FakeTransport(), TwilioCaller()
+    connector = connector or FakeConnector()
+    outcomes = Outcomes()
+    call = Call(
+        transport,
+        TwilioCodec(),
+        agents,
+        connector,
+        partial(session_config_for, default_model="test-model"),
+        observers=[outcomes],
+    )
+    transport.push(caller.connected())
+    transport.push(caller.start())
+    task = asyncio.create_task(call.run())
+    live = await connector.session()
+    return Running(call, transport, caller, live, task, outcomes)
+
+
+def agent(**fields: Any) -> AgentSet:
+    return AgentSet.from_agents([AgentConfig(name="default", **fields)])
+
+
+async def test_an_end_phrase_ends_the_call_once_the_goodbye_was_heard() -> None:
+    run = await start(agent(end_call_phrases=("talk to you soon",)))
+    first = await run.say_turn("Anything else?")
+    run.transport.push(run.caller.mark(first))
+    run.push(audio=(TONE,), output_transcription="Great. Talk to ")
+    run.push(audio=(TONE,), output_transcription="you soon!")
+    run.push(turn_complete=True)
+    goodbye = await run.transport.next_sent("mark")
+    await run.handled()
+    assert run.call.control is not None  # still playing: the caller has not heard it yet
+    assert run.call.control.waiting_for == f"mark {goodbye['mark']['name']}"
+    run.transport.push(run.caller.mark(goodbye["mark"]["name"]))
+    assert await run.task is EndReason.END_PHRASE
+
+
+async def test_a_barge_in_during_the_goodbye_waits_for_the_next_turn() -> None:
+    run = await start(agent(end_call_phrases=("goodbye",)))
+    run.push(audio=(TONE,), output_transcription="Goodbye!")
+    run.push(interrupted=True)  # the caller talks over it; Live ends the turn separately
+    run.push(turn_complete=True)
+    await run.transport.next_sent("clear")
+    await run.handled()
+    assert run.call.control is not None and run.call.control.waiting_for == "turn"
+    mark = await run.say_turn("Oh, one more thing: your parcel ships today.")
+    assert run.call.control.waiting_for == f"mark {mark}"
+    run.transport.push(run.caller.mark(mark))
+    assert await run.task is EndReason.END_PHRASE
+
+
+async def test_the_grace_period_bounds_a_goodbye_that_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_control, "END_GRACE_S", 0.05)
+    run = await start(agent(end_call_phrases=("bye",)))
+    await run.say_turn("Bye.")  # Twilio never echoes the mark
+    assert await run.task is EndReason.END_PHRASE
+
+
+async def test_end_call_after_a_spoken_goodbye_waits_for_it_to_play() -> None:
+    run = await start(agent(tools=[{"builtin": "end_call"}]))
+    run.push(audio=(TONE,), output_transcription="Thanks for calling!")
+    run.push(tool_calls=(FunctionCall("fc-1", "end_call", {}),))
+    response = await run.live.wait_sent(lambda m: "toolResponse" in m)
+    assert response["toolResponse"]["functionResponses"][0]["response"]["result"] == {
+        "status": "ending",
+        "instruction": "Say a brief goodbye now; the call ends when you finish speaking.",
+    }
+    run.push(turn_complete=True)  # the turn with the goodbye ends after the tool call
+    mark = await run.transport.next_sent("mark")
+    await run.handled()
+    assert run.call.control is not None
+    assert run.call.control.waiting_for == f"mark {mark['mark']['name']}"
+    run.transport.push(run.caller.mark(mark["mark"]["name"]))
+    assert await run.task is EndReason.AGENT_ENDED
+    assert [outcome for _, outcome in run.outcomes.results] == ["ok"]
+
+
+async def test_end_call_with_nothing_left_to_say_ends_after_a_quiet_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_control, "END_QUIET_S", 0.01)
+    run = await start(agent(tools=[{"builtin": "end_call"}]))
+    run.push(tool_calls=(FunctionCall("fc-1", "end_call", {"reason": "done"}),))
+    await run.live.wait_sent(lambda m: "toolResponse" in m)
+    run.push(turn_complete=True)  # no audio: nothing to wait for
+    assert await run.task is EndReason.AGENT_ENDED
+
+
+async def test_max_call_duration_asks_for_a_goodbye_then_hangs_up() -> None:
+    run = await start(agent(max_call_duration_s=0.05))
+    assert await run.prompts(1) == [MAX_DURATION_PROMPT]
+    mark = await run.say_turn("I'm sorry, we have to end the call now. Goodbye!")
+    run.transport.push(run.caller.mark(mark))
+    assert await run.task is EndReason.MAX_DURATION
+
+
+async def test_idle_caller_gets_a_reminder_then_a_goodbye_then_is_hung_up() -> None:
+    run = await start(agent(idle_timeout_s=0.05, idle_reminder="Still there?", idle_goodbye="Bye"))
+    assert await run.prompts(1) == ["Still there?"]
+    mark = await run.say_turn("Are you still there?")
+    run.transport.push(run.caller.mark(mark))
+    assert await run.prompts(2) == ["Still there?", "Bye"]
+    mark = await run.say_turn("I'll hang up now. Goodbye!")
+    run.transport.push(run.caller.mark(mark))
+    assert await run.task is EndReason.IDLE_TIMEOUT
+
+
+async def test_the_caller_answering_a_reminder_starts_the_reminders_over() -> None:
+    run = await start(agent(idle_timeout_s=0.3, idle_reminder="Still there?", idle_goodbye="Bye"))
+    assert await run.prompts(1) == ["Still there?"]
+    run.transport.push(run.caller.dtmf("1"))  # the caller is there after all
+    assert await run.prompts(2) == ["Still there?", "Still there?"]
+    assert await run.prompts(3) == ["Still there?", "Still there?", "Bye"]
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
+
+
+async def test_dtmf_pressed_while_live_connects_is_sent_once_it_is_ready() -> None:
+    connector = FakeConnector()
+    connector.gate.clear()
+    transport, caller = FakeTransport(), TwilioCaller()
+    call = Call(
+        transport,
+        TwilioCodec(),
+        agent(),
+        connector,
+        partial(session_config_for, default_model="test-model"),
+    )
+    transport.push(caller.connected())
+    transport.push(caller.start())
+    transport.push(caller.dtmf("4"))
+    transport.push(caller.dtmf("2"))
+    task = asyncio.create_task(call.run())
+    await transport.wait_idle()
+    connector.gate.set()
+    live = await connector.session()
+    await live.wait_sent(lambda m: m.get("realtimeInput", {}).get("text", "").endswith("2."))
+    texts = [m["realtimeInput"]["text"] for m in live.sent if "realtimeInput" in m]
+    assert texts == ["The caller pressed 4.", "The caller pressed 2."]
+    transport.push(caller.stop())
+    await task
+
+
+def goertzel_power(pcm: np.ndarray, frequency_hz: float, rate_hz: int = 8000) -> float:
+    t = np.arange(len(pcm)) / rate_hz
+    return float(abs(np.dot(pcm, np.exp(-2j * np.pi * frequency_hz * t))) / len(pcm))
+
+
+async def test_send_dtmf_plays_the_key_tones_to_the_caller() -> None:
+    run = await start(agent(tools=[{"builtin": "send_dtmf"}]))
+    run.push(tool_calls=(FunctionCall("fc-1", "send_dtmf", {"digits": "9"}),))
+    await run.live.wait_sent(lambda m: "toolResponse" in m)
+    frames = [await run.transport.next_sent("media") for _ in range(10)]  # 200 ms = 10 frames
+    mulaw = b"".join(base64.b64decode(f["media"]["payload"]) for f in frames)
+    tone = decode_mulaw(mulaw[: 8 * 120]).astype(np.float64)  # the 120 ms tone
+    low, high = DTMF_FREQUENCIES_HZ["9"]
+    wrong_low, wrong_high = DTMF_FREQUENCIES_HZ["1"]
+    assert goertzel_power(tone, low) > 20 * goertzel_power(tone, wrong_low)
+    assert goertzel_power(tone, high) > 20 * goertzel_power(tone, wrong_high)
+    run.transport.push(run.caller.stop())
+    await run.task
+
+
+async def test_running_tools_are_cancelled_when_the_call_ends(tmp_path: Path) -> None:
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "agent.yaml").write_text(
+        "tools:\n  - {name: wait, description: Waits., python: 'tools:wait', timeout_s: 60}\n"
+    )
+    (folder / "tools.py").write_text(
+        "import asyncio\nfrom tests.tools import probe\n\n"
+        "async def wait():\n"
+        "    probe.PROBE.started.set()\n"
+        "    try:\n        await probe.PROBE.release.wait()\n"
+        "    except asyncio.CancelledError:\n        probe.PROBE.cancelled.set()\n        raise\n"
+    )
+    probe.reset()
+    run = await start(load_agents(tmp_path))
+    run.push(tool_calls=(FunctionCall("fc-1", "wait", {}),))
+    await probe.PROBE.started.wait()
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
+    assert probe.PROBE.cancelled.is_set()
+    assert [outcome for _, outcome in run.outcomes.results] == ["cancelled"]
+    assert not any("toolResponse" in m for m in run.live.sent)
