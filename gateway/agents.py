@@ -261,14 +261,16 @@ def load_agent_file(path: Path) -> AgentConfig:
     try:
         agent = AgentConfig.model_validate({**data, "source_path": path})
     except ValidationError as exc:
-        problems = []
+        problems: list[tuple[int, str]] = []
         for error in exc.errors():
             loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field"
-            problems.append(f"{_where(path, text, loc)}: {_dotted(loc) or '(top)'}: {message}")
-        raise AgentConfigError("\n".join(problems)) from None
+            line = _yaml_line_of(text, loc) if loc else None
+            where = f"{path}:{line}" if line else str(path)
+            problems.append((line or 0, f"{where}: {_dotted(loc) or '(top)'}: {message}"))
+        raise AgentConfigError("\n".join(problem for _, problem in sorted(problems))) from None
     if agent.system_instruction_file:
         target = agent.agent_dir / agent.system_instruction_file
         if not target.is_file():

@@ -113,9 +113,9 @@ class GatewayMetrics:
         for drop in (DROP_BARGE_IN, DROP_MALFORMED, DROP_CALLER_BUFFER_FULL, DROP_RATE_LIMITED):
             self.frames_dropped.labels(reason=drop)
 
-    def observer(self) -> CallMetrics:
+    def observer(self, clock: Callable[[], float] = time.monotonic) -> CallMetrics:
         """A fresh observer for one call (it keeps per-call state)."""
-        return CallMetrics(self)
+        return CallMetrics(self, clock)
 
     def count_frames_dropped(self, reason: str, frames: int) -> None:
         """Frames dropped outside a call's observer (e.g. by the carrier rate limit)."""

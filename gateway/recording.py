@@ -530,12 +530,13 @@ class CallRecorder(CallObserver):
                 self._stop("write_failed", error=repr(exc))
             await asyncio.to_thread(sink.abort)
             return
+        else:
+            self.files = files
+            self._recordings.written.append(files)
+            if files.complete:
+                self._log.info("recording_written", jsonl=str(files.jsonl))
         finally:
             self.done.set()
-        self.files = files
-        self._recordings.written.append(files)
-        if files.complete:
-            self._log.info("recording_written", jsonl=str(files.jsonl))
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

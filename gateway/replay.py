@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import shutil
 import sys
 import tempfile
 import time
@@ -32,11 +31,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-import structlog
 from aiohttp import web
 
 from gateway.agents import AgentConfigError, AgentSet, load_agents
 from gateway.live.emulator import LiveEmulator
+from gateway.recording import RECORDINGS, Recordings
 from gateway.recording_format import (
     EventKind,
     RecordedEvent,
@@ -58,18 +57,18 @@ from gateway.replay_script import script_from_recording
 from gateway.settings import Settings, SettingsError, load_settings
 
 __all__ = [
+    "Action",
     "Against",
     "ReplayError",
     "ReplayOptions",
     "ReplayReport",
+    "Step",
     "add_replay_arguments",
     "build_plan",
     "recorded_outputs",
     "replay_recording",
     "run_replay_command",
 ]
-
-log = structlog.get_logger("gateway.replay")
 
 DEFAULT_STALL_TIMEOUT_S: Final = 10.0
 EMULATOR_SPEED: Final = 100.0
@@ -214,6 +213,8 @@ class ReplayReport:
     stalled: str | None = None
     """What the replay was waiting for when the gateway stopped making progress."""
     elapsed_s: float = 0.0
+    recorded_to: list[Path] = field(default_factory=list)
+    """With `record_to`: the new recording(s) of the replayed call."""
 
     @property
     def ok(self) -> bool:
@@ -239,6 +240,7 @@ class ReplayReport:
         if self.stalled:
             lines.append(f"  stalled: {self.stalled}")
         lines.extend(diff.render() for diff in self.diffs)
+        lines.extend(f"  recorded the replay to {path}" for path in self.recorded_to)
         return "\n".join(lines)
 
 
@@ -332,12 +334,14 @@ async def replay_recording(
         if observe_live:
             await live.start("127.0.0.1", options.live_port or 0)
         async with contextlib.AsyncExitStack() as stack:
+            gateway: _InProcessGateway | None = None
             if options.url is not None:
                 media_url = options.url
             else:
-                media_url = await stack.enter_async_context(
+                gateway = await stack.enter_async_context(
                     _in_process_gateway(recording, live.url, agents, settings, options)
                 )
+                media_url = gateway.url
             session = await stack.enter_async_context(aiohttp.ClientSession())
             ws = await session.ws_connect(media_url, max_msg_size=0)
             caller = _Caller(ws, progress)
@@ -347,6 +351,9 @@ async def replay_recording(
             finally:
                 await caller.aclose()
             report.twilio_out = [twilio_item(frame) for frame in caller.received]
+            if gateway is not None and options.record_to:
+                await gateway.recordings.wait_idle()
+                report.recorded_to = [files.jsonl for files in gateway.recordings.written]
     finally:
         await live.stop()
         if emulator is not None:
@@ -434,6 +441,12 @@ def _stall_message(step: Step, caller: _Caller, live: LiveSide | None, timeout_s
     )
 
 
+@dataclass(frozen=True)
+class _InProcessGateway:
+    url: str
+    recordings: Recordings
+
+
 @contextlib.asynccontextmanager
 async def _in_process_gateway(
     recording: Recording,
@@ -441,62 +454,62 @@ async def _in_process_gateway(
     agents: AgentSet | None,
     settings: Settings | None,
     options: ReplayOptions,
-) -> AsyncIterator[str]:
-    """A gateway on 127.0.0.1 (any free port) whose Live is `live_url`; yields its media URL."""
+) -> AsyncIterator[_InProcessGateway]:
+    """A gateway on 127.0.0.1 (any free port) whose Live is `live_url`."""
     from gateway.server import MEDIA_PATH, create_app
 
     meta = recording.metadata
-    data_dir = Path(tempfile.mkdtemp(prefix="gateway-replay-"))
-    """Tools' writable state starts empty: the replay never touches the real data."""
-    overrides: dict[str, Any] = {
-        "live_backend": "emulator",
-        "live_url": live_url,
-        "host": "127.0.0.1",
-        "port": 0,
-        "public_url": None,
-        "twilio_auth_token": None,
-        "twilio_account_sids": None,
-        "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
-        "record_calls": "all" if options.record_to else "off",
-        "data_dir": data_dir,
-    }
-    if options.record_to:
-        overrides["recordings_dir"] = options.record_to
-    rate = meta.get("live_input_rate_hz")
-    if isinstance(rate, int):
-        overrides["live_input_rate_hz"] = rate
-    if settings is not None:
-        overrides.setdefault("agents_dir", settings.agents_dir)
-    try:
-        replay_settings = load_settings(env_file=None, **overrides)
-    except SettingsError as exc:
-        raise ReplayError(str(exc)) from None
-    if agents is None:
+    # Tools' writable state starts empty: a replay never touches the real data.
+    with tempfile.TemporaryDirectory(prefix="gateway-replay-") as data_dir:
+        overrides: dict[str, Any] = {
+            "live_backend": "emulator",
+            "live_url": live_url,
+            "host": "127.0.0.1",
+            "port": 0,
+            "public_url": None,
+            "twilio_auth_token": None,
+            "twilio_account_sids": None,
+            "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
+            "record_calls": "all" if options.record_to else "off",
+            "data_dir": data_dir,
+        }
+        if options.record_to:
+            overrides["recordings_dir"] = options.record_to
+        if isinstance(meta.get("live_input_rate_hz"), int):
+            overrides["live_input_rate_hz"] = meta["live_input_rate_hz"]
+        if settings is not None:
+            overrides["agents_dir"] = settings.agents_dir
         try:
-            agents = load_agents(replay_settings.agents_dir)
-        except AgentConfigError as exc:
-            raise ReplayError(f"cannot load the agents to replay with:\n{exc}") from None
-    wanted = meta.get("agent")
-    if isinstance(wanted, str) and agents.get(wanted) is None:
-        raise ReplayError(
-            f"the recording's agent {wanted!r} is not among the agents "
-            f"({', '.join(sorted(agents.agents))}); pass --agents DIR"
-        )
-    app = create_app(replay_settings, agents)
-    if options.record_to:  # a re-recording says which Live it was originally made with
-        from gateway.recording import RECORDINGS
+            replay_settings = load_settings(env_file=None, **overrides)
+        except SettingsError as exc:
+            raise ReplayError(str(exc)) from None
+        agents = agents or _load_replay_agents(replay_settings.agents_dir)
+        wanted = meta.get("agent")
+        if isinstance(wanted, str) and agents.get(wanted) is None:
+            raise ReplayError(
+                f"the recording's agent {wanted!r} is not among the agents "
+                f"({', '.join(sorted(agents.agents))}); pass --agents DIR"
+            )
+        app = create_app(replay_settings, agents)
+        recordings = app[RECORDINGS]
+        # A re-recording says which Live the call was originally made with.
+        recordings.live_backend = meta.get("live_backend")
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+            yield _InProcessGateway(f"ws://127.0.0.1:{port}{MEDIA_PATH}", recordings)
+        finally:
+            await runner.cleanup()
 
-        app[RECORDINGS].live_backend = meta.get("live_backend")
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
+
+def _load_replay_agents(directory: Path) -> AgentSet:
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-        yield f"ws://127.0.0.1:{port}{MEDIA_PATH}"
-    finally:
-        await runner.cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        return load_agents(directory)
+    except AgentConfigError as exc:
+        raise ReplayError(f"cannot load the agents to replay with:\n{exc}") from None
 
 
 # --------------------------------------------------------------------------- command line

@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -23,8 +22,6 @@ from websockets.exceptions import ConnectionClosed
 from gateway.live.protocol import encode_message
 
 __all__ = ["LiveSide"]
-
-log = structlog.get_logger("gateway.replay")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 

@@ -44,6 +44,21 @@ async def test_agents_check_fails_on_a_broken_agent(tmp_path: Path) -> None:
     assert "bad.yaml:2: voise: unknown field" in err
 
 
+async def test_agents_check_lists_the_examples_and_fails_on_a_missing_tool(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = await _run("agents", "check", "agents")
+    assert code == 0 and "ok  acme-support: +15550100100" in out
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "agent.yaml").write_text(
+        "tools:\n  - name: refund\n    description: Refund.\n    python: tools:refund\n"
+    )
+    code, _, err = await _run("agents", "check", str(tmp_path))
+    assert code == 1
+    assert "shop/agent.yaml:4: tools.0.python: module 'tools' not found" in err
+
+
 async def test_a_wrong_setting_stops_start_up_naming_it() -> None:
     code, _, err = await _run("serve", PORT="http")
     assert code == 2

@@ -52,8 +52,7 @@ def test_speech_threshold() -> None:
 def test_reply_latency_runs_from_the_last_speech_frame_to_the_first_agent_audio() -> None:
     metrics = GatewayMetrics()
     clock = Clock()
-    observer = metrics.observer()
-    observer._clock = clock
+    observer = metrics.observer(clock)
     # A greeting with no caller speech before it is not a reply: no sample.
     observer.live_in(AGENT_AUDIO)
     observer.live_in(ServerMessage(turn_complete=True))
@@ -88,8 +87,7 @@ def test_reply_latency_runs_from_the_last_speech_frame_to_the_first_agent_audio(
 def test_call_outcome_duration_tools_and_live_closes() -> None:
     metrics = GatewayMetrics()
     clock = Clock()
-    observer = metrics.observer()
-    observer._clock = clock
+    observer = metrics.observer(clock)
     observer.tool_result(FunctionResponse("fc-1", "lookup_order", {"ok": True}), 0.3, "ok")
     observer.tool_result(FunctionResponse("fc-2", "lookup_order", {}), 5.0, "timeout")
     observer.error("malformed_caller_frame", "not JSON")

@@ -3,9 +3,11 @@ recording that no longer matches the gateway is reported with a diff and exit st
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,9 +354,28 @@ async def _live_drops_and_resumes(emulator: LiveEmulator, phone: _FastPhone) -> 
     await phone.rest()
 
 
+async def _live_goes_away_and_the_gateway_switches(
+    emulator: LiveEmulator, phone: _FastPhone
+) -> None:
+    await phone.send(phone.twilio.connected())
+    await phone.send(phone.twilio.start())
+    await phone.say(speech_frames(600) + silence_frames(800))
+    await phone.until("mark")
+    await emulator.go_away(30.0)  # the model is idle: the gateway switches connections now
+    await emulator.wait_opened_sessions(2)
+    await phone.say(speech_frames(400, fundamental_hz=140) + silence_frames(800))
+    await phone.until("mark")
+    await phone.send(phone.twilio.stop())
+    await phone.rest()
+
+
 @pytest.mark.parametrize(
     ("script", "ending", "sessions"),
-    [(_answer_then_live_ends, "live_closed", 1), (_live_drops_and_resumes, "caller_hung_up", 2)],
+    [
+        (_answer_then_live_ends, "live_closed", 1),
+        (_live_drops_and_resumes, "caller_hung_up", 2),
+        (_live_goes_away_and_the_gateway_switches, "caller_hung_up", 2),
+    ],
 )
 async def test_calls_that_live_ended_or_interrupted_replay_too(
     tmp_path: Path,
@@ -379,7 +400,8 @@ async def test_a_replay_can_be_recorded_as_the_new_reference(
     original = read_recording(RECORDINGS_DIR / "barge_in.jsonl.gz")
     report = await replay_recording(original, ReplayOptions(record_to=tmp_path), agents=agents)
     assert report.ok, report.render()
-    [path] = tmp_path.glob("*.jsonl")
+    [path] = report.recorded_to
+    assert path.parent == tmp_path and f"recorded the replay to {path}" in report.render()
     again = read_recording(path)
     assert again.metadata["live_backend"] == original.metadata["live_backend"]
     assert again.end_reason == original.end_reason == "caller_hung_up"
@@ -388,6 +410,52 @@ async def test_a_replay_can_be_recorded_as_the_new_reference(
     ]
     report = await replay_recording(again, ReplayOptions(), agents=agents)
     assert report.ok, report.render()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(agents: AgentSet, live_url: str) -> AsyncIterator[str]:
+    """A gateway as `gateway serve` runs it (its own settings), on loopback."""
+    settings = load_settings(
+        env_file=None, live_backend="emulator", live_url=live_url, record_calls="off",
+        max_carrier_frames_per_s=0,
+    )  # fmt: skip
+    runner = web.AppRunner(create_app(settings, agents), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+    try:
+        yield f"ws://127.0.0.1:{port}{MEDIA_PATH}"
+    finally:
+        await runner.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_running_gateway_replays_against_its_own_live_side(agents: AgentSet) -> None:
+    recording = read_recording(RECORDINGS_DIR / "tool_call.jsonl.gz")
+    emulator = LiveEmulator(script_from_recording(recording), speed=50.0)
+    async with emulator, running_gateway(agents, emulator.url) as url:
+        report = await replay_recording(
+            recording, ReplayOptions(against=Against.EMULATOR, url=url)
+        )
+    assert report.ok, report.render()
+    assert report.live_out is None and "live_out: not observed" in report.render()
+
+
+async def test_a_running_gateway_replays_against_the_recorded_live_side(
+    agents: AgentSet,
+) -> None:
+    recording = read_recording(RECORDINGS_DIR / "barge_in.jsonl.gz")
+    port = free_port()
+    async with running_gateway(agents, f"ws://127.0.0.1:{port}/live") as url:
+        report = await replay_recording(recording, ReplayOptions(url=url, live_port=port))
+    assert report.ok, report.render()
+    assert report.live_out is not None and len(report.live_out) > 50
 
 
 async def test_a_paced_replay_matches_too(agents: AgentSet) -> None:

@@ -19,7 +19,7 @@ from gateway.live.protocol import SessionConfig
 from gateway.observability import configure_logging
 from gateway.security import GuardedTransport, TokenBucket
 from gateway.server import CALL_SLOTS
-from gateway.settings import load_settings
+from gateway.settings import SettingsError, load_settings
 from gateway.telephony.twilio import TwilioCodec
 from tests.caller_audio import silence_frames, speech_frames
 from tests.fakes import FakeTransport
@@ -250,3 +250,14 @@ async def test_secrets_never_reach_the_logs(
     assert "call_ended" in events and "request_rejected" in events  # the logs were captured
     for secret in (TOKEN, api_key, signature, signature[::-1]):
         assert secret not in output
+
+
+def test_limit_and_resumption_settings_parse_and_are_checked() -> None:
+    settings = load_settings(
+        None, twilio_account_sids=" AC1, ,AC2 ", live_resume_attempts=3, max_concurrent_calls=0
+    )
+    assert settings.account_sid_allowlist == frozenset({"AC1", "AC2"})
+    assert load_settings(None).account_sid_allowlist == frozenset()
+    for bad in ({"live_resume_attempts": 0}, {"max_carrier_frame_bytes": 10}):
+        with pytest.raises(SettingsError, match=next(iter(bad)).upper()):
+            load_settings(None, **bad)

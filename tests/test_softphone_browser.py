@@ -28,13 +28,11 @@ pytestmark = pytest.mark.skipif(
     reason="Chromium is not installed (apt-get install chromium; .ci/run does it on CI)",
 )
 
-SPEECH_WAV = Path(__file__).parent / "data" / "softphone_speech.wav"
-MEDIA_FLAGS = (
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    f"--use-file-for-fake-audio-capture={SPEECH_WAV}",
-    "--autoplay-policy=no-user-gesture-required",
-)
+DATA = Path(__file__).parent / "data"
+SPEECH_WAV = DATA / "softphone_speech.wav"
+"""1.5 s of speech, then 6 s of silence: one question, and time to hear the whole answer."""
+SHORT_GAP_WAV = DATA / "softphone_speech_short_gap.wav"
+"""The same speech with 1 s of silence: looped, the caller talks again over the answer."""
 WAIT_S = 45.0
 
 
@@ -44,10 +42,21 @@ async def gateway() -> AsyncIterator[LoopbackGateway]:
         yield running
 
 
+def media_flags(microphone_wav: Path) -> tuple[str, ...]:
+    return (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone_wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    )
+
+
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+async def browser(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """Chromium whose microphone plays SPEECH_WAV (or the file given by indirect parametrize)."""
     assert CHROMIUM is not None
-    running = await Browser.launch(CHROMIUM, tmp_path / "profile", *MEDIA_FLAGS)
+    wav = getattr(request, "param", SPEECH_WAV)
+    running = await Browser.launch(CHROMIUM, tmp_path / "profile", *media_flags(wav))
     try:
         yield running
     finally:
@@ -105,6 +114,27 @@ async def test_a_call_from_the_browser_microphone(
     await page.evaluate("softphone.hangUp()", user_gesture=True)
     await gateway.emulator.wait_closed_sessions(1)
     assert await page.evaluate("softphone.stats.state") == "ended"
+
+
+@pytest.mark.parametrize("browser", [SHORT_GAP_WAV], indirect=True, ids=["short_gap"])
+async def test_talking_over_the_agent_flushes_playback_and_returns_its_marks(
+    gateway: LoopbackGateway, browser: Browser
+) -> None:
+    page = await browser.new_page(f"http://127.0.0.1:{gateway.port}/softphone?agent=default")
+    await wait_for(page, browser, "s.agentsLoaded === 2")
+    await page.evaluate("document.getElementById('call').click()", user_gesture=True)
+    # The answer (4 s) is still playing when the caller speaks again, 1 s after asking: the
+    # gateway sends `clear`; the page drops what it had queued and, like Twilio, returns the
+    # turn's pending mark at once.
+    stats = await wait_for(page, browser, "s.marksCleared >= 1")
+    assert stats["clears"] >= 1
+    assert stats["secondsQueued"] == 0
+    assert stats["secondsPlayed"] < 3.9  # cut short, not played to the end
+    assert stats["marksReceived"] >= 1 and stats["marksEchoed"] >= 1
+    health = await (await gateway.client.get("/healthz")).json()
+    assert health["active_calls"] == 1
+    await page.evaluate("softphone.hangUp()", user_gesture=True)
+    await gateway.emulator.wait_closed_sessions(1)
 
 
 async def test_the_page_mulaw_codec_is_bit_exact_with_the_gateway(

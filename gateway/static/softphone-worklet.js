@@ -61,8 +61,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
       this.queue = [];
       this.readOffset = 0;
       this.queuedEnd = this.played;
+      this.report(true); // the queue is empty now
       for (const mark of pending) this.port.postMessage({ type: "mark", name: mark.name, cleared: true });
-      this.report();
     }
   }
 
@@ -74,8 +74,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
     }
   }
 
-  report() {
-    if (this.played !== this.reported) {
+  report(force = false) {
+    if (force || this.played !== this.reported) {
       this.reported = this.played;
       this.port.postMessage({ type: "progress", played: this.played, queued: this.queuedEnd - this.played });
     }

@@ -26,6 +26,7 @@ const stats = {
   framesSent: 0,
   framesReceived: 0,
   secondsPlayed: 0,
+  secondsQueued: 0,
   marksReceived: 0,
   marksEchoed: 0,
   marksCleared: 0,
@@ -51,7 +52,7 @@ function changed() {
 
 function formatNumber(key, value) {
   if (key === "micLevelDbfs") return Number.isFinite(value) ? value.toFixed(0) : "–";
-  if (key === "secondsPlayed") return value.toFixed(2);
+  if (key === "secondsPlayed" || key === "secondsQueued") return value.toFixed(2);
   return String(value);
 }
 
@@ -232,6 +233,7 @@ class Call {
       if (message.cleared) stats.marksCleared += 1;
     } else if (message.type === "progress") {
       stats.secondsPlayed = message.played / this.context.sampleRate;
+      stats.secondsQueued = message.queued / this.context.sampleRate;
     }
     changed();
   }
@@ -289,7 +291,8 @@ async function startCall(agent) {
   if (call && (stats.state === "connecting" || stats.state === "in-call")) return;
   for (const line of transcript.splice(0)) line.element.remove();
   Object.assign(stats, {
-    error: "", framesSent: 0, framesReceived: 0, secondsPlayed: 0, marksReceived: 0,
+    error: "", framesSent: 0, framesReceived: 0, secondsPlayed: 0, secondsQueued: 0,
+    marksReceived: 0,
     marksEchoed: 0, marksCleared: 0, clears: 0, transcriptEvents: 0,
   });
   call = new Call(agent || $("agent").value);
