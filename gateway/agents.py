@@ -172,6 +172,11 @@ class AgentConfig(BaseModel):
             raise ValueError("set only one of system_instruction and system_instruction_file")
         return self
 
+    def __hash__(self) -> int:
+        # Field-wise hashing would fail on the mappings (transfer, tool schemas); equal agents
+        # have equal names and sources, so this stays consistent with ==.
+        return hash((self.name, self.source_path))
+
     @property
     def agent_dir(self) -> Path:
         """The folder relative paths (prompt file, python tools) are resolved against."""

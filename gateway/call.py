@@ -11,6 +11,11 @@ The call is one object with two pumps and one writer:
 Barge-in lives in `Call._barge_in`: on Live's `interrupted` it empties the outbound queue, queues
 `clear` first, and forgets pending marks, all synchronously in the step that saw `interrupted`,
 so no stale frame can be written after it.
+
+Tool calls run as their own tasks in `gateway.tools.runner.ToolRunner` (`Call.tools`); the
+agent's limits and goodbyes — `end_call`, end phrases, time limits, transfers — live in
+`gateway.call_control.CallSupervisor` (`Call.control`), which this call feeds with turns,
+marks and barge-ins.
 """
 
 from __future__ import annotations

@@ -516,10 +516,11 @@ def _load_replay_agents(directory: Path) -> AgentSet:
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="a recording (.jsonl)")
+    parser.add_argument("file", type=Path, metavar="FILE", help="a recording (.jsonl or .jsonl.gz)")
     parser.add_argument(
         "--speed",
         type=float,
+        metavar="N",
         default=0.0,
         help="keep the recorded timing N times faster (1 = real time); 0 (default) = as fast "
         "as the gateway answers",
@@ -531,34 +532,41 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Live side: the recorded messages (default) or the emulator saying the "
         "recorded words",
     )
-    parser.add_argument("--url", help="a running gateway's media URL (ws://host:port/media)")
+    parser.add_argument("--url", metavar="URL", help="a running gateway's media URL (ws://host:port/media)")
     parser.add_argument(
         "--live-port",
         type=int,
+        metavar="PORT",
         help="with --url: serve the Live side on 127.0.0.1:PORT (set the gateway's LIVE_URL)",
     )
-    parser.add_argument("--agents", type=Path, help="agents to replay with (default AGENTS_DIR)")
+    parser.add_argument(
+        "--agents", type=Path, metavar="DIR", help="agents to replay with (default AGENTS_DIR)"
+    )
     parser.add_argument(
         "--frames-tolerance",
         type=int,
+        metavar="N",
         default=Tolerance.frames,
         help="audio frames a run may gain or lose (default %(default)s)",
     )
     parser.add_argument(
         "--rms-tolerance-db",
         type=float,
+        metavar="DB",
         default=Tolerance.rms_db,
         help="loudness difference allowed per audio run in dB (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=float,
+        metavar="S",
         default=DEFAULT_STALL_TIMEOUT_S,
         help="seconds to wait for the gateway before calling it stalled (default %(default)s)",
     )
     parser.add_argument(
         "--record-to",
         type=Path,
+        metavar="DIR",
         help="record the replayed call into this directory (to refresh a recording)",
     )
 

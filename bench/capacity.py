@@ -1,0 +1,349 @@
+"""Concurrent calls on one core: CPU per call-minute, p99 added latency and lost frames as the
+number of calls grows, ours vs the baseline bridge.
+
+    .venv/bin/python bench/capacity.py                         # 10, 50, 100, 200, 300, … calls
+    .venv/bin/python bench/capacity.py --steps 10,50 --window-s 5 --impls ours --no-write
+
+The bridge under test runs alone on core 0 (bench/harness.py); this process, on core 1, plays
+every caller and the Live service for every call. Each step opens N calls one after another,
+then measures a window of `--window-s` seconds with all N up:
+
+* each caller sends a 20 ms μ-law frame every 20 ms (one shared ticker, calls spread over the
+  20 ms so they do not all fire at once), like Twilio;
+* each Live session answers every 200 ms of caller audio with 200 ms of agent audio (a
+  `turnComplete` every 2 s, whose mark the caller echoes), so the agent talks all the time:
+  twice the audio of a real conversation, where one side mostly listens;
+* in: caller frame → the Live message it became; out: Live chunk → first byte of it on the
+  Twilio socket; both wire to wire, p99 over every sample in the window;
+* lost: caller frames that never reached Live, plus agent frames that never reached the caller
+  (counted after the replies stop and the sockets drain);
+* CPU: the bridge process's user + system time over the window (all its threads).
+
+The sweep stops at the first step where a p99 exceeds `--max-p99-ms` (20) or a frame is lost,
+or where this process itself falls behind (its frames leave > 5 ms late at p99: the numbers
+would measure the load generator, not the bridge). Prints a table and replaces the
+"## Capacity (bench/capacity.py)" section of bench/RESULTS.md (unless `--no-write`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+from harness import (
+    CHUNK_MULAW_BYTES,
+    DRIVER_CORE,
+    IMPL_LABELS,
+    IMPLS,
+    Caller,
+    FakeLive,
+    GatewayProcess,
+    caller_frames,
+    machine_line,
+    open_call,
+    percentile_ms,
+    pin_self,
+    self_cpu_s,
+    use_uvloop,
+    wait_until,
+    write_section,
+)
+
+SECTION_HEADING = "## Capacity (bench/capacity.py)"
+DEFAULT_STEPS = (10, 50, 100, 200, 300, 400, 500, 600, 800, 1000)
+TICK_MS = 1
+SLOTS = 20
+SETTLE_S = 1.0
+DRAIN_S = 5.0
+MAX_DRIVER_LAG_MS = 5.0
+
+
+@dataclass
+class Step:
+    impl: str
+    calls: int
+    window_s: float = 0.0
+    gateway_cpu_s: float = 0.0
+    driver_cpu_s: float = 0.0
+    in_p50_ms: float = 0.0
+    in_p99_ms: float = 0.0
+    out_p50_ms: float = 0.0
+    out_p99_ms: float = 0.0
+    in_samples: int = 0
+    out_samples: int = 0
+    lost_in: int = 0
+    lost_out: int = 0
+    driver_lag_p99_ms: float = 0.0
+    calls_failed: int = 0
+    problems: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cpu_s_per_call_minute(self) -> float:
+        return self.gateway_cpu_s / self.window_s * 60.0 / self.calls
+
+    @property
+    def gateway_cpu_pct(self) -> float:
+        return 100.0 * self.gateway_cpu_s / self.window_s
+
+    @property
+    def driver_cpu_pct(self) -> float:
+        return 100.0 * self.driver_cpu_s / self.window_s
+
+    @property
+    def lost(self) -> int:
+        return self.lost_in + self.lost_out
+
+    def verdict(self, max_p99_ms: float) -> str:
+        if self.calls_failed:
+            return "calls failed"
+        if self.lost:
+            return "frames lost"
+        if max(self.in_p99_ms, self.out_p99_ms) > max_p99_ms:
+            return f"p99 > {max_p99_ms:g} ms"
+        if self.driver_lag_p99_ms > MAX_DRIVER_LAG_MS:
+            return "load generator saturated"
+        return "ok"
+
+
+class Ticker:
+    """Sends every call's next frame on its 20 ms schedule; calls are spread over SLOTS phases."""
+
+    def __init__(self, payloads: list[str]) -> None:
+        self.payloads = payloads
+        self.slots: list[list[Caller]] = [[] for _ in range(SLOTS)]
+        self.lags_ns: list[int] = []
+        self.recording = False
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._count = 0
+
+    def add(self, caller: Caller) -> None:
+        self.slots[self._count % SLOTS].append(caller)
+        self._count += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ticker")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0_ns = time.perf_counter_ns()
+        tick = 0
+        payloads = self.payloads
+        while not self._stop.is_set():
+            due_ns = t0_ns + tick * TICK_MS * 1_000_000
+            wait_s = (due_ns - time.perf_counter_ns()) / 1e9
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            callers = self.slots[tick % SLOTS]
+            if callers and self.recording:
+                self.lags_ns.append(time.perf_counter_ns() - due_ns)
+            for caller in callers:
+                if not caller.ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await caller.send_frame(payloads[caller.frames_sent % len(payloads)])
+            tick += 1
+        del loop
+
+
+async def run_step(
+    impl: str, calls: int, window_s: float, live: FakeLive, gateway: GatewayProcess
+) -> Step:
+    step = Step(impl, calls)
+    ticker = Ticker(caller_frames())
+    callers: list[Caller] = []
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=True)
+    ) as session:
+        ticker.start()
+        for n in range(calls):
+            try:
+                caller = await open_call(session, gateway.url, live, n)
+            except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+                print(f"  call {n} failed to start: {exc!r}", file=sys.stderr)
+                step.calls_failed += 1
+                continue
+            assert caller.live is not None
+            caller.live.replying = True
+            callers.append(caller)
+            ticker.add(caller)
+        await asyncio.sleep(SETTLE_S)
+        w0 = time.perf_counter_ns()
+        cpu0, dcpu0 = gateway.cpu_s(), self_cpu_s()
+        ticker.recording = True
+        await asyncio.sleep(window_s)
+        ticker.recording = False
+        w1 = time.perf_counter_ns()
+        step.gateway_cpu_s = gateway.cpu_s() - cpu0
+        step.driver_cpu_s = self_cpu_s() - dcpu0
+        step.window_s = (w1 - w0) / 1e9
+        # Stop the replies, let what is in flight arrive, then hang up.
+        for caller in callers:
+            assert caller.live is not None
+            caller.live.replying = False
+        await asyncio.sleep(0.1)
+        for caller in callers:
+            assert caller.live is not None
+            target = caller.live.chunks_sent * CHUNK_MULAW_BYTES
+            await wait_until(
+                lambda c=caller, t=target: c.rx_bytes >= t, caller.progress, DRAIN_S
+            )
+        await ticker.stop()
+        for caller in callers:
+            await caller.hang_up()
+        for caller in callers:
+            assert caller.live is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(caller.live.closed.wait(), DRAIN_S)
+        ins = [lat for c in callers for sent, lat in c.in_latencies if w0 <= sent < w1]
+        outs = [lat for c in callers for sent, lat in c.out_latencies if w0 <= sent < w1]
+        step.in_samples, step.out_samples = len(ins), len(outs)
+        step.in_p50_ms, step.in_p99_ms = percentile_ms(ins, 50), percentile_ms(ins, 99)
+        step.out_p50_ms, step.out_p99_ms = percentile_ms(outs, 50), percentile_ms(outs, 99)
+        step.driver_lag_p99_ms = percentile_ms(ticker.lags_ns, 99)
+        for caller in callers:
+            assert caller.live is not None
+            step.lost_in += caller.frames_sent - caller.live.audio_in
+            step.lost_out += max(
+                0, caller.live.chunks_sent * CHUNK_MULAW_BYTES - caller.rx_bytes
+            ) // 160
+        for caller in callers:
+            await caller.ws.close()
+            if caller.reader is not None:
+                with contextlib.suppress(Exception):
+                    await caller.reader
+    return step
+
+
+async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: bool) -> list[Step]:
+    gateway = await asyncio.to_thread(GatewayProcess, impl, live.url, pin=pinned)
+    steps: list[Step] = []
+    try:
+        for calls in args.steps:
+            print(f"{impl}: {calls} calls …", file=sys.stderr, flush=True)
+            step = await run_step(impl, calls, args.window_s, live, gateway)
+            steps.append(step)
+            print(f"  {json.dumps(asdict(step))}", file=sys.stderr, flush=True)
+            if step.verdict(args.max_p99_ms) != "ok":
+                break
+            await asyncio.sleep(1.0)  # let the bridge finish the calls that just ended
+    finally:
+        await asyncio.to_thread(gateway.stop)
+    problems = gateway.problems()
+    if steps:
+        steps[-1].problems = problems
+    return steps
+
+
+def capacity(steps: list[Step], max_p99_ms: float) -> int:
+    """The most calls of a step that passed (and every step before it passed)."""
+    best = 0
+    for step in steps:
+        if step.verdict(max_p99_ms) != "ok":
+            break
+        best = step.calls
+    return best
+
+
+def render(results: dict[str, list[Step]], args: argparse.Namespace, command: str) -> str:
+    lines = [
+        machine_line(),
+        "",
+        f"Command: `{command}`",
+        "",
+        "| bridge | calls | CPU s per call-minute | bridge CPU % of its core | in p50 / p99 ms | "
+        "out p50 / p99 ms | frames lost | load generator CPU %, lag p99 ms | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for impl, steps in results.items():
+        for step in steps:
+            lines.append(
+                f"| {IMPL_LABELS[impl]} | {step.calls} | {step.cpu_s_per_call_minute:.3f} | "
+                f"{step.gateway_cpu_pct:.0f} | {step.in_p50_ms:.2f} / {step.in_p99_ms:.2f} | "
+                f"{step.out_p50_ms:.2f} / {step.out_p99_ms:.2f} | {step.lost} | "
+                f"{step.driver_cpu_pct:.0f}, {step.driver_lag_p99_ms:.2f} | "
+                f"{step.verdict(args.max_p99_ms)} |"
+            )
+    lines.append("")
+    summary = []
+    for impl, steps in results.items():
+        summary.append(f"{IMPL_LABELS[impl]} {capacity(steps, args.max_p99_ms)}")
+    lines.append(
+        f"Calls per core within p99 ≤ {args.max_p99_ms:g} ms and no lost frame (largest step "
+        "passed): " + ", ".join(summary) + "."
+    )
+    ours, base = results.get("ours"), results.get("baseline")
+    if ours and base:
+        common = {s.calls: s for s in base}
+        pairs = [(s, common[s.calls]) for s in ours if s.calls in common]
+        if pairs:
+            ratio = ", ".join(
+                f"{o.calls} calls {b.cpu_s_per_call_minute / o.cpu_s_per_call_minute:.2f}×"
+                for o, b in pairs
+            )
+            lines.append(f"CPU per call-minute, baseline ÷ ours: {ratio}.")
+    for impl, steps in results.items():
+        if steps and steps[-1].problems:
+            lines.append(f"- {IMPL_LABELS[impl]} logged: {steps[-1].problems}")
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> dict[str, list[Step]]:
+    pinned = pin_self(DRIVER_CORE)
+    live = FakeLive()
+    await live.start()
+    results: dict[str, list[Step]] = {}
+    try:
+        for impl in args.impls:
+            results[impl] = await sweep(impl, args, live, pinned)
+    finally:
+        await live.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--steps",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=list(DEFAULT_STEPS),
+        help="comma-separated call counts",
+    )
+    parser.add_argument("--window-s", type=float, default=20.0, help="measured seconds per step")
+    parser.add_argument("--max-p99-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--impls",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["ours", "ours-stdlib", "baseline"],
+        help=f"comma-separated, from {', '.join(IMPLS)}",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
+    parser.add_argument("--json", action="store_true", help="print the steps as JSON")
+    args = parser.parse_args(argv)
+    for impl in args.impls:
+        if impl not in IMPLS:
+            parser.error(f"unknown impl {impl!r}")
+    results = use_uvloop()(run(args))
+    command = "bench/capacity.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    body = render(results, args, command.strip())
+    if args.json:
+        print(json.dumps({impl: [asdict(s) for s in steps] for impl, steps in results.items()}))
+    else:
+        print(body)
+    if not args.no_write:
+        write_section(SECTION_HEADING, body)
+
+
+if __name__ == "__main__":
+    main()
