@@ -259,7 +259,8 @@ def create_app(
     app.router.add_get("/healthz", handle_healthz)
     add_metrics(app, active_calls=lambda: len(app[CALLS]))  # GET /metrics
     add_recordings(app, settings)  # RECORDINGS_DIR, RECORD_CALLS
-    add_softphone_routes(app, AGENTS)  # GET /softphone, /softphone/agents, its scripts
+    # GET /softphone, /softphone/agents, its scripts; the picker follows agent reloads.
+    add_softphone_routes(app, lambda app: app[AGENT_STORE].current)
     return app
 
 
@@ -294,6 +295,14 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    # Signals are handled before we announce we are listening: a supervisor (or a test) may
+    # send SIGHUP/SIGTERM as soon as it reads `gateway_listening`.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, partial(store.reload, trigger="sighup"))
+    watcher = asyncio.create_task(store.watch(), name="agents_watch")
     bound = [address for address in runner.addresses if isinstance(address, tuple)]
     log.info(
         "gateway_listening",
@@ -302,12 +311,6 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
         live_backend=settings.backend.value,
         agents=sorted(agents.agents),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, partial(store.reload, trigger="sighup"))
-    watcher = asyncio.create_task(store.watch(), name="agents_watch")
     try:
         await stop.wait()
         log.info("shutdown_requested")

@@ -8,6 +8,7 @@ phone uses (`/media`, 8 kHz μ-law in 20 ms frames) and asks for transcript fram
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
@@ -59,8 +60,13 @@ def _agent_entry(agent: AgentConfig) -> dict[str, Any]:
     }
 
 
-def add_softphone_routes(app: web.Application, agents: web.AppKey[AgentSet]) -> None:
-    """`GET /softphone`, `GET /softphone/agents` (JSON) and `GET /softphone/{asset}`."""
+def add_softphone_routes(
+    app: web.Application, current_agents: Callable[[web.Application], AgentSet]
+) -> None:
+    """`GET /softphone`, `GET /softphone/agents` (JSON) and `GET /softphone/{asset}`.
+
+    `current_agents` is asked on every request, so the picker follows agent reloads.
+    """
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(
@@ -69,7 +75,7 @@ def add_softphone_routes(app: web.Application, agents: web.AppKey[AgentSet]) -> 
         )
 
     async def agent_list(request: web.Request) -> web.Response:
-        return web.json_response(agent_listing(request.app[agents]), headers=_NO_CACHE)
+        return web.json_response(agent_listing(current_agents(request.app)), headers=_NO_CACHE)
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
