@@ -63,6 +63,7 @@ SLOTS = 20
 SETTLE_S = 1.0
 DRAIN_S = 5.0
 MAX_DRIVER_LAG_MS = 5.0
+REPLYING = True
 
 
 @dataclass
@@ -175,7 +176,7 @@ async def run_step(
                 step.calls_failed += 1
                 continue
             assert caller.live is not None
-            caller.live.replying = True
+            caller.live.replying = REPLYING
             callers.append(caller)
             ticker.add(caller)
         await asyncio.sleep(SETTLE_S)

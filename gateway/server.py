@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from gateway.agent_store import AgentStore
 from gateway.agents import AgentSet
 from gateway.call import Call, EndReason, LiveConnectorLike
+from gateway.frame_batcher import FrameBatcher
 from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
 from gateway.live.resilient import ResilientLiveConnector
@@ -66,10 +67,14 @@ CALL_SLOTS = web.AppKey("call_slots", CallSlots)
 
 
 class WebSocketTransport:
-    """`CallerTransport` over an aiohttp server WebSocket."""
+    """`CallerTransport` over an aiohttp server WebSocket. With the connection's `transport`,
+    frames sent in one event-loop step leave in one socket write (gateway.frame_batcher)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
+    ) -> None:
         self._ws = ws
+        self._frames = FrameBatcher(ws, transport)
 
     async def receive(self) -> str | bytes | None:
         while True:
@@ -87,9 +92,10 @@ class WebSocketTransport:
     async def send(self, frame: str) -> None:
         if self._ws.closed:
             raise ConnectionResetError("caller stream is closed")
-        await self._ws.send_str(frame)
+        await self._frames.send(frame)
 
     async def close(self) -> None:
+        self._frames.flush()
         await self._ws.close()
 
 
@@ -116,7 +122,7 @@ async def handle_twiml(request: web.Request) -> web.Response:
     agents = request.app[AGENT_STORE].current
     form = await request.post()
     base_url = _public_base_url(request, settings)
-    _require_twilio_signature(request, base_url + request.rel_url.path_qs, form)
+    _require_twilio_signature(request, base_url + request.raw_path, form)  # as Twilio sent it
     allowed = settings.account_sid_allowlist
     if allowed and str(form.get("AccountSid", "")) not in allowed:
         log.warning("request_rejected", reason="account_not_allowed", path=request.path)
@@ -151,8 +157,9 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="gateway is draining")
     settings = request.app[SETTINGS]
     signed_url = media_stream_url(_public_base_url(request, settings), request.path)
-    if request.query_string:
-        signed_url += "?" + request.query_string
+    raw_query = request.raw_path.partition("?")[2]
+    if raw_query:
+        signed_url += "?" + raw_query
     _require_twilio_signature(request, signed_url, {})
     slots = request.app[CALL_SLOTS]
     if slots.full:
@@ -165,7 +172,7 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
         return ws
     codec = TwilioCodec()
     transport = GuardedTransport(
-        WebSocketTransport(ws),
+        WebSocketTransport(ws, request.transport),
         codec,
         max_frames_per_s=settings.max_carrier_frames_per_s,
         account_sids=settings.account_sid_allowlist,

@@ -15,7 +15,7 @@ from gateway.audio.codec import CallerAudioDecoder
 from gateway.call import PROMPT_MARK
 from gateway.live.emulator import LiveEmulator
 from gateway.live.resilient import ResilientLiveConnector
-from gateway.server import CONNECTOR, create_app
+from gateway.server import CALLS, CONNECTOR, create_app
 from gateway.settings import load_settings
 from tests.caller_audio import silence_frames, speech_frames
 from tests.test_integration import PhoneCall
@@ -104,6 +104,7 @@ async def test_go_away_moves_the_call_to_a_new_session_that_continues_the_conver
 ) -> None:
     phone = await line.call()
     assert sum(1 for m in await ask(phone) if m["event"] == "media") > 25
+    (call,) = line.client.server.app[CALLS]
     await line.emulator.go_away(30)
     await line.emulator.wait_closed_sessions(1)  # the gateway left the old session itself
     second = await ask(phone)
@@ -113,6 +114,7 @@ async def test_go_away_moves_the_call_to_a_new_session_that_continues_the_conver
     assert line.emulator.resumed_handles == [line.emulator.client_setups[1].resumption_handle]
     (resumed,) = line.connector.resumes
     assert resumed.reason == "go_away" and resumed.with_handle
+    assert call.stats.live_reconnects == 1  # counted in the call's summary and metrics
     await hang_up(phone)
     assert line.emulator.sessions_opened == 2
 

@@ -59,8 +59,9 @@ async def test_twiml_needs_a_valid_signature_over_the_public_url() -> None:
         local = f"http://127.0.0.1:{gw.port}/twiml"
         assert (await post("/twiml", data=FORM, headers={"X-Twilio-Signature": sign(local, FORM)})
                 ).status == 403  # fmt: skip
-        good = {"X-Twilio-Signature": sign(f"{PUBLIC}/twiml?agent=default", FORM)}
-        response = await post("/twiml?agent=default", data=FORM, headers=good)
+        query = "?agent=default&note=a%20b"  # signed exactly as sent, encoding and all
+        good = {"X-Twilio-Signature": sign(f"{PUBLIC}/twiml{query}", FORM)}
+        response = await post(f"/twiml{query}", data=FORM, headers=good)
         assert response.status == 200
         stream = ElementTree.fromstring(await response.text()).find("./Connect/Stream")
         assert stream is not None and stream.get("url") == "wss://gw.example.com/media"
@@ -79,6 +80,11 @@ async def test_the_media_upgrade_needs_a_valid_signature_over_the_wss_url() -> N
             assert await answer_one_question(phone) > 25
             await phone.send(phone.twilio.stop())
             await phone.rest()
+        signed = {"X-Twilio-Signature": sign("wss://gw.example.com/media?x=1%2B1")}
+        async with gw.client.ws_connect("/media?x=1%2B1", headers=signed) as ws:
+            await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await gw.client.ws_connect("/media?x=2", headers=signed)
 
 
 async def test_without_a_token_nothing_is_checked() -> None:

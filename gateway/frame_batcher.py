@@ -1,0 +1,81 @@
+"""Outbound WebSocket text frames coalesced into one socket write per event-loop step.
+
+A 200 ms burst of agent audio becomes ten 20 ms `media` frames, queued by the call in one step.
+Written one by one, each is a `send()` syscall and a TCP segment (on loopback the sender even
+pays for the receiver's TCP work): ten times the kernel time of one write, and the largest
+single cost of the outbound path (bench/RESULTS.md, Capacity). `FrameBatcher` frames them
+itself (RFC 6455, server side: FIN + text opcode, no mask) and writes every frame sent during
+one step in a single `transport.write`, scheduled with `call_soon` — after the current task
+step, before anything else the loop runs next. Order is kept; the frames and bytes on the wire
+are exactly what aiohttp would have sent.
+
+It steps aside — flushing what it holds first, so order is kept — and lets aiohttp write when
+the connection negotiated compression (permessage-deflate, e.g. a browser softphone) or the
+socket is backed up (aiohttp's writer then applies its flow control).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Final
+
+from aiohttp import web
+
+__all__ = ["HIGH_WATER_BYTES", "FrameBatcher", "text_frame"]
+
+HIGH_WATER_BYTES: Final = 64 * 1024
+"""Past this many unsent bytes in the transport, frames go through aiohttp's flow control."""
+
+_FIN_TEXT: Final = 0x81
+_PACK_LEN2: Final = struct.Struct("!BBH").pack
+_PACK_LEN8: Final = struct.Struct("!BBQ").pack
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text frame (what a server sends) carrying `payload`."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FIN_TEXT, size)) + payload
+    if size < 65536:
+        return _PACK_LEN2(_FIN_TEXT, 126, size) + payload
+    return _PACK_LEN8(_FIN_TEXT, 127, size) + payload
+
+
+class FrameBatcher:
+    """Sends text frames on `ws`, coalescing those of one event-loop step into one write.
+
+    `transport` is the connection's transport (`request.transport`); without it every frame
+    goes through `ws.send_str`. Call `flush()` before anything else writes on the socket
+    outside this object (closing it, for one).
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    async def send(self, frame: str) -> None:
+        transport = self._transport
+        if (
+            transport is None
+            or self._ws.compress
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > HIGH_WATER_BYTES
+        ):
+            self.flush()
+            await self._ws.send_str(frame)
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(text_frame(frame.encode("utf-8")))
+
+    def flush(self) -> None:
+        """Write what this step queued (no-op when nothing is held or the socket is closing)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
