@@ -33,6 +33,7 @@ from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
 from gateway.settings import LiveBackend, Settings
 from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
+from gateway.telephony.twilio_caller import TwilioCaller
 
 __all__ = [
     "CallClientError",
@@ -150,65 +151,38 @@ class _Line:
     """The phone side of one media stream: sends caller frames, collects agent turns."""
 
     ws: aiohttp.ClientWebSocketResponse
-    stream_sid: str = field(default_factory=lambda: "MZ" + uuid.uuid4().hex)
-    call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
-    sequence: int = 0
-    chunk: int = 0
+    phone: TwilioCaller = field(
+        default_factory=lambda: TwilioCaller(
+            stream_sid="MZ" + uuid.uuid4().hex,
+            call_sid="CA" + uuid.uuid4().hex,
+            account_sid=ACCOUNT_SID,
+        )
+    )
     frames_received: int = 0
     transcript: list[list[str]] = field(default_factory=list)
     turns: asyncio.Queue[_Turn] = field(default_factory=asyncio.Queue)
     _audio: bytearray = field(default_factory=bytearray)
     _line_open: bool = False
 
+    @property
+    def stream_sid(self) -> str:
+        return self.phone.stream_sid
+
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send_str(json.dumps(message, separators=(",", ":")))
-
-    def _next(self) -> str:
-        self.sequence += 1
-        return str(self.sequence)
 
     async def start(self, agent: str | None) -> None:
         parameters = {TRANSCRIPT_PARAMETER: "1", "from": "gateway-call"}
         if agent:
             parameters["agent"] = agent
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.send({
-            "event": "start",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "start": {
-                "accountSid": ACCOUNT_SID,
-                "streamSid": self.stream_sid,
-                "callSid": self.call_sid,
-                "tracks": ["inbound"],
-                "customParameters": parameters,
-                "mediaFormat": {
-                    "encoding": "audio/x-mulaw", "sampleRate": MULAW_RATE_HZ, "channels": 1,
-                },
-            },
-        })
+        await self.send(self.phone.connected())
+        await self.send(self.phone.start(**parameters))
 
     async def media(self, mulaw: bytes) -> None:
-        self.chunk += 1
-        await self.send({
-            "event": "media",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "media": {
-                "track": "inbound",
-                "chunk": str(self.chunk),
-                "timestamp": str((self.chunk - 1) * 20),
-                "payload": base64.b64encode(mulaw).decode("ascii"),
-            },
-        })
+        await self.send(self.phone.media(mulaw))
 
     async def stop(self) -> None:
-        await self.send({
-            "event": "stop",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "stop": {"accountSid": ACCOUNT_SID, "callSid": self.call_sid},
-        })
+        await self.send(self.phone.stop())
 
     async def speak(self, frames: Sequence[bytes], *, realtime: bool) -> None:
         """Say `frames`, then keep the line open with silence, paced like a phone."""
@@ -244,12 +218,7 @@ class _Line:
             elif event == "mark":
                 name = str(data["mark"]["name"])
                 # No speaker here: "played" the moment it arrives, so echo it at once.
-                await self.send({
-                    "event": "mark",
-                    "sequenceNumber": self._next(),
-                    "streamSid": self.stream_sid,
-                    "mark": {"name": name},
-                })
+                await self.send(self.phone.mark(name))
                 self.turns.put_nowait(_Turn(bytes(self._audio), name))
                 self._audio.clear()
                 self._line_open = False
@@ -314,7 +283,7 @@ async def place_call(
         reply_pcm16=_to_pcm16(reply),
         greeting_pcm16=_to_pcm16(greeting),
         transcript=tuple((role, text.strip()) for role, text in line.transcript if text.strip()),
-        frames_sent=line.chunk,
+        frames_sent=line.phone.chunk,
         frames_received=line.frames_received,
     )
 
