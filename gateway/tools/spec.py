@@ -51,13 +51,12 @@ def _check_env_name(value: str | None) -> str | None:
     return value
 
 
-class HttpToolConfig(BaseModel):
-    """An HTTP tool: the arguments are POSTed as JSON, the JSON reply goes back to the model."""
+class _SignedPost(BaseModel):
+    """A URL the gateway POSTs JSON to, optionally signed with an HMAC from the environment."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    headers: dict[str, str] = Field(default_factory=dict)
     hmac_secret_env: str | None = None
     """Name of the environment variable holding the HMAC-SHA256 signing secret."""
     hmac_header: str = "X-Gateway-Signature"
@@ -72,6 +71,12 @@ class HttpToolConfig(BaseModel):
     def _env(cls, value: str | None) -> str | None:
         return _check_env_name(value)
 
+
+class HttpToolConfig(_SignedPost):
+    """An HTTP tool: the arguments are POSTed as JSON, the JSON reply goes back to the model."""
+
+    headers: dict[str, str] = Field(default_factory=dict)
+
     @field_validator("headers", "hmac_header")
     @classmethod
     def _check_headers(cls, value: Any) -> Any:
@@ -82,25 +87,10 @@ class HttpToolConfig(BaseModel):
         return value
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(_SignedPost):
     """Where the post-call summary goes; a plain URL string is accepted as shorthand."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str
     timeout_s: float = Field(default=10.0, gt=0, le=MAX_TOOL_TIMEOUT_S)
-    hmac_secret_env: str | None = None
-    hmac_header: str = "X-Gateway-Signature"
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
-
-    @field_validator("hmac_secret_env")
-    @classmethod
-    def _env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
 
     @model_validator(mode="before")
     @classmethod
