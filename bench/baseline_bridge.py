@@ -84,9 +84,7 @@ async def handle_call(twilio: ServerConnection, live_url: str) -> None:
                     inline = part.get("inlineData")
                     if inline and inline.get("mimeType", "").startswith("audio/pcm"):
                         pcm = base64.b64decode(inline["data"])
-                        pcm, state = audioop.ratecv(
-                            pcm, 2, 1, LIVE_RATE_HZ, TWILIO_RATE_HZ, state
-                        )
+                        pcm, state = audioop.ratecv(pcm, 2, 1, LIVE_RATE_HZ, TWILIO_RATE_HZ, state)
                         payload = base64.b64encode(audioop.lin2ulaw(pcm, 2)).decode("utf-8")
                         await twilio.send(
                             json.dumps(

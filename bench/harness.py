@@ -13,11 +13,13 @@ written; every frame the bridge sends back is timestamped as it is read). All ti
 between two real sockets, plus two loopback hops and this process's own WebSocket framing
 (an upper bound on the bridge's share). Bridges (`--impl`):
 
-* `ours`          — the gateway as `gateway serve` builds it (create_app, resuming Live
-                    connector, metrics observer, rate limits; recordings off), uvloop and
-                    orjson used when installed;
-* `ours-stdlib`   — the same without uvloop and orjson (asyncio's loop, the json module);
-* `ours-uvloop`, `ours-orjson` — one speedup each;
+* `ours`          — the gateway as `gateway serve` builds and runs it (create_app, resuming
+                    Live connector, metrics observer, rate limits; recordings off), through
+                    `gateway.event_loop.run`: start-up heap frozen, on uvloop (installed with
+                    `gateway[speedups]`);
+* `ours-asyncio`  — the same on asyncio's own event loop;
+* `ours-before`   — the gateway as it was before this bench's optimizations: asyncio.run,
+                    no freeze, the hot-path changes patched back out (`_undo_optimizations`);
 * `baseline`      — bench/baseline_bridge.py, written like the public sample apps.
 """
 
@@ -28,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -38,7 +41,7 @@ import tempfile
 import time
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,13 +76,12 @@ CHUNK_MULAW_BYTES = 8000 * CHUNK_MS // 1000
 SILENCE_RMS = 100
 """A 20 ms frame above this RMS (≈ -50 dBFS) is sound: agent audio, not the silence marker."""
 
-IMPLS = ("ours", "ours-stdlib", "ours-uvloop", "ours-orjson", "baseline")
+IMPLS = ("ours", "ours-asyncio", "ours-before", "baseline")
 IMPL_LABELS = {
-    "ours": "ours (uvloop + orjson)",
-    "ours-stdlib": "ours (asyncio + json)",
-    "ours-uvloop": "ours (uvloop + json)",
-    "ours-orjson": "ours (asyncio + orjson)",
-    "baseline": "baseline bridge",
+    "ours": "ours (uvloop)",
+    "ours-asyncio": "ours (asyncio loop)",
+    "ours-before": "ours before optimizing (asyncio loop)",
+    "baseline": "baseline bridge (asyncio loop)",
 }
 
 # ---------------------------------------------------------------------------- machine
@@ -127,6 +129,60 @@ def pin_self(core: int) -> bool:
     except (AttributeError, OSError):
         return False
     return True
+
+
+_SPINNER = """
+import os, sys
+parent = os.getppid()
+os.sched_setaffinity(0, {int(sys.argv[1])})
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+while os.getppid() == parent:  # ends with the bench, even if the bench is killed
+    for _ in range(1_000_000):
+        pass
+"""
+
+
+class KeepAwake:
+    """One idle-priority busy loop per core while measuring (a context manager).
+
+    This machine is a KVM guest: a vCPU with nothing to run halts, and waking it for the next
+    packet takes 0.1–0.3 ms, more than the whole path being measured, at random. A busy
+    gateway never halts; an idle one does. The spinners (SCHED_IDLE: they get a core only when
+    nothing else wants it, and are preempted at once) keep the vCPUs awake, so an idle-call
+    latency measures the bridge, not the hypervisor.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and hasattr(os, "SCHED_IDLE")
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> KeepAwake:
+        if self.enabled:
+            for core in sorted(os.sched_getaffinity(0) | {GATEWAY_CORE, DRIVER_CORE}):
+                self._procs.append(subprocess.Popen([sys.executable, "-c", _SPINNER, str(core)]))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self._procs:
+            proc.kill()
+            proc.wait()
+        self._procs.clear()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in the measuring process while measuring: a full collection of
+    its growing sample lists would stall every caller at once, and the stall would show up
+    as the bridge's latency. Reference counting still frees almost everything."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.collect()
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -217,6 +273,14 @@ class GatewayProcess:
     def cpu_s(self) -> float:
         return proc_cpu_s(self.proc.pid)
 
+    def gc_pauses(self) -> dict[str, Any]:
+        """The bridge's collector pauses (after `stop`): counts per generation, gen2 max/total."""
+        with contextlib.suppress(OSError):
+            for line in reversed(self.log_path.read_text(errors="replace").splitlines()):
+                if '"bench_gc"' in line:
+                    return dict(json.loads(line))
+        return {}
+
     def problems(self) -> dict[str, int]:
         """Warning/error log lines of the bridge by event name (the gateway logs JSON lines)."""
         counts: dict[str, int] = {}
@@ -228,7 +292,9 @@ class GatewayProcess:
                     if "Traceback" in line or "Error" in line:
                         counts["stderr"] = counts.get("stderr", 0) + 1
                     continue
-                if isinstance(record, dict) and record.get("level") in ("warning", "error"):
+                if not isinstance(record, dict) or record.get("bench_gc"):
+                    continue
+                if record.get("level") in ("warning", "error"):
                     key = f"{record['level']}:{record.get('event')}"
                     counts[key] = counts.get(key, 0) + 1
         return counts
@@ -248,19 +314,82 @@ class GatewayProcess:
 def _serve_main(args: argparse.Namespace) -> None:
     """Child process: run one bridge on 127.0.0.1, print its port, stop when stdin closes."""
     impl = args.impl
-    use_uvloop = impl in ("ours", "ours-uvloop")
-    if impl in ("ours-stdlib", "ours-uvloop", "baseline"):
-        sys.modules["orjson"] = None  # type: ignore[assignment]  # import fails: json is used
     sys.path.insert(0, str(REPO_DIR))
-    runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
-    if use_uvloop:
-        import uvloop
+    if impl == "ours-before":
+        _undo_optimizations()
+    if impl in ("ours", "ours-asyncio"):
+        from gateway import event_loop, server  # noqa: F401  # imported before the freeze
 
-        runner = uvloop.run  # type: ignore[assignment]
-    runner(_serve(impl, args.live_url))
+        event_loop.run(_serve(impl, args.live_url), prefer_uvloop=impl == "ours")
+    else:
+        asyncio.run(_serve(impl, args.live_url))
+
+
+def _undo_optimizations() -> None:
+    """Put back the hot-path code as it was before bench/RESULTS.md's optimizations, so one
+    run can measure before and after side by side. The call's own barge-in changes (yield to
+    the writer, log after `clear`) are not undone: they change latency, not CPU."""
+    from gateway import call_events, frame_batcher
+    from gateway.live import client, protocol, resilient
+
+    async def send_each(self: Any, frame: str) -> None:  # one socket write per frame
+        await self._ws.send_str(frame)
+
+    def each_observer(self: Any, hook: str, *args: Any) -> None:  # every observer, every hook
+        for observer in list(self._observers):
+            try:
+                getattr(observer, hook)(*args)
+            except Exception:
+                self._observers.remove(observer)
+
+    async def send_audio(self: Any, pcm16le: bytes, rate_hz: int) -> None:
+        await self._deliver(resilient._Audio(pcm16le, rate_hz))
+
+    async def send_audio_via_ws(self: Any, pcm16le: bytes, rate_hz: int) -> None:
+        await self._send_text(protocol.encode_audio_input(pcm16le, rate_hz))
+
+    frame_batcher.FrameBatcher.send = send_each  # type: ignore[method-assign]
+    call_events.ObserverSet._each = each_observer  # type: ignore[method-assign]
+    resilient.ResilientLiveSession.send_audio = send_audio  # type: ignore[method-assign]
+    client.LiveSession.send_audio = send_audio_via_ws  # type: ignore[method-assign]
+
+
+class GcPauses:
+    """Collector pauses in the bridge process, printed as one JSON line on stderr at exit."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.pauses_ms[int(info["generation"])].append(
+                (time.perf_counter_ns() - self._started) / 1e6
+            )
+
+    def report(self) -> None:
+        gen2 = self.pauses_ms[2]
+        summary = {
+            "bench_gc": True,
+            "collections": {g: len(p) for g, p in self.pauses_ms.items()},
+            "gen2_max_ms": round(max(gen2, default=0.0), 2),
+            "gen2_total_ms": round(sum(gen2), 1),
+        }
+        print(json.dumps(summary), file=sys.stderr, flush=True)
 
 
 async def _serve(impl: str, live_url: str) -> None:
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        await _serve_bridge(impl, live_url)
+    finally:
+        pauses.report()
+
+
+async def _serve_bridge(impl: str, live_url: str) -> None:
     loop = asyncio.get_running_loop()
     if impl == "baseline":
         from baseline_bridge import serve_baseline
@@ -284,7 +413,7 @@ async def _serve(impl: str, live_url: str) -> None:
         live_url=live_url,
         record_calls="off",
         max_concurrent_calls=0,
-        log_level="info",
+        log_level=os.environ.get("BENCH_LOG_LEVEL", "info"),
     )
     configure_logging(settings.log_level, json=True)
     app = create_app(settings, AgentSet.from_agents([AgentConfig(name="default")]))
@@ -441,9 +570,10 @@ class FakeLive:
         ws = web.WebSocketResponse(max_msg_size=0, compress=False, autoping=True)
         await ws.prepare(request)
         first = await ws.receive()
-        if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or "setup" not in str(
-            first.data
-        )[:20]:
+        if (
+            first.type not in (WSMsgType.TEXT, WSMsgType.BINARY)
+            or "setup" not in str(first.data)[:20]
+        ):
             await ws.close()
             return ws
         await ws.send_str(LIVE_SETUP_COMPLETE)
@@ -455,9 +585,9 @@ class FakeLive:
                 if message.type is not WSMsgType.TEXT and message.type is not WSMsgType.BINARY:
                     continue
                 head = message.data[:64]
-                if ("realtimeInput" in head if isinstance(head, str) else b"realtimeInput" in head) and (
-                    "audio" in head if isinstance(head, str) else b"audio" in head
-                ):
+                if isinstance(head, bytes):
+                    head = head.decode("utf-8", "replace")
+                if "realtimeInput" in head and "audio" in head:
                     side.audio_in += 1
                     if side.on_audio is not None:
                         side.on_audio(now)
@@ -572,9 +702,7 @@ class Caller:
                     self.sound_frames_before_clear += 1
 
 
-async def open_call(
-    session: aiohttp.ClientSession, url: str, live: FakeLive, n: int
-) -> Caller:
+async def open_call(session: aiohttp.ClientSession, url: str, live: FakeLive, n: int) -> Caller:
     """Dial in like Twilio (connected, start) and wait for the bridge's Live session.
 
     Calls must be opened one at a time: the next Live session to arrive is this call's.

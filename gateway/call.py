@@ -521,7 +521,9 @@ class Call:
     async def _on_live_message(self, message: ServerMessage) -> None:
         self.events.live_in(message)
         if message.interrupted:
-            self._barge_in()
+            dropped = self._barge_in()
+            await asyncio.sleep(0)  # the writer puts `clear` on the wire before we go on
+            self.log.info("barge_in", frames_dropped=dropped)
         for pcm16 in message.audio:
             self._queue_agent_audio(pcm16)
         if message.output_transcription:
@@ -583,11 +585,13 @@ class Call:
         self._outbound_ready.set()
         return mark
 
-    def _barge_in(self) -> None:
+    def _barge_in(self) -> int:
         """The caller talked over the agent: drop everything not yet sent, then `clear`.
 
         Synchronous on purpose: nothing can be written between dropping the queue and queuing
         `clear`, and `clear` goes to the front so it is the very next frame on the wire.
+        Returns the frames dropped; the caller logs them once `clear` is out (a log line
+        costs more than the rest of the barge-in: bench/RESULTS.md, Latency).
         """
         assert self.start is not None
         dropped = sum(1 for _, is_audio in self._outbound if is_audio)
@@ -600,10 +604,10 @@ class Call:
         self._outbound_ready.set()
         self.stats.barge_ins += 1
         self.stats.stale_frames_dropped += dropped
-        self.log.info("barge_in", frames_dropped=dropped)
         self.events.barge_in(dropped)
         if self.control is not None:
             self.control.barged_in()
+        return dropped
 
     # ------------------------------------------------------------------ tools and endings
 

@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except AgentConfigError as exc:
         print(f"gateway: refusing to start, broken agents:\n{exc}", file=sys.stderr)
         return 2
+    from gateway import event_loop
     from gateway.server import serve
 
-    asyncio.run(serve(settings, agents))
+    event_loop.run(serve(settings, agents))  # uvloop when installed (gateway[speedups])
     return 0
 
 

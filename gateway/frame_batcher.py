@@ -4,10 +4,11 @@ A 200 ms burst of agent audio becomes ten 20 ms `media` frames, queued by the ca
 Written one by one, each is a `send()` syscall and a TCP segment (on loopback the sender even
 pays for the receiver's TCP work): ten times the kernel time of one write, and the largest
 single cost of the outbound path (bench/RESULTS.md, Capacity). `FrameBatcher` frames them
-itself (RFC 6455, server side: FIN + text opcode, no mask) and writes every frame sent during
-one step in a single `transport.write`, scheduled with `call_soon` — after the current task
-step, before anything else the loop runs next. Order is kept; the frames and bytes on the wire
-are exactly what aiohttp would have sent.
+itself (RFC 6455, server side: FIN + text opcode, no mask), writes the first frame of a step at
+once (a lone `clear` or `mark` is not held back) and the rest of that step's frames in one
+more `transport.write`, scheduled with `call_soon`: after the current task step, before
+anything the loop runs later. Order is kept; the frames and bytes on the wire are exactly what
+aiohttp would have sent.
 
 It steps aside — flushing what it holds first, so order is kept — and lets aiohttp write when
 the connection negotiated compression (permessage-deflate, e.g. a browser softphone) or the
@@ -53,7 +54,8 @@ class FrameBatcher:
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self._ws = ws
         self._transport = transport
-        self._pending: list[bytes] = []
+        self._held: list[bytes] | None = None
+        """None: nothing written this step; else the frames after the first, for `flush`."""
 
     async def send(self, frame: str) -> None:
         transport = self._transport
@@ -66,16 +68,21 @@ class FrameBatcher:
             self.flush()
             await self._ws.send_str(frame)
             return
-        if not self._pending:
+        data = text_frame(frame.encode("utf-8"))
+        held = self._held
+        if held is None:
+            transport.write(data)
+            self._held = []
             asyncio.get_running_loop().call_soon(self.flush)
-        self._pending.append(text_frame(frame.encode("utf-8")))
+        else:
+            held.append(data)
 
     def flush(self) -> None:
-        """Write what this step queued (no-op when nothing is held or the socket is closing)."""
-        pending = self._pending
-        if not pending:
+        """Write the frames held back this step (no-op when none, or the socket is closing)."""
+        held = self._held
+        self._held = None
+        if not held:
             return
-        self._pending = []
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            transport.write(held[0] if len(held) == 1 else b"".join(held))

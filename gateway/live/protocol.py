@@ -37,6 +37,7 @@ __all__ = [
     "build_tool_response",
     "decode_base64",
     "encode_audio_input",
+    "encode_audio_input_utf8",
     "encode_message",
     "expect_list",
     "expect_object",
@@ -240,6 +241,19 @@ def encode_audio_input(pcm16le: bytes, rate_hz: int) -> str:
         + '","mimeType":"audio/pcm;rate='
         + str(int(rate_hz))
         + '"}}}'
+    )
+
+
+def encode_audio_input_utf8(pcm16le: bytes, rate_hz: int) -> bytes:
+    """`encode_audio_input` as the UTF-8 bytes of the frame (what goes on the wire)."""
+    return b"".join(
+        (
+            b'{"realtimeInput":{"audio":{"data":"',
+            binascii.b2a_base64(pcm16le, newline=False),
+            b'","mimeType":"audio/pcm;rate=',
+            str(int(rate_hz)).encode("ascii"),
+            b'"}}}',
+        )
     )
 
 

@@ -250,6 +250,17 @@ class ResilientLiveSession:
 
     async def send_audio(self, pcm16le: bytes, rate_hz: int) -> None:
         """Send caller audio; held (bounded, in order) while reconnecting."""
+        if not (self._switching or self._closed or self._failed):
+            # Every 20 ms of every call: `_deliver`'s first round, without building an _Audio.
+            session = self._current
+            try:
+                await session.send_audio(pcm16le, rate_hz)
+                return
+            except LiveConnectionClosed:
+                if self._current is session:
+                    self._lose_connection()
+                    self._hold(_Audio(pcm16le, rate_hz))
+                    return
         await self._deliver(_Audio(pcm16le, rate_hz))
 
     def __aiter__(self) -> AsyncIterator[ServerMessage]:
