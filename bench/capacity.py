@@ -21,7 +21,9 @@ then measures a window of `--window-s` seconds with all N up:
 
 The sweep stops at the first step where a p99 exceeds `--max-p99-ms` (20) or a frame is lost,
 or where this process itself falls behind (its frames leave > 5 ms late at p99: the numbers
-would measure the load generator, not the bridge). Prints a table and replaces the
+would measure the load generator, not the bridge); a step that fails on latency is measured
+once more first (a single stall elsewhere on a shared machine can spoil one window), and
+both measurements are shown. Prints a table and replaces the
 "## Capacity (bench/capacity.py)" section of bench/RESULTS.md (unless `--no-write`).
 """
 
@@ -140,6 +142,8 @@ class Step:
     problems: dict[str, int] = field(default_factory=dict)
     gc: dict[str, Any] = field(default_factory=dict)
     """The bridge's collector pauses over the whole sweep (on the sweep's last step)."""
+    again: bool = False
+    """A second measurement of a step whose first one failed on latency."""
 
     @property
     def cpu_s_per_call_minute(self) -> float:
@@ -291,14 +295,22 @@ async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: boo
     steps: list[Step] = []
     try:
         for calls in args.steps:
-            print(f"{impl}: {calls} calls …", file=sys.stderr, flush=True)
-            with collector_paused():
-                step = await run_step(impl, calls, args.window_s, live, gateway, args.settle_s)
-            steps.append(step)
-            print(f"  {json.dumps(asdict(step))}", file=sys.stderr, flush=True)
+            for again in (False, True):
+                print(f"{impl}: {calls} calls …", file=sys.stderr, flush=True)
+                with collector_paused():
+                    step = await run_step(impl, calls, args.window_s, live, gateway, args.settle_s)
+                step.again = again
+                steps.append(step)
+                print(f"  {json.dumps(asdict(step))}", file=sys.stderr, flush=True)
+                await asyncio.sleep(1.0)  # let the bridge finish the calls that just ended
+                # A latency failure is measured once more before it counts: on this shared
+                # machine a single stall elsewhere can spoil one window.
+                if again or step.verdict(args.max_p99_ms) == "ok" or step.lost:
+                    break
+                if step.calls_failed:
+                    break
             if step.verdict(args.max_p99_ms) != "ok":
                 break
-            await asyncio.sleep(1.0)  # let the bridge finish the calls that just ended
     finally:
         await asyncio.to_thread(gateway.stop)
     if steps:
@@ -307,10 +319,15 @@ async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: boo
     return steps
 
 
+def final(steps: list[Step]) -> list[Step]:
+    """Each step's deciding measurement (the second one where a step was measured again)."""
+    return [s for i, s in enumerate(steps) if i + 1 == len(steps) or not steps[i + 1].again]
+
+
 def capacity(steps: list[Step], max_p99_ms: float) -> int:
     """The most calls of a step that passed (and every step before it passed)."""
     best = 0
-    for step in steps:
+    for step in final(steps):
         if step.verdict(max_p99_ms) != "ok":
             break
         best = step.calls
@@ -331,7 +348,8 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, command: st
     for impl, steps in results.items():
         for step in steps:
             lines.append(
-                f"| {IMPL_LABELS[impl]} | {step.calls} | {step.cpu_s_per_call_minute:.3f} | "
+                f"| {IMPL_LABELS[impl]} | {step.calls}{' (again)' if step.again else ''} | "
+                f"{step.cpu_s_per_call_minute:.3f} | "
                 f"{step.gateway_cpu_pct:.0f} | {step.in_p50_ms:.2f} / {step.in_p99_ms:.2f} | "
                 f"{step.out_p50_ms:.2f} / {step.out_p99_ms:.2f} | {step.lost} | "
                 f"{step.driver_cpu_pct:.0f}, {step.driver_lag_p99_ms:.2f} | "
@@ -340,7 +358,7 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, command: st
     lines.append("")
     summary = []
     for impl, steps in results.items():
-        stop = next((x for x in steps if x.verdict(args.max_p99_ms) != "ok"), None)
+        stop = next((x for x in final(steps) if x.verdict(args.max_p99_ms) != "ok"), None)
         why = (
             f" (stopped at {stop.calls}: {stop.verdict(args.max_p99_ms)})"
             if stop is not None
@@ -353,8 +371,8 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, command: st
     )
     ours, base = results.get("ours"), results.get("baseline")
     if ours and base:
-        common = {s.calls: s for s in base}
-        pairs = [(s, common[s.calls]) for s in ours if s.calls in common]
+        common = {s.calls: s for s in final(base)}
+        pairs = [(s, common[s.calls]) for s in final(ours) if s.calls in common]
         if pairs:
             ratio = ", ".join(
                 f"{o.calls} calls {b.cpu_s_per_call_minute / o.cpu_s_per_call_minute:.2f}×"

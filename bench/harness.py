@@ -626,6 +626,10 @@ class Caller:
     last_clear_ns: int = 0
     classify: bool = False
     """Decode every frame in and tell sound from silence (latency bench only)."""
+    echo_marks: bool = True
+    """Echo marks like Twilio. The latency bench's barge-in cycles end a turn every ~40 ms,
+    far more often than a real call: echoing them all would push the caller past the gateway's
+    frame rate limit (MAX_CARRIER_FRAMES_PER_S) and get frames dropped."""
     sound_frames_after_clear: int = 0
     silent_bytes_after_clear: int = 0
     sound_frames_before_clear: int = 0
@@ -671,10 +675,11 @@ class Caller:
                 self.last_clear_ns = now
             elif event == "mark":
                 self.marks += 1
-                await ws.send_str(
-                    json.dumps({"event": "mark", "sequenceNumber": "0",
-                                "streamSid": self.stream_sid, "mark": data["mark"]})
-                )  # fmt: skip
+                if self.echo_marks:
+                    await ws.send_str(
+                        json.dumps({"event": "mark", "sequenceNumber": "0",
+                                    "streamSid": self.stream_sid, "mark": data["mark"]})
+                    )  # fmt: skip
             self.progress.set()
 
     def _on_media(self, now: int, payload_b64: str) -> None:

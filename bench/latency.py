@@ -190,6 +190,7 @@ async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> Late
         async with aiohttp.ClientSession() as session:
             caller = await open_call(session, gateway.url, live, 0)
             caller.classify = True
+            caller.echo_marks = False
             streamer = asyncio.create_task(_stream(caller, caller_frames(), stop))
             cpu0, wall0 = gateway.cpu_s(), time.perf_counter()
             assert caller.live is not None

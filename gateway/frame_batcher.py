@@ -58,6 +58,10 @@ class FrameBatcher:
         """None: nothing written this step; else the frames after the first, for `flush`."""
 
     async def send(self, frame: str) -> None:
+        held = self._held
+        if held is not None:  # this step has written already, all checks passed: hold it
+            held.append(text_frame(frame.encode("utf-8")))
+            return
         transport = self._transport
         if (
             transport is None
@@ -68,14 +72,9 @@ class FrameBatcher:
             self.flush()
             await self._ws.send_str(frame)
             return
-        data = text_frame(frame.encode("utf-8"))
-        held = self._held
-        if held is None:
-            transport.write(data)
-            self._held = []
-            asyncio.get_running_loop().call_soon(self.flush)
-        else:
-            held.append(data)
+        transport.write(text_frame(frame.encode("utf-8")))
+        self._held = []
+        asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Write the frames held back this step (no-op when none, or the socket is closing)."""
