@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -280,8 +281,13 @@ def build_media(stream_sid: str, mulaw: bytes) -> str:
     """
     payload = binascii.b2a_base64(mulaw, newline=False).decode("ascii")
     # Hand-built: this is the outbound hot path, and base64 text needs no JSON escaping.
-    sid = json.dumps(stream_sid)
-    return f'{{"event":"media","streamSid":{sid},"media":{{"payload":"{payload}"}}}}'
+    return f'{_media_head(stream_sid)}{payload}"}}}}'
+
+
+@lru_cache(maxsize=1024)
+def _media_head(stream_sid: str) -> str:
+    """Everything of a media frame before the payload; the same for every frame of a call."""
+    return f'{{"event":"media","streamSid":{json.dumps(stream_sid)},"media":{{"payload":"'
 
 
 def build_mark(stream_sid: str, name: str) -> str:
