@@ -28,7 +28,7 @@ def _run(script: str, *args: str) -> object:
 
 
 def test_latency_bench_reports_every_direction() -> None:
-    rows = _run("latency.py", "--samples", "10", "--impls", "ours,baseline", "--let-cores-sleep")
+    rows = _run("latency.py", "--samples", "5", "--impls", "ours,baseline", "--let-cores-sleep")
     assert isinstance(rows, list)
     assert [row["impl"] for row in rows] == ["ours", "baseline"]
     for row in rows:
@@ -55,7 +55,7 @@ def test_capacity_bench_reports_a_step() -> None:
     assert isinstance(results, dict)
     assert sorted(results) == ["baseline", "ours"]
     for steps in results.values():
-        (step,) = steps
+        step = steps[-1]  # a step that misses the latency bound is measured twice
         assert step["calls"] == 2 and step["calls_failed"] == 0
         assert step["in_samples"] > 0 and step["out_samples"] > 0
         assert math.isfinite(step["in_p99_ms"]) and math.isfinite(step["out_p99_ms"])
