@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+from harness import twilio_media, twilio_start
 
 FRAME_MS = 20
 FRAME_BYTES = 160
@@ -149,7 +150,7 @@ async def _one_caller(
             reader = asyncio.create_task(_read(ws, stream_sid, result))
             connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
             await ws.send_str(json.dumps(connected))
-            await ws.send_str(json.dumps(_start(stream_sid, call_sid)))
+            await ws.send_str(twilio_start(stream_sid, call_sid))
             frames = int(duration_s * 1000 / FRAME_MS)
             t0 = loop.time()
             for k in range(frames):
@@ -163,7 +164,7 @@ async def _one_caller(
                 if ws.closed:
                     result.closed_early = True
                     break
-                await ws.send_str(_media(stream_sid, k, cycle[k % len(cycle)]))
+                await ws.send_str(twilio_media(stream_sid, k, cycle[k % len(cycle)]))
                 result.frames_sent += 1
             await ws.send_str(json.dumps({"event": "stop", "streamSid": stream_sid,
                                           "stop": {"accountSid": "AC" + "0" * 32,
@@ -192,30 +193,6 @@ async def _read(ws: Any, stream_sid: str, result: CallerResult) -> None:
             await ws.send_str(
                 json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
             )
-
-
-def _start(stream_sid: str, call_sid: str) -> dict[str, Any]:
-    return {
-        "event": "start",
-        "sequenceNumber": "1",
-        "streamSid": stream_sid,
-        "start": {
-            "accountSid": "AC" + "0" * 32,
-            "streamSid": stream_sid,
-            "callSid": call_sid,
-            "tracks": ["inbound"],
-            "customParameters": {"agent": "default"},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        },
-    }
-
-
-def _media(stream_sid: str, k: int, payload: str) -> str:
-    return (
-        f'{{"event":"media","sequenceNumber":"{k + 2}","streamSid":"{stream_sid}",'
-        f'"media":{{"track":"inbound","chunk":"{k + 1}","timestamp":"{k * FRAME_MS}",'
-        f'"payload":"{payload}"}}}}'
-    )
 
 
 # ---------------------------------------------------------------------------- the gateway
