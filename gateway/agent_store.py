@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 
 from gateway.agents import AgentConfigError, AgentSet, load_agents
+from gateway.live.models import DEFAULT_MODEL
 
 __all__ = ["WATCH_INTERVAL_S", "AgentStore", "agents_dir_snapshot"]
 
@@ -63,9 +64,15 @@ class AgentStore:
     """Holds the current `AgentSet`; `reload()` replaces it only with a valid one."""
 
     def __init__(
-        self, agents: AgentSet, directory: Path | None = None, *, ignore: Path | None = None
+        self,
+        agents: AgentSet,
+        directory: Path | None = None,
+        *,
+        ignore: Path | None = None,
+        default_model: str = DEFAULT_MODEL,
     ) -> None:
         self._current = agents
+        self._default_model = default_model
         self.directory = directory
         self._ignore = ignore
         self._snapshot: Snapshot = self._take_snapshot()
@@ -87,7 +94,7 @@ class AgentStore:
             return False
         self._snapshot = self._take_snapshot()
         try:
-            agents = load_agents(self.directory)
+            agents = load_agents(self.directory, default_model=self._default_model)
         except AgentConfigError as exc:
             self.failed_reloads += 1
             log.error(

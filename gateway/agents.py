@@ -28,11 +28,21 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.live.models import (
+    DEFAULT_MODEL,
+    THINKING_LEVELS,
+    Refusal,
+    SetupFeatures,
+    ToolBehavior,
+    profile_for,
+    refusals,
+)
 from gateway.live.protocol import PREBUILT_VOICES
 from gateway.tools.registry import ToolSet, ToolSetError, build_toolset
 from gateway.tools.spec import E164, ToolSpec, TransferTarget, WebhookConfig
 
 DEFAULT_AGENT_NAME = "default"
+MAX_VOCABULARY = 500
 AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 AGENT_FOLDER_FILES = ("agent.yaml", "agent.yml")
@@ -94,6 +104,16 @@ class AgentConfig(BaseModel):
     name: str
     lines: tuple[str, ...] = ()
     model: str | None = Field(default=None, min_length=1)
+    """Live model id; unset: LIVE_MODEL (default gemini-3.8-live)."""
+    thinking: int | str | None = None
+    """A thinking level (minimal, low, medium, high) or a thinking budget in tokens (0 off,
+    -1 dynamic), whichever the model takes."""
+    proactive_audio: bool | None = None
+    """The model may stay silent when it is not addressed (and speak up unprompted)."""
+    affective_dialog: bool | None = None
+    """The model adapts its tone to the caller's (2.5 native audio only)."""
+    vocabulary: tuple[str, ...] = ()
+    """Words and names the caller's speech transcription should recognise (product names…)."""
     voice: str | None = None
     language: str | None = None
     system_instruction: str | None = None
@@ -151,6 +171,36 @@ class AgentConfig(BaseModel):
             raise ValueError(f"{value!r} is not a BCP-47 language code like en-US")
         return value
 
+    @field_validator("thinking", mode="before")
+    @classmethod
+    def _check_thinking(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            if isinstance(value, bool):
+                raise ValueError("use a thinking level (e.g. low) or a budget in tokens")
+            return value
+        if isinstance(value, int):
+            if value < -1:
+                raise ValueError("a thinking budget is a token count >= 0, or -1 for dynamic")
+            return value
+        if isinstance(value, str):
+            level = value.strip().lower()
+            if level not in THINKING_LEVELS:
+                raise ValueError(
+                    f"{value!r} is not a thinking level ({', '.join(THINKING_LEVELS)}) "
+                    "or a budget in tokens"
+                )
+            return level
+        raise ValueError("use a thinking level (e.g. low) or a budget in tokens")
+
+    @field_validator("vocabulary")
+    @classmethod
+    def _check_vocabulary(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not word.strip() for word in value):
+            raise ValueError("entries must not be empty")
+        if len(value) > MAX_VOCABULARY:
+            raise ValueError(f"at most {MAX_VOCABULARY} entries")
+        return tuple(word.strip() for word in value)
+
     @field_validator("end_call_phrases")
     @classmethod
     def _check_phrases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,6 +226,61 @@ class AgentConfig(BaseModel):
         # Field-wise hashing would fail on the mappings (transfer, tool schemas); equal agents
         # have equal names and sources, so this stays consistent with ==.
         return hash((self.name, self.source_path))
+
+    def model_id(self, default_model: str) -> str:
+        """The Live model this agent talks to."""
+        return self.model or default_model
+
+    @property
+    def thinking_level(self) -> str | None:
+        return self.thinking if isinstance(self.thinking, str) else None
+
+    @property
+    def thinking_budget(self) -> int | None:
+        return self.thinking if isinstance(self.thinking, int) else None
+
+    @property
+    def tool_behaviors(self) -> tuple[tuple[str, ToolBehavior], ...]:
+        """(tool name, behaviour) for the tools that ask for one."""
+        return tuple(
+            (spec.tool_name, spec.behavior) for spec in self.tools if spec.behavior is not None
+        )
+
+    def model_problems(self, default_model: str) -> list[tuple[tuple[str | int, ...], str]]:
+        """What this agent asks of its model that the model refuses: (field path, message)."""
+        model = self.model_id(default_model)
+        profile = profile_for(model)
+        features = SetupFeatures(
+            thinking_level=self.thinking_level,
+            thinking_budget=self.thinking_budget,
+            proactive_audio=self.proactive_audio,
+            affective_dialog=self.affective_dialog,
+            vocabulary=bool(self.vocabulary),
+        )
+        problems: list[tuple[tuple[str | int, ...], str]] = [
+            ((refusal.field,), _named(refusal, model)) for refusal in refusals(profile, features)
+        ]
+        if self.vocabulary and not self.transcription.input:
+            problems.append((("vocabulary",), "needs transcription.input (it biases it)"))
+        for index, spec in enumerate(self.tools):
+            loc: tuple[str | int, ...] = ("tools", index)
+            tool = SetupFeatures(
+                tool_behaviors=(spec.behavior,) if spec.behavior is not None else (),
+                scheduling=spec.scheduling is not None,
+            )
+            found = refusals(profile, tool)
+            problems.extend(((*loc, r.field), _named(r, model)) for r in found)
+            if found or spec.scheduling is None:
+                continue
+            if profile.tool_behavior(spec.behavior) is ToolBehavior.BLOCKING:
+                problems.append(
+                    (
+                        (*loc, "scheduling"),
+                        f"only non_blocking tools have a scheduling; {spec.tool_name} is "
+                        f"blocking on {model}",
+                    )
+                )
+        return problems
 
     @property
     def agent_dir(self) -> Path:
@@ -206,6 +311,11 @@ class AgentConfig(BaseModel):
                     "\n".join(f"{where}: {_dotted(p.loc)}: {p.message}" for p in exc.problems)
                 ) from None
         return self._toolset
+
+
+def _named(refusal: Refusal, model: str) -> str:
+    """A refusal's message, naming the model as the agent wrote it."""
+    return refusal.message.replace(profile_for(model).name, model, 1)
 
 
 def _dotted(loc: Iterable[str | int]) -> str:
@@ -242,11 +352,12 @@ def _where(path: Path, text: str, loc: tuple[str | int, ...]) -> str:
     return f"{path}:{line}" if line else str(path)
 
 
-def load_agent_file(path: Path) -> AgentConfig:
+def load_agent_file(path: Path, *, default_model: str = DEFAULT_MODEL) -> AgentConfig:
     """Parse and validate one agent YAML file, or raise `AgentConfigError` naming what is wrong.
 
     Tools are resolved too (python modules imported, secrets looked up), so a missing
-    implementation is an error here rather than mid-call.
+    implementation is an error here rather than mid-call. What the agent asks of its model
+    (`model`, else `default_model`) is checked against that model's profile.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -276,6 +387,14 @@ def load_agent_file(path: Path) -> AgentConfig:
             where = f"{path}:{line}" if line else str(path)
             problems.append((line or 0, f"{where}: {_dotted(loc) or '(top)'}: {message}"))
         raise AgentConfigError("\n".join(problem for _, problem in sorted(problems))) from None
+    model_problems = agent.model_problems(default_model)
+    if model_problems:
+        raise AgentConfigError(
+            "\n".join(
+                f"{_where(path, text, loc)}: {_dotted(loc)}: {message}"
+                for loc, message in model_problems
+            )
+        )
     if agent.system_instruction_file:
         target = agent.agent_dir / agent.system_instruction_file
         if not target.is_file():
@@ -369,15 +488,18 @@ def agent_files(directory: Path) -> list[Path]:
     return [*top, *folders]
 
 
-def load_agents(directory: Path) -> AgentSet:
-    """Load every agent file in `directory`; all errors are reported together."""
+def load_agents(directory: Path, *, default_model: str = DEFAULT_MODEL) -> AgentSet:
+    """Load every agent file in `directory`; all errors are reported together.
+
+    `default_model` is the model of agents that name none (the LIVE_MODEL setting).
+    """
     if not directory.is_dir():
         raise AgentConfigError(f"{directory}: agents directory does not exist")
     agents: list[AgentConfig] = []
     errors: list[str] = []
     for path in agent_files(directory):
         try:
-            agents.append(load_agent_file(path))
+            agents.append(load_agent_file(path, default_model=default_model))
         except AgentConfigError as exc:
             errors.append(str(exc))
     if errors:
@@ -393,5 +515,6 @@ def agent_summary(agent: AgentConfig) -> dict[str, Any]:
         "agent": agent.name,
         "lines": list(agent.lines),
         "voice": agent.voice,
+        "model": agent.model,
         "tools": [spec.tool_name for spec in agent.tools],
     }

@@ -150,7 +150,7 @@ class Call:
         connector: LiveConnectorLike,
         session_config: SessionConfigFactory,
         *,
-        live_input_rate_hz: int = 24000,
+        live_input_rate_hz: int = 16000,
         observers: Sequence[CallObserver] = (),
         carrier_rest: TwilioRest | None = None,
         data_dir: Path = Path("data"),

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
 
     if args.command == "agents":
-        return _agents_check(args.directory or settings.agents_dir)
+        return _agents_check(args.directory or settings.agents_dir, settings.model)
     if args.command == "emulator":
         return _run_emulator(args.host, args.port, args.script)
     if args.command == "replay":
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             pace=args.pace, timeout_s=args.timeout,
         )
     try:
-        agents = load_agents(settings.agents_dir)
+        agents = load_agents(settings.agents_dir, default_model=settings.model)
     except AgentConfigError as exc:
         print(f"gateway: refusing to start, broken agents:\n{exc}", file=sys.stderr)
         return 2
@@ -93,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _agents_check(directory: Path) -> int:
+def _agents_check(directory: Path, default_model: str) -> int:
     try:
-        agents = load_agents(directory)
+        agents = load_agents(directory, default_model=default_model)
     except AgentConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     for agent in agents.agents.values():
         lines = ", ".join(agent.lines) or "(no lines)"
-        print(f"ok  {agent.name}: {lines}")
+        print(f"ok  {agent.name}: {lines} ({agent.model_id(default_model)})")
     return 0
 
 

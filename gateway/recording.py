@@ -280,7 +280,7 @@ class Recordings:
         directory: Path,
         mode: RecordCalls = RecordCalls.AGENT,
         *,
-        live_input_rate_hz: int = 24000,
+        live_input_rate_hz: int = 16000,
         live_backend: str | None = None,
         max_queued_events: int = MAX_QUEUED_EVENTS,
         sink_factory: SinkFactory = RecordingSink,

@@ -22,6 +22,7 @@ from gateway.call import Call, EndReason, LiveConnectorLike
 from gateway.frame_batcher import FrameBatcher
 from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
+from gateway.live.models import NEWEST_PROFILE, is_known_model
 from gateway.live.resilient import ResilientLiveConnector
 from gateway.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
 from gateway.post_call import PostCallWebhook, wait_for_deliveries
@@ -116,6 +117,17 @@ def _require_twilio_signature(request: web.Request, url: str, params: Mapping[st
         raise web.HTTPForbidden(text="invalid or missing X-Twilio-Signature")
 
 
+def warn_unknown_models(default_model: str, agents: AgentSet) -> list[str]:
+    """One `live_model_unknown` warning per model id the profile table does not know (such a
+    model is spoken to as the newest generation); returns those ids."""
+    used = (agent.model_id(default_model) for agent in agents.agents.values())
+    models = dict.fromkeys([default_model, *used])
+    unknown = [model for model in models if not is_known_model(model)]
+    for model in unknown:
+        log.warning("live_model_unknown", model=model, treated_as=NEWEST_PROFILE.name)
+    return unknown
+
+
 async def handle_twiml(request: web.Request) -> web.Response:
     """Twilio's voice webhook: connect the call to our media stream, with its context."""
     settings = request.app[SETTINGS]
@@ -182,7 +194,13 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
         codec,
         request.app[AGENT_STORE].current,  # a live call keeps the set it started with
         request.app[CONNECTOR],
-        partial(session_config_for, default_model=settings.model),
+        partial(
+            session_config_for,
+            default_model=settings.model,
+            backend=settings.dialect,
+            compression_trigger_tokens=settings.live_context_trigger_tokens,
+            compression_target_tokens=settings.live_context_target_tokens,
+        ),
         live_input_rate_hz=settings.live_input_rate_hz,
         observers=[
             request.app[METRICS].observer(),
@@ -258,6 +276,7 @@ def create_app(
     app[CALL_SLOTS] = CallSlots(settings.max_concurrent_calls)
     if settings.twilio_auth_token and not settings.public_url:
         log.warning("signatures_checked_without_public_url")  # behind a proxy they will fail
+    warn_unknown_models(settings.model, store.current)
     if connector is not None:
         app[CONNECTOR] = connector
     app.cleanup_ctx.append(_embedded_emulator)
@@ -296,7 +315,9 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
 
     SIGHUP, or a file change under AGENTS_DIR, reloads the agents (a broken set is refused).
     """
-    store = AgentStore(agents, settings.agents_dir, ignore=settings.data_dir)
+    store = AgentStore(
+        agents, settings.agents_dir, ignore=settings.data_dir, default_model=settings.model
+    )
     app = create_app(settings, store)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

@@ -1,14 +1,25 @@
-"""Agent YAML → Live `setup`: the one place that decides what the model is told for a call."""
+"""Agent YAML → Live `setup`: the one place that decides what the model is told for a call.
+
+The generation-specific shape (thinking, tool behaviour, vocabulary…) is applied by
+`gateway.live.protocol.build_setup` from the model's profile (gateway.live.models).
+"""
 
 from __future__ import annotations
 
 from gateway.agents import AgentConfig
+from gateway.live.models import Backend
 from gateway.live.protocol import SessionConfig, VadConfig
 from gateway.telephony.base import StreamStart
 
 
 def session_config_for(
-    agent: AgentConfig, start: StreamStart, *, default_model: str
+    agent: AgentConfig,
+    start: StreamStart,
+    *,
+    default_model: str,
+    backend: Backend = Backend.GEMINI,
+    compression_trigger_tokens: int | None = None,
+    compression_target_tokens: int | None = None,
 ) -> SessionConfig:
     """The Live session settings for one call answered by `agent`.
 
@@ -17,7 +28,7 @@ def session_config_for(
     """
     vad = agent.vad
     return SessionConfig(
-        model=agent.model or default_model,
+        model=agent.model_id(default_model),
         voice=agent.voice,
         language_code=agent.language,
         system_instruction=agent.instructions,
@@ -30,4 +41,13 @@ def session_config_for(
         ),
         input_transcription=agent.transcription.input,
         output_transcription=agent.transcription.output,
+        compression_trigger_tokens=compression_trigger_tokens,
+        compression_target_tokens=compression_target_tokens,
+        thinking_level=agent.thinking_level,
+        thinking_budget=agent.thinking_budget,
+        proactive_audio=agent.proactive_audio,
+        affective_dialog=agent.affective_dialog,
+        vocabulary=agent.vocabulary,
+        tool_behaviors=agent.tool_behaviors,
+        backend=backend,
     )

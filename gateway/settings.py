@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.live.models import DEFAULT_MODEL, Backend
+
 
 class LiveBackend(StrEnum):
     VERTEX = "vertex"
@@ -20,8 +22,17 @@ class LiveBackend(StrEnum):
     EMULATOR = "emulator"
 
 
-DEFAULT_VERTEX_MODEL = "gemini-live-2.5-flash-native-audio"
-DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+DEFAULT_VERTEX_MODEL = DEFAULT_MODEL
+"""Google's default Live model (GA on Vertex / Agent Platform)."""
+DEFAULT_GEMINI_MODEL = DEFAULT_MODEL
+"""Google's default Live model (GA on the Developer API)."""
+DEFAULT_COMPRESSION_TRIGGER_TOKENS = 32_000
+"""Compress the context once it holds this many tokens: ~8 minutes of a two-way phone
+conversation at Live's ~32 audio tokens per second per direction plus instructions and tools —
+well below the 128k window, so a long call stays as fast as a short one."""
+DEFAULT_COMPRESSION_TARGET_TOKENS = 16_000
+"""What a compression keeps: the last ~4 minutes of the conversation (the window is cut at the
+start of a caller turn; the system instruction is never cut)."""
 DEFAULT_API_VERSION = {
     LiveBackend.VERTEX: "v1",
     LiveBackend.GEMINI: "v1beta",
@@ -59,8 +70,12 @@ class Settings(BaseSettings):
     google_cloud_location: str = "us-central1"
     gemini_api_key: str | None = Field(default=None, repr=False)
     live_model: str | None = None
-    live_input_rate_hz: int = 24000
-    """Rate of caller audio sent to Live: 24000 or 16000 (Live's native input rate)."""
+    live_input_rate_hz: int = 16000
+    """Rate of caller audio sent to Live: 16000 (Live's documented input rate) or 24000."""
+    live_context_trigger_tokens: int = Field(default=DEFAULT_COMPRESSION_TRIGGER_TOKENS, ge=1000)
+    """`contextWindowCompression.triggerTokens`: context size that starts a compression."""
+    live_context_target_tokens: int = Field(default=DEFAULT_COMPRESSION_TARGET_TOKENS, ge=500)
+    """`contextWindowCompression.slidingWindow.targetTokens`: what a compression keeps."""
     live_resume_attempts: int = Field(default=5, ge=1)
     """Connection attempts (first connect, or each resumption) before a call gives up on Live."""
     live_resume_backoff_ms: int = Field(default=200, ge=0)
@@ -108,6 +123,15 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _check_context_window(self) -> Settings:
+        if self.live_context_target_tokens >= self.live_context_trigger_tokens:
+            raise ValueError(
+                "LIVE_CONTEXT_TARGET_TOKENS must be below LIVE_CONTEXT_TRIGGER_TOKENS "
+                f"({self.live_context_target_tokens} >= {self.live_context_trigger_tokens})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_twilio_api_key(self) -> Settings:
         if bool(self.twilio_api_key_sid) != bool(self.twilio_api_key_secret):
             raise ValueError("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together")
@@ -145,6 +169,11 @@ class Settings(BaseSettings):
         """The resolved backend (never None after validation)."""
         assert self.live_backend is not None
         return self.live_backend
+
+    @property
+    def dialect(self) -> Backend:
+        """The Live dialect spoken: Vertex's, or the Developer API's (also the emulator's)."""
+        return Backend.VERTEX if self.backend is LiveBackend.VERTEX else Backend.GEMINI
 
     @property
     def api_version(self) -> str:

@@ -394,7 +394,7 @@ async def _in_process(
     from gateway.agents import AgentConfigError, load_agents
 
     try:
-        agents = load_agents(settings.agents_dir)
+        agents = load_agents(settings.agents_dir, default_model=settings.model)
     except AgentConfigError as exc:
         raise CallClientError(f"broken agents:\n{exc}") from None
     if agent is not None and agents.get(agent) is None:

@@ -47,6 +47,7 @@ __all__ = [
     "LiveEndpoint",
     "LiveSession",
     "live_endpoint",
+    "vertex_host",
 ]
 
 log = structlog.get_logger(__name__)
@@ -57,6 +58,19 @@ NORMAL_CLOSE_CODES = frozenset({1000})
 HIGH_WATER_BYTES = 64 * 1024
 """Past this many unsent bytes, caller audio goes through websockets' flow control."""
 GEMINI_HOST = "generativelanguage.googleapis.com"
+VERTEX_MULTI_REGIONS = frozenset({"us", "eu"})
+"""Agent Platform multi-region locations, served from `aiplatform.{loc}.rep.googleapis.com`."""
+
+
+def vertex_host(location: str) -> str:
+    """The Vertex / Agent Platform host for `location`, as the google-genai SDK picks it:
+    `global` → aiplatform.googleapis.com; `us`, `eu` → aiplatform.{loc}.rep.googleapis.com;
+    a region → {region}-aiplatform.googleapis.com."""
+    if location == "global":
+        return "aiplatform.googleapis.com"
+    if location in VERTEX_MULTI_REGIONS:
+        return f"aiplatform.{location}.rep.googleapis.com"
+    return f"{location}-aiplatform.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,7 @@ def live_endpoint(settings: Settings, model: str | None = None) -> LiveEndpoint:
     version = settings.api_version
     if settings.backend is LiveBackend.VERTEX:
         location = settings.google_cloud_location
-        host = (
-            "aiplatform.googleapis.com"
-            if location == "global"
-            else f"{location}-aiplatform.googleapis.com"
-        )
+        host = vertex_host(location)
         url = (
             f"wss://{host}/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
         )

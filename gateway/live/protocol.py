@@ -18,6 +18,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from gateway.live.models import (
+    Backend,
+    SetupFeatures,
+    TextChannel,
+    ToolBehavior,
+    ToolScheduling,
+    profile_for,
+    refusals,
+)
+
 __all__ = [
     "ACTIVITY_HANDLING",
     "DEFAULT_INPUT_RATE_HZ",
@@ -32,8 +42,10 @@ __all__ = [
     "build_audio_input",
     "build_audio_stream_end",
     "build_client_content",
+    "build_history",
     "build_setup",
     "build_text_input",
+    "build_text_turn",
     "build_tool_response",
     "decode_base64",
     "encode_audio_input",
@@ -47,6 +59,7 @@ __all__ = [
     "parse_server_message",
     "pcm_rate_from_mime",
     "pick",
+    "setup_features",
 ]
 
 DEFAULT_OUTPUT_RATE_HZ = 24000
@@ -84,11 +97,15 @@ class FunctionCall:
 
 @dataclass(frozen=True, slots=True)
 class FunctionResponse:
-    """The result of one tool call; `response` is any JSON object (e.g. {"result": ...})."""
+    """The result of one tool call; `response` is any JSON object (e.g. {"result": ...}).
+
+    `scheduling` (NON_BLOCKING calls only) says when the model speaks the answer.
+    """
 
     id: str
     name: str
     response: dict[str, Any]
+    scheduling: ToolScheduling | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +151,47 @@ class SessionConfig:
     resumption_handle: str | None = None
     session_resumption: bool = True
     context_window_compression: bool = True
+    compression_trigger_tokens: int | None = None
+    """`contextWindowCompression.triggerTokens`: context size that starts a compression."""
+    compression_target_tokens: int | None = None
+    """`contextWindowCompression.slidingWindow.targetTokens`: what a compression keeps."""
     temperature: float | None = None
+    thinking_level: str | None = None
+    """`thinkingConfig.thinkingLevel` (lower-case: minimal, low, medium, high)."""
+    thinking_budget: int | None = None
+    """`thinkingConfig.thinkingBudget` in tokens (0 off, -1 dynamic)."""
+    proactive_audio: bool | None = None
+    affective_dialog: bool | None = None
+    vocabulary: tuple[str, ...] = ()
+    """Custom transcription vocabulary for the caller's speech."""
+    tool_behaviors: tuple[tuple[str, ToolBehavior], ...] = ()
+    """Behaviour asked for per tool name; other tools get the model's default."""
+    initial_history: tuple[tuple[str, str], ...] = ()
+    """(role, text) turns the session starts from (a resumption without a handle)."""
+    backend: Backend = Backend.GEMINI
+    """The dialect the session speaks (decides how mid-call text is sent)."""
+
+    @property
+    def text_channel(self) -> TextChannel:
+        """How mid-call text reaches this model on this backend."""
+        return profile_for(self.model).text_channel(self.backend)
 
 
 # --------------------------------------------------------------------------- client builders
 
 
 def build_setup(config: SessionConfig) -> dict[str, Any]:
-    """The first client message: `{"setup": {...}}` in camelCase, audio out, barge-in on."""
+    """The first client message: `{"setup": {...}}` in camelCase, audio out, barge-in on.
+
+    Shaped by the model's profile (gateway.live.models): only what that generation accepts is
+    sent; a wish it refuses is a LiveProtocolError rather than a silently different call.
+    """
     if not config.model:
         raise LiveProtocolError("SessionConfig.model is empty; the setup needs a model path")
+    profile = profile_for(config.model)
+    problems = refusals(profile, setup_features(config))
+    if problems:
+        raise LiveProtocolError("; ".join(f"{p.field}: {p.message}" for p in problems))
     generation: dict[str, Any] = {"responseModalities": ["AUDIO"]}
     speech: dict[str, Any] = {}
     if config.voice:
@@ -154,12 +202,27 @@ def build_setup(config: SessionConfig) -> dict[str, Any]:
         generation["speechConfig"] = speech
     if config.temperature is not None:
         generation["temperature"] = config.temperature
+    thinking_level = config.thinking_level
+    if thinking_level is None and config.thinking_budget is None:
+        thinking_level = profile.setup_thinking_level
+    if thinking_level is not None:
+        generation["thinkingConfig"] = {"thinkingLevel": thinking_level.upper()}
+    elif config.thinking_budget is not None:
+        generation["thinkingConfig"] = {"thinkingBudget": config.thinking_budget}
+    if config.affective_dialog is not None:
+        generation["enableAffectiveDialog"] = config.affective_dialog
 
     setup: dict[str, Any] = {"model": config.model, "generationConfig": generation}
     if config.system_instruction:
         setup["systemInstruction"] = {"parts": [{"text": config.system_instruction}]}
     if config.function_declarations:
-        declarations = [_function_declaration(d) for d in config.function_declarations]
+        behaviors = dict(config.tool_behaviors)
+        declarations = []
+        for declaration in config.function_declarations:
+            out = _function_declaration(declaration)
+            if profile.behavior_field:
+                out["behavior"] = profile.tool_behavior(behaviors.get(out["name"])).wire
+            declarations.append(out)
         setup["tools"] = [{"functionDeclarations": declarations}]
 
     activity: dict[str, Any] = {}
@@ -182,12 +245,37 @@ def build_setup(config: SessionConfig) -> dict[str, Any]:
             {"handle": config.resumption_handle} if config.resumption_handle else {}
         )
     if config.context_window_compression:
-        setup["contextWindowCompression"] = {"slidingWindow": {}}
+        sliding: dict[str, Any] = {}
+        if config.compression_target_tokens is not None:
+            sliding["targetTokens"] = config.compression_target_tokens
+        compression: dict[str, Any] = {"slidingWindow": sliding}
+        if config.compression_trigger_tokens is not None:
+            compression["triggerTokens"] = config.compression_trigger_tokens
+        setup["contextWindowCompression"] = compression
     if config.input_transcription:
-        setup["inputAudioTranscription"] = {}
+        transcription: dict[str, Any] = {}
+        if config.vocabulary:
+            transcription["customVocabulary"] = list(config.vocabulary)
+        setup["inputAudioTranscription"] = transcription
     if config.output_transcription:
         setup["outputAudioTranscription"] = {}
+    if config.proactive_audio is not None:
+        setup["proactivity"] = {"proactiveAudio": config.proactive_audio}
+    if config.initial_history and profile.initial_history_config:
+        setup["historyConfig"] = {"initialHistoryInClientContent": True}
     return {"setup": setup}
+
+
+def setup_features(config: SessionConfig) -> SetupFeatures:
+    """What `config` asks of the model, for `gateway.live.models.refusals`."""
+    return SetupFeatures(
+        thinking_level=config.thinking_level,
+        thinking_budget=config.thinking_budget,
+        proactive_audio=config.proactive_audio,
+        affective_dialog=config.affective_dialog,
+        vocabulary=bool(config.vocabulary) and config.input_transcription,
+        tool_behaviors=tuple(behavior for _, behavior in config.tool_behaviors),
+    )
 
 
 def _function_declaration(declaration: Mapping[str, Any]) -> dict[str, Any]:
@@ -268,7 +356,8 @@ def build_audio_stream_end() -> dict[str, Any]:
 
 
 def build_client_content(text: str, *, turn_complete: bool = True) -> dict[str, Any]:
-    """A user-role text turn in the conversation history; with turn_complete the model answers."""
+    """A user-role text turn in the conversation history; with turn_complete the model answers
+    (on 3.x models it also interrupts what the model is saying)."""
     return {
         "clientContent": {
             "turns": [{"role": "user", "parts": [{"text": text}]}],
@@ -277,15 +366,33 @@ def build_client_content(text: str, *, turn_complete: bool = True) -> dict[str, 
     }
 
 
-def build_tool_response(responses: Sequence[FunctionResponse]) -> dict[str, Any]:
-    """Answers to one or more `FunctionCall`s, matched by id."""
+def build_history(turns: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The conversation so far as `clientContent` (roles `user` / `model`), not answered."""
     return {
-        "toolResponse": {
-            "functionResponses": [
-                {"id": r.id, "name": r.name, "response": r.response} for r in responses
-            ]
+        "clientContent": {
+            "turns": [{"role": role, "parts": [{"text": text}]} for role, text in turns],
+            "turnComplete": False,
         }
     }
+
+
+def build_text_turn(text: str, channel: TextChannel) -> dict[str, Any]:
+    """Text the model should answer mid-call, the way its backend and generation take it."""
+    if channel is TextChannel.REALTIME_TEXT:
+        return build_text_input(text)
+    return build_client_content(text)
+
+
+def build_tool_response(responses: Sequence[FunctionResponse]) -> dict[str, Any]:
+    """Answers to one or more `FunctionCall`s, matched by id."""
+    return {"toolResponse": {"functionResponses": [_function_response(r) for r in responses]}}
+
+
+def _function_response(response: FunctionResponse) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": response.id, "name": response.name, "response": response.response}
+    if response.scheduling is not None:
+        out["scheduling"] = response.scheduling.wire
+    return out
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -400,6 +507,11 @@ class ServerMessage:
     resumption_handle: str | None = None
     resumable: bool | None = None
     usage: Mapping[str, Any] | None = None
+    session_id: str | None = None
+    """`setupComplete.sessionId` (Vertex names its sessions; log it with the call)."""
+    interaction_status: str | None = None
+    """`serverContent.interactionStatus`: IN_PROGRESS while the model works in the background
+    (extended thinking), IDLE once it is done; None when not reported."""
     unknown_fields: tuple[str, ...] = ()
 
 
@@ -471,6 +583,9 @@ def parse_server_message(frame: str | bytes) -> ServerMessage:
             _parse_server_content(expect_object(value, key), fields)
         elif kind == _SETUP_COMPLETE:
             fields["setup_complete"] = True
+            session_id = pick(expect_object(value, key), "sessionId", "session_id")
+            if isinstance(session_id, str) and session_id:
+                fields["session_id"] = session_id
         elif kind == _TOOL_CALL:
             fields["tool_calls"] = _parse_tool_call(expect_object(value, key))
         elif kind == _TOOL_CALL_CANCELLATION:
@@ -535,6 +650,12 @@ def _parse_server_content(content: dict[str, Any], fields: dict[str, Any]) -> No
         fields["generation_complete"] = True
     if pick(content, "turnComplete", "turn_complete"):
         fields["turn_complete"] = True
+    status = pick(content, "interactionStatus", "interaction_status")
+    if status is not None:
+        if not isinstance(status, str):
+            raise LiveProtocolError(f"serverContent.interactionStatus must be a string: {status!r}")
+        status = status.upper()
+        fields["interaction_status"] = "IDLE" if status == "REQUIRES_ACTION" else status
 
 
 def _transcription_text(value: Any, where: str) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.live.models import ToolBehavior, ToolScheduling
 from gateway.tools.schema import SchemaError, check_parameters_schema
 
 __all__ = [
@@ -143,6 +144,11 @@ class ToolSpec(BaseModel):
     target: str | None = None
     """transfer_call only: always transfer to this target (else the model picks one)."""
     timeout_s: float = Field(default=10.0, gt=0, le=MAX_TOOL_TIMEOUT_S)
+    behavior: ToolBehavior | None = None
+    """blocking: the model waits for the answer; non_blocking: it keeps talking meanwhile.
+    Unset: the model's default (gateway.live.models)."""
+    scheduling: ToolScheduling | None = None
+    """non_blocking only: when the model speaks the answer (interrupt, when_idle, silent)."""
 
     @field_validator("name")
     @classmethod
