@@ -366,12 +366,17 @@ def build_client_content(text: str, *, turn_complete: bool = True) -> dict[str, 
     }
 
 
-def build_history(turns: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """The conversation so far as `clientContent` (roles `user` / `model`), not answered."""
+def build_history(turns: Sequence[tuple[str, str]], *, initial: bool) -> dict[str, Any]:
+    """The conversation so far as `clientContent` (roles `user` / `model`), not answered.
+
+    `initial`: the setup carried `historyConfig.initialHistoryInClientContent`, so the history
+    ends with `turnComplete: true` (which then triggers no model call); otherwise it goes
+    without `turnComplete`, which adds it to the context without an answer.
+    """
     return {
         "clientContent": {
             "turns": [{"role": role, "parts": [{"text": text}]} for role, text in turns],
-            "turnComplete": False,
+            "turnComplete": initial,
         }
     }
 
