@@ -37,12 +37,12 @@ from gateway.agents import AgentConfig, AgentSet
 from gateway.audio.codec import AgentAudioEncoder, CallerAudioDecoder, MulawFramer
 from gateway.call_control import CallSupervisor
 from gateway.call_events import CallObserver, ObserverSet
+from gateway.live.models import ModelProfile, profile_for
 from gateway.live.protocol import (
     FunctionResponse,
     ServerMessage,
     SessionConfig,
-    build_client_content,
-    build_text_input,
+    build_text_turn,
     build_tool_response,
 )
 from gateway.prompts import APOLOGY, load_prompt_mulaw, prompt_duration_s
@@ -190,6 +190,10 @@ class Call:
 
         self.start: StreamStart | None = None
         self.agent: AgentConfig | None = None
+        self.session: SessionConfig | None = None
+        """The Live setup of this call (model, dialect), decided when the call starts."""
+        self.profile: ModelProfile | None = None
+        """The generation rules of `session.model` (gateway.live.models)."""
         self.stats = CallStats()
         self.transcript: list[tuple[str, str]] = []
         self._transcript_to_caller = False
@@ -280,6 +284,8 @@ class Call:
         self.start = start
         params = start.custom_parameters
         self.agent = self._agents.for_call(params.get("agent"), params.get("to"))
+        self.session = self._session_config(self.agent, start)
+        self.profile = profile_for(self.session.model)
         self.log = log.bind(**self._log_context())
         # Lines other modules log for this call (Live client, observers) carry its ids too;
         # tasks started from here on inherit them, `run()` unbinds them at the very end.
@@ -291,6 +297,7 @@ class Call:
             line=params.get("to"),
             encoding=start.encoding,
             sample_rate_hz=start.sample_rate_hz,
+            model=self.session.model,
         )
         self._begin_tools_and_control(start, self.agent)
         self.events.call_started(self)
@@ -399,7 +406,7 @@ class Call:
         if self.control is not None:
             self.control.caller_active()
         if self._live is not None and self._live_ready:
-            await self._send_live(build_text_input(dtmf_text(digit)))
+            await self._send_text(dtmf_text(digit))
         else:
             self._buffered_dtmf.append(digit)
 
@@ -415,8 +422,8 @@ class Call:
     # ------------------------------------------------------------------ Live → caller
 
     async def _live_pump(self) -> None:
-        assert self.agent is not None and self.start is not None
-        config = self._session_config(self.agent, self.start)
+        assert self.agent is not None and self.session is not None
+        config = self.session
         try:
             live = await self._connector.connect(config)
         except Exception as exc:
@@ -430,10 +437,10 @@ class Call:
         add_resume_listener = getattr(live, "add_resume_listener", None)
         if add_resume_listener is not None:  # a resuming session (gateway.live.resilient)
             add_resume_listener(lambda resumed: self.note_live_reconnect(resumed.close_code))
-        self.log.info("live_connected")
+        self.log.info("live_connected", session_id=getattr(live, "session_id", None))
         await self._flush_buffered_caller_audio(live)
         if self.agent.greeting:
-            await self._send_live(build_client_content(greeting_prompt(self.agent.greeting)))
+            await self._send_text(greeting_prompt(self.agent.greeting))
         try:
             async for message in live:
                 await self._on_live_message(message)
@@ -500,6 +507,12 @@ class Call:
         )
         self.events.live_reconnected(close_code)
 
+    async def _send_text(self, text: str) -> None:
+        """Text the model answers mid-call (greeting, DTMF, prompts), sent the way this
+        model and backend take it: `realtimeInput.text` or a `clientContent` turn."""
+        assert self.session is not None
+        await self._send_live(build_text_turn(text, self.session.text_channel))
+
     async def _send_live(self, message: Mapping[str, Any]) -> None:
         """Every non-audio message to Live goes through here (so observers see it)."""
         live = self._live
@@ -515,7 +528,7 @@ class Call:
             self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
         while self._buffered_dtmf:
-            await self._send_live(build_text_input(dtmf_text(self._buffered_dtmf.pop(0))))
+            await self._send_text(dtmf_text(self._buffered_dtmf.pop(0)))
         self._live_ready = True
 
     async def _on_live_message(self, message: ServerMessage) -> None:
@@ -652,8 +665,8 @@ class Call:
             await self.control.close()
 
     async def send_prompt(self, text: str) -> None:
-        """`CallHooks`: a user-role text turn; the model answers it out loud."""
-        await self._send_live(build_client_content(text))
+        """`CallHooks`: text the model answers out loud (reminders, wrap-up, notices)."""
+        await self._send_text(text)
 
     def claim_end(self, reason: str | None) -> None:
         """`CallHooks`: reserve why the call is about to end (None: give it back)."""

@@ -17,6 +17,11 @@ call on purpose goes through `_request_end`:
 
 `END_GRACE_S` bounds steps 2–3, so a model that never finishes cannot keep a call open.
 Timers use the event loop's clock (`call_later`), never sleeps.
+
+Extended-thinking models report `interactionStatus`: while it is IN_PROGRESS the model is
+still working in the background (and may have spoken only a filler), so no idle reminder or
+idle hang-up fires, a completed turn is not taken for the goodbye, and the end grace waits
+(bounded by `BACKGROUND_GRACE_S`) — the end-of-call wait holds until it says IDLE.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ END_GRACE_S = 15.0
 """After an end is requested, the longest we wait for the goodbye to play before hanging up."""
 END_QUIET_S = 1.5
 """A goodbye turn without audio: how long the model may take to start speaking after all."""
+BACKGROUND_GRACE_S = 60.0
+"""How much longer than `END_GRACE_S` an end may wait for a model still working in the
+background (interactionStatus IN_PROGRESS) before the call is hung up anyway."""
+IN_PROGRESS = "IN_PROGRESS"
 MAX_DURATION_PROMPT = (
     "The call has reached its time limit. Politely tell the caller that you have to end the "
     "call now, and say goodbye in one or two short sentences."
@@ -136,6 +145,9 @@ class CallSupervisor:
         self._unplayed_marks: dict[str, None] = {}
         """Marks of turns queued for the caller and not yet echoed, oldest first."""
         self._pending: _PendingEnd | None = None
+        self._background_work = False
+        """The model said interactionStatus IN_PROGRESS and not yet IDLE."""
+        self._grace_extended_s = 0.0
         self._finishing = False
         self._closed = False
         self._handles: dict[str, asyncio.TimerHandle] = {}
@@ -210,6 +222,8 @@ class CallSupervisor:
     def live_message(self, message: ServerMessage) -> None:
         """Every Live message (before its `turnComplete` is handled): activity, end phrases."""
         self._last_activity = time.monotonic()
+        if message.interaction_status is not None:
+            self._background_work = message.interaction_status == IN_PROGRESS
         if message.input_transcription:
             self.caller_active()
         if message.audio and not self._turn_audio:
@@ -235,8 +249,8 @@ class CallSupervisor:
         if mark is not None:
             self._unplayed_marks[mark] = None
         pending = self._pending
-        if pending is None or not pending.armed or interrupted:
-            return
+        if pending is None or not pending.armed or interrupted or self._background_work:
+            return  # (a turn ending IN_PROGRESS is a filler: the answer is still to come)
         if pending.mark is not None or self._finishing:
             return
         if mark is None and self._unplayed_marks:
@@ -294,6 +308,9 @@ class CallSupervisor:
         timeout_s = self._agent.idle_timeout_s
         if timeout_s is None or self._pending is not None:
             return
+        if self._background_work:  # the model is working on the caller's request
+            self._arm("idle", timeout_s, self._on_idle_timer)
+            return
         idle_s = time.monotonic() - self._last_activity
         if idle_s < timeout_s:  # something happened since: look again when it would expire
             self._arm("idle", timeout_s - idle_s, self._on_idle_timer)
@@ -314,12 +331,19 @@ class CallSupervisor:
     def _on_quiet(self) -> None:
         self._handles.pop("quiet", None)
         pending = self._pending
+        if self._background_work:
+            return  # the goodbye is still to come; the next IDLE turn brings it
         if pending is not None and pending.mark is None and not self._turn_audio:
             self._finish()
 
     def _on_grace_expired(self) -> None:
         self._handles.pop("grace", None)
-        self._log.warning("end_grace_expired", grace_s=END_GRACE_S)
+        if self._background_work and self._grace_extended_s < BACKGROUND_GRACE_S:
+            self._grace_extended_s += END_GRACE_S
+            self._log.info("end_waits_for_background_work", waited_s=self._grace_extended_s)
+            self._arm("grace", END_GRACE_S, self._on_grace_expired)
+            return
+        self._log.warning("end_grace_expired", grace_s=END_GRACE_S + self._grace_extended_s)
         self._finish()
 
     # ------------------------------------------------------------------ ending

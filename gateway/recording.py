@@ -468,6 +468,8 @@ class CallRecorder(CallObserver):
             "sample_rate_hz": start.sample_rate_hz,
             "live_input_rate_hz": self._recordings.live_input_rate_hz,
             "live_backend": self._recordings.live_backend,
+            "live_model": call.session.model if call.session is not None else None,
+            "live_dialect": call.session.backend.value if call.session is not None else None,
             "gateway_version": _gateway_version(),
             "started_at": started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }

@@ -66,6 +66,20 @@ class FakeTransport:
                 return message
 
 
+def text_of(message: Mapping[str, Any]) -> str | None:
+    """The text of a text message to Live, whichever way it went (realtimeInput.text on the
+    Developer API, a clientContent turn on Vertex), else None."""
+    realtime = message.get("realtimeInput")
+    if isinstance(realtime, Mapping) and isinstance(realtime.get("text"), str):
+        return str(realtime["text"])
+    content = message.get("clientContent")
+    if isinstance(content, Mapping) and content.get("turnComplete"):
+        return "".join(
+            str(part.get("text", "")) for turn in content["turns"] for part in turn["parts"]
+        )
+    return None
+
+
 class FakeLiveSession:
     """A Live session whose server side is a queue the test fills."""
 

@@ -12,11 +12,12 @@ import pytest
 
 from gateway.agents import AgentConfig, AgentSet
 from gateway.call import PROMPT_MARK, Call, EndReason
+from gateway.live.models import PROFILES, Backend, ModelProfile, TextChannel
 from gateway.live.protocol import FunctionCall, ServerMessage
 from gateway.prompts import APOLOGY, load_prompt_mulaw
 from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
-from tests.fakes import FakeConnector, FakeTransport
+from tests.fakes import FakeConnector, FakeTransport, text_of
 from tests.twilio_frames import TwilioCaller
 
 MULAW_FRAME = bytes([0x7F]) * 160  # 20 ms of quiet μ-law
@@ -33,6 +34,8 @@ def make_call(
     *,
     greeting: str | None = None,
     rate_hz: int = 24000,
+    model: str = "test-model",
+    backend: Backend = Backend.GEMINI,
 ) -> Call:
     agents = AgentSet.from_agents(
         [
@@ -45,7 +48,7 @@ def make_call(
         TwilioCodec(),
         agents,
         connector,
-        partial(session_config_for, default_model="test-model"),
+        partial(session_config_for, default_model=model, backend=backend),
         live_input_rate_hz=rate_hz,
     )
 
@@ -62,10 +65,17 @@ class Running:
 
 
 async def started_call(
-    *, greeting: str | None = None, rate_hz: int = 24000, **params: str
+    *,
+    greeting: str | None = None,
+    rate_hz: int = 24000,
+    model: str = "test-model",
+    backend: Backend = Backend.GEMINI,
+    **params: str,
 ) -> Running:
     transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
-    call = make_call(transport, connector, greeting=greeting, rate_hz=rate_hz)
+    call = make_call(
+        transport, connector, greeting=greeting, rate_hz=rate_hz, model=model, backend=backend
+    )
     transport.push(caller.connected())
     transport.push(caller.start(**params))
     return Running(call, transport, connector, caller, asyncio.create_task(call.run()))
@@ -285,25 +295,37 @@ async def test_agent_is_chosen_by_parameter_then_line_then_default() -> None:
         await run.task
 
 
-async def test_greeting_is_requested_once_live_is_ready() -> None:
-    run = await started_call(greeting="Hi, Acme here!")
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("backend", list(Backend))
+async def test_greeting_is_requested_once_live_is_ready(
+    profile: ModelProfile, backend: Backend
+) -> None:
+    run = await started_call(greeting="Hi, Acme here!", model=profile.name, backend=backend)
     live = await run.connector.session()
-    message = await live.wait_sent(lambda m: "clientContent" in m)
-    text = message["clientContent"]["turns"][0]["parts"][0]["text"]
+    message = await live.wait_sent(lambda m: "realtimeInput" in m or "clientContent" in m)
+    if profile.text_channel(backend) is TextChannel.REALTIME_TEXT:
+        assert backend is Backend.GEMINI  # realtimeInput.text is a Developer API feature
+        text = message["realtimeInput"]["text"]
+    else:
+        text = message["clientContent"]["turns"][0]["parts"][0]["text"]
+        assert message["clientContent"]["turns"][0]["role"] == "user"
+        assert message["clientContent"]["turnComplete"] is True
     assert "Hi, Acme here!" in text
-    assert message["clientContent"]["turnComplete"] is True
     run.transport.push(run.caller.stop())
     await run.task
 
 
-async def test_dtmf_reaches_the_model_as_text() -> None:
-    run = await started_call()
+@pytest.mark.parametrize("backend", list(Backend))
+async def test_dtmf_reaches_the_model_as_text(backend: Backend) -> None:
+    run = await started_call(backend=backend)
     live = await run.connector.session()
     run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(1)  # Live is ready
     run.transport.push(run.caller.dtmf("5"))
-    message = await live.wait_sent(lambda m: "realtimeInput" in m)
-    assert message["realtimeInput"]["text"] == "The caller pressed 5."
+    message = await live.wait_sent(lambda m: text_of(m) is not None)
+    assert text_of(message) == "The caller pressed 5."
+    # Vertex takes no realtimeInput.text: there it is a user turn.
+    assert ("clientContent" in message) is (backend is Backend.VERTEX)
     run.transport.push(run.caller.stop())
     await run.task
 

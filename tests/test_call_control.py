@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,9 +25,10 @@ from gateway.call_control import MAX_DURATION_PROMPT
 from gateway.call_events import CallObserver
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
 from gateway.session_config import session_config_for
+from gateway.telephony.base import StreamStart
 from gateway.telephony.twilio import TwilioCodec
 from gateway.tools.dtmf import DTMF_FREQUENCIES_HZ
-from tests.fakes import FakeConnector, FakeLiveSession, FakeTransport
+from tests.fakes import FakeConnector, FakeLiveSession, FakeTransport, text_of
 from tests.tools import probe
 from tests.twilio_frames import TwilioCaller
 
@@ -63,13 +65,9 @@ class Running:
         await self.live.barrier().wait()
 
     async def prompts(self, count: int) -> list[str]:
-        """The first `count` clientContent texts the call sent to Live."""
+        """The first `count` texts the call sent to Live (however the dialect sends text)."""
         while True:
-            texts = [
-                m["clientContent"]["turns"][0]["parts"][0]["text"]
-                for m in self.live.sent
-                if "clientContent" in m
-            ]
+            texts = [text for m in self.live.sent if (text := text_of(m)) is not None]
             if len(texts) >= count:
                 return texts
             self.live.message_received.clear()
@@ -197,8 +195,9 @@ async def test_the_caller_answering_a_reminder_starts_the_reminders_over() -> No
     run = await start(agent(idle_timeout_s=0.3, idle_reminder="Still there?", idle_goodbye="Bye"))
     assert await run.prompts(1) == ["Still there?"]
     run.transport.push(run.caller.dtmf("1"))  # the caller is there after all
-    assert await run.prompts(2) == ["Still there?", "Still there?"]
-    assert await run.prompts(3) == ["Still there?", "Still there?", "Bye"]
+    texts = await run.prompts(3)
+    assert texts == ["Still there?", "The caller pressed 1.", "Still there?"]
+    assert await run.prompts(4) == ["Still there?", "The caller pressed 1.", "Still there?", "Bye"]
     run.transport.push(run.caller.stop())
     assert await run.task is EndReason.CALLER_HUNG_UP
 
@@ -271,3 +270,90 @@ async def test_running_tools_are_cancelled_when_the_call_ends(tmp_path: Path) ->
     assert probe.PROBE.cancelled.is_set()
     assert [outcome for _, outcome in run.outcomes.results] == ["cancelled"]
     assert not any("toolResponse" in m for m in run.live.sent)
+
+
+# --------------------------------------------------------------------------- extended thinking
+
+
+async def test_a_filler_turn_in_progress_is_not_the_goodbye_the_idle_one_is() -> None:
+    """Extended thinking: a turn that ends IN_PROGRESS is a filler; the end waits for IDLE."""
+    run = await start(agent(max_call_duration_s=0.05))
+    assert await run.prompts(1) == [MAX_DURATION_PROMPT]
+    run.push(audio=(TONE,), output_transcription="Let me check one thing first.")
+    run.push(turn_complete=True, interaction_status="IN_PROGRESS")
+    filler = await run.transport.next_sent("mark")
+    run.transport.push(run.caller.mark(filler["mark"]["name"]))
+    await run.transport.wait_idle()
+    await run.handled()
+    assert run.call.control is not None and run.call.control.waiting_for == "turn"
+    assert not run.task.done()
+    run.push(audio=(TONE,), output_transcription="We have to end the call now. Goodbye!")
+    run.push(turn_complete=True, interaction_status="IDLE")
+    goodbye = await run.transport.next_sent("mark")
+    run.transport.push(run.caller.mark(goodbye["mark"]["name"]))
+    assert await run.task is EndReason.MAX_DURATION
+
+
+class _Hooks:
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+        self.ended: list[str] = []
+
+    async def send_prompt(self, text: str) -> None:
+        self.prompts.append(text)
+
+    def claim_end(self, reason: str | None) -> None:
+        pass
+
+    def end(self, reason: str) -> None:
+        self.ended.append(reason)
+
+    def play_mulaw(self, mulaw: bytes) -> None:
+        pass
+
+
+def _supervisor(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> tuple[Any, _Hooks, list[float]]:
+    clock = [1000.0]
+    monkeypatch.setattr(call_control.time, "monotonic", lambda: clock[0])
+    hooks = _Hooks()
+    start_event = TwilioCodec().parse(json.dumps(TwilioCaller().start()))
+    assert isinstance(start_event, StreamStart)
+    agent_config = AgentConfig(name="default", **fields)
+    supervisor = call_control.CallSupervisor(agent_config, start_event, hooks)
+    return supervisor, hooks, clock
+
+
+async def test_no_idle_reminder_while_the_model_works_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, hooks, clock = _supervisor(monkeypatch, idle_timeout_s=5.0)
+    supervisor.start()
+    supervisor.live_message(ServerMessage(turn_complete=True, interaction_status="IN_PROGRESS"))
+    supervisor.turn_completed(None, interrupted=False)
+    clock[0] += 60.0  # long past the idle timeout
+    supervisor._on_idle_timer()
+    await asyncio.sleep(0)
+    assert hooks.prompts == [] and supervisor.waiting_for is None  # no reminder, no goodbye
+    supervisor.live_message(ServerMessage(turn_complete=True, interaction_status="IDLE"))
+    supervisor.turn_completed(None, interrupted=False)
+    clock[0] += 60.0
+    supervisor._on_idle_timer()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the spawned prompt task runs
+    assert hooks.prompts == [AgentConfig(name="x").idle_reminder]
+    await supervisor.close()
+
+
+async def test_the_end_grace_holds_while_the_model_works_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, hooks, _ = _supervisor(monkeypatch, tools=[{"builtin": "end_call"}])
+    supervisor.start()
+    supervisor.end_after_turn("done")
+    supervisor.live_message(ServerMessage(turn_complete=True, interaction_status="IN_PROGRESS"))
+    supervisor._on_grace_expired()
+    assert supervisor.waiting_for == "answer" and hooks.ended == []  # still waiting
+    for _ in range(int(call_control.BACKGROUND_GRACE_S / call_control.END_GRACE_S)):
+        supervisor._on_grace_expired()
+    assert supervisor.waiting_for == "hang_up"  # bounded: it hangs up in the end
+    await supervisor.close()

@@ -73,7 +73,7 @@ async def test_observers_see_the_call_and_a_broken_one_is_isolated() -> None:
     assert await task is EndReason.CALLER_HUNG_UP
     assert Broken.calls == 1  # switched off after its first failure
     assert collector.seen[:3] == ["carrier_in:start", "started", "carrier_in:media"]
-    assert "live_audio_out:24000" in collector.seen and "barge_in" in collector.seen
+    assert "live_audio_out:16000" in collector.seen and "barge_in" in collector.seen
     assert collector.out[-1] == "clear"
     assert collector.ended is EndReason.CALLER_HUNG_UP
 

@@ -117,13 +117,13 @@ async def test_every_event_of_a_call_is_written_in_order_with_metadata(
     assert meta["stream_sid"] == phone.caller.stream_sid
     assert meta["agent"] == "default"
     assert (meta["from"], meta["to"]) == ("+15551230000", "+15550001111")
-    assert meta["live_input_rate_hz"] == 24000 and meta["format"] == 1
+    assert meta["live_input_rate_hz"] == 16000 and meta["format"] == 1
     assert meta["gateway_version"]
     # Caller frames verbatim, caller audio to Live with its rate, Live messages in wire form.
     inbound = [e["frame"] for e in events if e["kind"] == "twilio_in"]
     assert inbound[2:5] == sent
     audio_out = [e for e in events if e["kind"] == "live_out" and "audio" in e]
-    assert len(audio_out) == 13 and {e["rate_hz"] for e in audio_out} == {24000}
+    assert len(audio_out) == 13 and {e["rate_hz"] for e in audio_out} == {16000}
     live_in = [e["message"] for e in events if e["kind"] == "live_in"]
     assert {"serverContent": {"inputTranscription": {"text": "hello there"}}} in live_in
     assert live_in[1]["serverContent"]["modelTurn"]["parts"][0]["inlineData"]["data"]

@@ -26,7 +26,12 @@ def test_defaults_pick_the_emulator_without_credentials() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert settings.backend is LiveBackend.EMULATOR
     assert settings.google_cloud_location == "us-central1"
-    assert settings.live_input_rate_hz == 24000
+    assert settings.live_input_rate_hz == 16000  # Live's documented input rate
+    assert settings.model == "gemini-3.8-live"
+    assert (settings.live_context_trigger_tokens, settings.live_context_target_tokens) == (
+        32000,
+        16000,
+    )
     assert settings.agents_dir == Path("agents")
 
 
@@ -37,7 +42,7 @@ def test_backend_follows_the_credentials(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = load_settings(None)
     assert settings.backend is LiveBackend.VERTEX
     assert settings.api_version == "v1"
-    assert settings.model == "gemini-live-2.5-flash-native-audio"
+    assert settings.model == "gemini-3.8-live"  # GA on both backends
 
 
 def test_explicit_backend_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,6 +61,7 @@ def test_explicit_backend_wins(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LIVE_URL", "http://x", "LIVE_URL must be a ws:// or wss:// URL"),
         ("PUBLIC_URL", "gw.example.com", "PUBLIC_URL must start with"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL:"),
+        ("LIVE_CONTEXT_TARGET_TOKENS", "40000", "must be below LIVE_CONTEXT_TRIGGER_TOKENS"),
     ],
 )
 def test_wrong_values_name_the_setting(

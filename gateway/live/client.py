@@ -54,7 +54,6 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_TIMEOUT_S = 5.0
-NORMAL_CLOSE_CODES = frozenset({1000})
 HIGH_WATER_BYTES = 64 * 1024
 """Past this many unsent bytes, caller audio goes through websockets' flow control."""
 GEMINI_HOST = "generativelanguage.googleapis.com"
@@ -139,7 +138,8 @@ class LiveSession:
     """One open BidiGenerateContent WebSocket after setupComplete.
 
     Send from one task and iterate from another; iterate only once. The session owns the
-    WebSocket: `close()` (idempotent) or `async with` ends it.
+    WebSocket: `close()` (idempotent) or `async with` ends it. `session_id` is the service's
+    name for the session (`setupComplete.sessionId`; Vertex sends one), None when not given.
     """
 
     def __init__(
@@ -155,6 +155,11 @@ class LiveSession:
         self.setup = setup
         self.setup_complete = setup_complete
         self._closing = False
+
+    @property
+    def session_id(self) -> str | None:
+        """`setupComplete.sessionId`, to log with the call (None when the service sent none)."""
+        return self.setup_complete.session_id
 
     async def send(self, message: Mapping[str, Any]) -> None:
         """Send one client message (from the protocol builders)."""
@@ -188,8 +193,11 @@ class LiveSession:
             raise _closed(exc) from None
 
     def __aiter__(self) -> AsyncIterator[ServerMessage]:
-        """Parsed server messages; ends on a normal close (1000 or our own close()), raises
-        LiveConnectionClosed otherwise. Malformed frames are logged and skipped."""
+        """Parsed server messages; ends after our own `close()`. Any close the service makes
+        raises LiveConnectionClosed, a normal one (1000) too: mid-call the service never ends a
+        conversation on purpose (1000 "The operation was cancelled." is seen at the connection
+        limit), so the caller can tell a lost connection from its own close. Malformed frames
+        are logged and skipped."""
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[ServerMessage]:
@@ -198,7 +206,7 @@ class LiveSession:
             try:
                 frame = await ws.recv()
             except ConnectionClosed as exc:
-                if self._closing or (exc.rcvd is not None and exc.rcvd.code in NORMAL_CLOSE_CODES):
+                if self._closing:
                     return
                 raise _closed(exc) from None
             try:
@@ -370,5 +378,10 @@ class LiveConnector:
             if ws is not None:
                 await ws.close()
             raise
-        log.info("live_session_opened", url=url, model=endpoint.model_path)
+        log.info(
+            "live_session_opened",
+            url=url,
+            model=endpoint.model_path,
+            session_id=message.session_id,
+        )
         return LiveSession(ws, endpoint=endpoint, setup=setup, setup_complete=message)

@@ -10,15 +10,91 @@ import structlog
 
 from gateway.tools.spec import TransferTarget
 
-__all__ = ["CallControl", "NoCallControl", "ToolContext", "ToolError"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "CallControl",
+    "NoCallControl",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "ToolStatus",
+]
+
+
+class ToolStatus:
+    """The `status` of every tool answer the model gets (see gateway.tools.runner).
+
+    Tools may use other strings too; these are the ones the gateway itself gives, and the ones
+    an HTTP tool's reply is recognised by.
+    """
+
+    OK = "ok"
+    NO_RESULTS = "no_results"
+    """The tool worked and found nothing (an empty result)."""
+    NOT_FOUND = "not_found"
+    """The thing asked about does not exist (no such order, account, …)."""
+    INVALID_ARGUMENT = "invalid_argument"
+    PERMISSION_DENIED = "permission_denied"
+    UNKNOWN_TOOL = "unknown_tool"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    """A service the tool needs cannot be reached right now (worth one more try)."""
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    """Observers only: a cancelled call's answer is never sent to the model."""
+
+    ALL: tuple[str, ...] = (
+        OK,
+        NO_RESULTS,
+        NOT_FOUND,
+        INVALID_ARGUMENT,
+        PERMISSION_DENIED,
+        UNKNOWN_TOOL,
+        TIMEOUT,
+        UNAVAILABLE,
+        ERROR,
+        CANCELLED,
+    )
+
+
+RETRYABLE_STATUSES = frozenset({ToolStatus.TIMEOUT, ToolStatus.UNAVAILABLE})
+"""Statuses whose answer is `retryable` unless the tool says otherwise."""
 
 
 class ToolError(Exception):
     """Raise it from a tool to tell the model what went wrong: the message goes to the model.
 
+    Write the message for the model, which relays it to the caller: say what happened and what
+    to do (`ToolError("There is no order A9999; ask the caller to check the number",
+    status="not_found")`). `status` is one of `ToolStatus` (default "error"); `retryable` says
+    whether calling again with the same arguments may work (default: true for "timeout" and
+    "unavailable", false otherwise).
+
     Any other exception is logged with its traceback and the model only hears that the tool
     failed (internals stay out of the conversation).
     """
+
+    def __init__(
+        self, message: str = "", *, status: str = ToolStatus.ERROR, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status or ToolStatus.ERROR
+        self.retryable = self.status in RETRYABLE_STATUSES if retryable is None else retryable
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """Return it from a tool to give the model a message (and status) with the result.
+
+    A plain return value is wrapped as `ToolResult(value)`: status "ok", or "no_results" when
+    the value is empty (None, "", [], {}), with the gateway's own message.
+    """
+
+    result: Any = None
+    message: str | None = None
+    """What the model should make of the result, in plain language (else the gateway's)."""
+    status: str | None = None
+    """None: "ok", or "no_results" for an empty result."""
 
 
 class CallControl(Protocol):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.live.models import ToolBehavior, ToolScheduling
 from gateway.tools.builtin import builtin_declaration, builtin_invoker
 from gateway.tools.http_tool import http_invoker
 from gateway.tools.python_tool import (
@@ -68,6 +69,10 @@ class Tool:
     parameters: dict[str, Any]
     timeout_s: float
     invoke: ToolInvoker
+    behavior: ToolBehavior | None = None
+    """What the agent asked for; None: the model's default (`ModelProfile.tool_behavior`)."""
+    scheduling: ToolScheduling | None = None
+    """When a NON_BLOCKING call's answer is spoken; None: WHEN_IDLE."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,8 @@ def _build(
             parameters=builtin["parameters"],
             timeout_s=spec.timeout_s,
             invoke=builtin_invoker(spec.builtin, fixed_target=spec.target),
+            behavior=spec.behavior,
+            scheduling=spec.scheduling,
         )
     parameters = spec.parameters or EMPTY_PARAMETERS
     declaration: dict[str, Any] = {"name": name, "description": spec.description or ""}
@@ -178,4 +185,6 @@ def _build(
         parameters=parameters,
         timeout_s=spec.timeout_s,
         invoke=invoke,
+        behavior=spec.behavior,
+        scheduling=spec.scheduling,
     )

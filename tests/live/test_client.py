@@ -82,8 +82,23 @@ def test_vertex_endpoint() -> None:
     assert endpoint == LiveEndpoint(
         url="wss://us-central1-aiplatform.googleapis.com/ws/" + VERTEX_PATH.format("v1"),
         model_path="projects/my-proj/locations/us-central1/publishers/google/models/"
-        "gemini-live-2.5-flash-native-audio",
+        "gemini-3.8-live",
     )
+
+
+@pytest.mark.parametrize(
+    ("location", "host"),
+    [
+        ("us", "aiplatform.us.rep.googleapis.com"),
+        ("eu", "aiplatform.eu.rep.googleapis.com"),
+        ("global", "aiplatform.googleapis.com"),
+        ("europe-west4", "europe-west4-aiplatform.googleapis.com"),
+    ],
+)
+def test_vertex_hosts_follow_the_sdk_including_multi_regions(location: str, host: str) -> None:
+    endpoint = live_endpoint(vertex_settings(google_cloud_location=location))
+    assert endpoint.url == f"wss://{host}/ws/" + VERTEX_PATH.format("v1")
+    assert endpoint.model_path.startswith(f"projects/my-proj/locations/{location}/")
 
 
 def test_vertex_global_location_and_api_version() -> None:
@@ -98,7 +113,7 @@ def test_vertex_global_location_and_api_version() -> None:
 def test_gemini_and_emulator_endpoint(settings: Settings) -> None:
     endpoint = live_endpoint(settings)
     assert endpoint.url == GEMINI_URL.format("v1beta")
-    assert endpoint.model_path == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert endpoint.model_path == "models/gemini-3.8-live"
     assert live_endpoint(gemini_settings(live_api_version="v1alpha"), "x").url == (
         GEMINI_URL.format("v1alpha")
     )

@@ -219,7 +219,7 @@ CASES: list[tuple[str, dict[str, Any], ServerMessage]] = [
     (
         "setup_complete_with_session",
         {"setupComplete": {"sessionId": "s-1"}},
-        ServerMessage(setup_complete=True),
+        ServerMessage(setup_complete=True, session_id="s-1"),
     ),
     (
         "audio",
