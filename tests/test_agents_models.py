@@ -97,7 +97,8 @@ def test_tool_behaviour_and_scheduling_are_checked_per_model(
 
 def test_the_default_model_decides_for_agents_that_name_none(tmp_path: Path) -> None:
     path = write(tmp_path, "name: x\nthinking: 2048\n")
-    with pytest.raises(AgentConfigError, match=r"gemini-3\.8-live does not support thinking_budget"):
+    refused = r"gemini-3\.8-live does not support thinking_budget"
+    with pytest.raises(AgentConfigError, match=refused):
         load_agent_file(path)  # LIVE_MODEL's default
     assert load_agent_file(path, default_model=M25).thinking == 2048
 
