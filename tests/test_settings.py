@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import LiveBackend, SettingsError, load_settings
+from gateway.settings import LiveBackend, Settings, SettingsError, load_settings
 
 ALL_SETTINGS = [
     "HOST", "PORT", "PUBLIC_URL", "LIVE_BACKEND", "LIVE_URL", "LIVE_API_VERSION",
     "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GEMINI_API_KEY", "LIVE_MODEL",
     "LIVE_INPUT_RATE_HZ", "AGENTS_DIR", "TWILIO_AUTH_TOKEN", "DRAIN_TIMEOUT_S", "LOG_LEVEL",
+    "LIVE_CONTEXT_TRIGGER_TOKENS", "LIVE_CONTEXT_TARGET_TOKENS",
 ]
 
 
@@ -89,7 +90,7 @@ def test_env_file_is_read_and_empty_values_are_unset(tmp_path: Path) -> None:
 
 def test_env_example_lists_every_setting() -> None:
     text = (Path(__file__).parent.parent / ".env.example").read_text()
-    for name in ALL_SETTINGS:
+    for name in [*ALL_SETTINGS, *(field.upper() for field in Settings.model_fields)]:
         assert f"\n{name}=" in text, name
 
 

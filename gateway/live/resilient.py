@@ -1,20 +1,31 @@
 """Live sessions that outlive their connection: session resumption, done transparently.
 
 A phone call lasts longer than one Live connection (~10 min, with `goAway` ~60 s before the
-cut), and connections drop (a 1011 mid-call is common). `ResilientLiveConnector` wraps a
-`LiveConnector`; the session it returns looks like one `LiveSession` to the call (send,
-send_audio, async iteration of `ServerMessage`, close) but:
+cut), and connections end without warning: a 1011 mid-call is common, 1000 ("The operation was
+cancelled.") comes at the connection limit with no `goAway` first, 1008 just after a `goAway`
+ran out. `ResilientLiveConnector` wraps a `LiveConnector`; the session it returns looks like
+one `LiveSession` to the call (send, send_audio, async iteration of `ServerMessage`, close) but:
 
 * keeps the latest *resumable* handle (`sessionResumptionUpdate` with `resumable: true`);
 * on `goAway` waits for the model to be idle (a fresh resumable handle, no turn or tool call in
   flight) — at most until shortly before the server's deadline — then opens a new connection
-  with the handle and swaps it in; on a 1011/1006 close or a dropped socket it does the same at
-  once;
+  with the handle and swaps it in;
+* once a connection is set up (after `setupComplete`), takes every close it did not ask for as
+  a lost connection, whatever its code (1000, 1007, 1008, 1011, a dropped socket, …) or a
+  connection that just ends, and resumes at once with the latest handle. Only a connect —
+  before `setupComplete` — can be refused for good: there just the retryable codes
+  (`RESUMABLE_CLOSE_CODES`, or no WebSocket at all) are retried, and a handle the service
+  refuses is dropped once. Our own `close()` is never resumed;
+* resuming without a handle (none received yet, or the handle was refused), gives the new
+  session the conversation so far as its initial history — a bounded transcript of the
+  transcriptions it relayed, sent as `clientContent` before anything else — where the model
+  takes history (`ModelProfile.initial_history_config` / `.mid_session_client_content`);
 * buffers what the call sends while it reconnects (bounded: oldest audio dropped first) and
   flushes it in order after the new `setupComplete`, so caller audio is not lost;
 * measures the gap: from losing the old connection to the buffer flushed into the new one
   (`ResumeRecord.gap_ms`, logged as `resume_gap_ms`);
-* gives up after `attempts` failed connects with exponential backoff and raises
+* gives up after `attempts` failed connects with exponential backoff, or `attempts`
+  connections in a row that die within `STABLE_SESSION_S` of opening, and raises
   `LiveResumeFailed`, which the call turns into a spoken apology and a hang-up.
 """
 
@@ -32,11 +43,14 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.live.client import LiveConnectionClosed
-from gateway.live.protocol import LiveProtocolError, ServerMessage, SessionConfig
+from gateway.live.models import profile_for
+from gateway.live.protocol import LiveProtocolError, ServerMessage, SessionConfig, build_history
 from gateway.settings import Settings
 
 __all__ = [
     "DEFAULT_BUFFER_MS",
+    "MAX_HISTORY_CHARS",
+    "MAX_HISTORY_TURNS",
     "RESUMABLE_CLOSE_CODES",
     "LiveResumeFailed",
     "ResilientLiveConnector",
@@ -47,10 +61,13 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
-"""Closes worth reconnecting after: going away, dropped (no close frame), internal error or
-deadline, service restart, try again later, bad gateway. 1007/1008 are the request's fault
-(bad setup, unknown model): reconnecting would repeat them. `None` (no WebSocket: refused,
-timed out, network down) is retried too."""
+"""Refused *connects* (closed before `setupComplete`) worth retrying: going away, dropped (no
+close frame), internal error or deadline, service restart, try again later, bad gateway; and
+`None` (no WebSocket: refused, timed out, network down). A connect refused otherwise — 1007
+bad request, 1008 policy or unknown model — would be refused again: it is final (except that a
+refused resumption handle is dropped and the connect retried once without it). After
+`setupComplete` the code does not matter: every close the gateway did not ask for is a lost
+connection and is resumed."""
 DEFAULT_ATTEMPTS = 5
 DEFAULT_BACKOFF_MS = 200
 MAX_BACKOFF_MS = 5_000
@@ -64,6 +81,11 @@ STABLE_SESSION_S = 5.0
 """A connection that drops sooner than this after opening counts as a flap; `attempts`
 consecutive flaps end the call instead of reconnecting forever to a failing service."""
 RECENT_RESUMES = 1000
+MAX_HISTORY_CHARS = 8_000
+"""The transcript given back to a session resumed without a handle: its latest ~8000
+characters …"""
+MAX_HISTORY_TURNS = 50
+"""… and at most its latest 50 turns."""
 
 
 class LiveResumeFailed(LiveConnectionClosed):
@@ -85,7 +107,8 @@ class ResumeRecord:
     """One transparent reconnection of a call's Live session."""
 
     reason: str
-    """`go_away`, `go_away_deadline`, `closed_after_go_away` or `closed_<code>`."""
+    """`go_away`, `go_away_deadline`, `closed_after_go_away`, `closed_<code>` (any code) or
+    `ended` (the connection ended with no error and no code, not by our close())."""
     close_code: int | None
     """The close code that lost the old connection (None: a planned switch after goAway)."""
     gap_ms: float
@@ -94,6 +117,10 @@ class ResumeRecord:
     with_handle: bool
     buffered_audio_ms: float
     dropped_audio_ms: float
+    history_turns: int = 0
+    """Turns of the conversation given to the new session as initial history (no handle)."""
+    session_id: str | None = None
+    """`setupComplete.sessionId` of the new connection (when the service names sessions)."""
 
 
 class _Session(Protocol):
@@ -137,9 +164,55 @@ _Outgoing = _Audio | Mapping[str, Any]
 
 
 def _retryable(exc: BaseException) -> bool:
+    """A refused connect worth trying again (see `RESUMABLE_CLOSE_CODES`)."""
     return isinstance(exc, LiveConnectionClosed) and (
         exc.code is None or exc.code in RESUMABLE_CLOSE_CODES
     )
+
+
+def _session_id(session: object) -> str | None:
+    session_id = getattr(session, "session_id", None)
+    return session_id if isinstance(session_id, str) else None
+
+
+def _close_code(session: object) -> int | None:
+    code = getattr(session, "close_code", None)
+    return code if isinstance(code, int) else None
+
+
+class _Transcript:
+    """The conversation so far as (role, text) turns, from the transcriptions relayed.
+
+    Consecutive pieces of one role make one turn; only the latest turns are kept, at most
+    `max_turns` of them and `max_chars` characters (a longer turn keeps its end).
+    """
+
+    def __init__(
+        self, max_chars: int = MAX_HISTORY_CHARS, max_turns: int = MAX_HISTORY_TURNS
+    ) -> None:
+        self._max_chars = max_chars
+        self._max_turns = max_turns
+        self._turns: deque[list[str]] = deque()  # [role, text]
+        self._chars = 0
+
+    def add(self, role: str, piece: str | None) -> None:
+        if not piece:
+            return
+        turns = self._turns
+        if turns and turns[-1][0] == role:
+            turns[-1][1] += piece
+        else:
+            turns.append([role, piece])
+        self._chars += len(piece)
+        while len(turns) > self._max_turns or (self._chars > self._max_chars and len(turns) > 1):
+            self._chars -= len(turns.popleft()[1])
+        if self._chars > self._max_chars:
+            turns[0][1] = turns[0][1][-self._max_chars :]
+            self._chars = len(turns[0][1])
+
+    def turns(self) -> tuple[tuple[str, str], ...]:
+        kept = ((role, text.strip()) for role, text in self._turns)
+        return tuple((role, text) for role, text in kept if text)
 
 
 async def _connect_with_retries(
@@ -150,8 +223,9 @@ async def _connect_with_retries(
     failures: int = 0,
     first_delay_s: float = 0.0,
     on_failure: Callable[[BaseException], SessionConfig | None] | None = None,
-) -> tuple[_Session, int]:
-    """Connect, retrying retryable failures with backoff; returns (session, attempts made).
+) -> tuple[_Session, int, SessionConfig]:
+    """Connect, retrying retryable failures with backoff; returns (session, attempts made,
+    the config that connected).
 
     `failures` already spent count against `policy.attempts`. `on_failure` may return a new
     config to retry a non-retryable failure with (e.g. without a rejected handle).
@@ -164,7 +238,7 @@ async def _connect_with_retries(
             await asyncio.sleep(delay_s)
         attempts += 1
         try:
-            return await connector.connect(config), attempts
+            return await connector.connect(config), attempts, config
         except (LiveConnectionClosed, LiveProtocolError) as exc:
             last_error = exc
             failures += 1
@@ -190,7 +264,8 @@ class ResilientLiveSession:
     Same interface as `LiveSession`: send from any task, iterate from one. Messages are passed
     through unchanged; after an unplanned reconnection one synthetic message may follow:
     `toolCallCancellation` for tool calls the resumed session never made, and `turnComplete`
-    if the model was cut off mid-turn. `resumes` lists every reconnection of this session.
+    if the model was cut off mid-turn. `resumes` lists every reconnection of this session;
+    `session_id` is the service's id of the current connection.
     """
 
     def __init__(
@@ -203,6 +278,7 @@ class ResilientLiveSession:
     ) -> None:
         self._connector = connector
         self._config = config
+        self._profile = profile_for(config.model)
         self._policy = policy
         self._on_resume = on_resume
         self._current = session
@@ -225,6 +301,7 @@ class ResilientLiveSession:
         self._stale_tool_call_ids: set[str] = set()
         self._iterators: list[AsyncIterator[ServerMessage]] = []
         self._listeners: list[Callable[[ResumeRecord], None]] = []
+        self._transcript = _Transcript()
         self.resumes: list[ResumeRecord] = []
 
     # ------------------------------------------------------------------ public
@@ -233,6 +310,16 @@ class ResilientLiveSession:
     def resumption_handle(self) -> str | None:
         """The latest resumable handle (None until the service sent one)."""
         return self._handle
+
+    @property
+    def session_id(self) -> str | None:
+        """`setupComplete.sessionId` of the current connection (None when not given)."""
+        return _session_id(self._current)
+
+    @property
+    def history(self) -> tuple[tuple[str, str], ...]:
+        """The (bounded) transcript a resumption without a handle starts the new session from."""
+        return self._transcript.turns()
 
     @property
     def last_resume_gap_ms(self) -> float | None:
@@ -388,21 +475,27 @@ class ResilientLiveSession:
             except LiveConnectionClosed as exc:
                 if self._closed:
                     return
-                if not _retryable(exc):
-                    raise
+                # After setupComplete any close we did not ask for is a lost connection, a
+                # 1000 or a 1007/1008 (seen right after a goAway ran out) too: resume.
                 reason = f"closed_{exc.code}"
                 close_code = exc.code
             finally:
                 self._iterators.remove(reader)
-            if reason is None:  # the service closed normally
-                if self._closed or self._go_away_deadline is None:
+            if reason is None:  # the connection ended without an error, and not by close()
+                if self._closed:
                     return
-                reason = "closed_after_go_away"
+                close_code = _close_code(session)
+                if self._go_away_deadline is not None:
+                    reason = "closed_after_go_away"
+                else:
+                    reason = "ended" if close_code is None else f"closed_{close_code}"
             synthetic = await self._resume(reason, close_code)
             if synthetic is not None:
                 yield synthetic
 
     def _observe(self, message: ServerMessage, loop: asyncio.AbstractEventLoop) -> None:
+        self._transcript.add("user", message.input_transcription)
+        self._transcript.add("model", message.output_transcription)
         if message.audio or message.text or message.output_transcription or message.tool_calls:
             self._model_busy = True
             self._handle_fresh = False
@@ -453,16 +546,19 @@ class ResilientLiveSession:
                 await old.close()
         cut_short = not planned and self._model_busy
         stale = set(self._tool_call_ids)
-        with_handle = self._handle is not None
-        if not with_handle:
+        if self._handle is None:
             log.warning("live_resume_without_handle", reason=reason)
         try:
             if self._flaps >= self._policy.attempts:
                 raise LiveResumeFailed(
                     self._flaps,
-                    LiveConnectionClosed(None, f"{self._flaps} connections dropped right away"),
+                    LiveConnectionClosed(
+                        close_code,
+                        f"{self._flaps} connections dropped right away (last: {reason})",
+                    ),
                 )
-            _, attempts = await self._reconnect()  # the new session is current now
+            # The new session is current once this returns.
+            _, attempts, config = await self._reconnect()
         except LiveResumeFailed as exc:
             self._failed = exc
             self._pending.clear()
@@ -471,6 +567,7 @@ class ResilientLiveSession:
             log.error("live_resume_failed", reason=reason, error=str(exc), attempts=exc.attempts)
             raise
         flushed_at = time.monotonic()
+        with_handle = config.resumption_handle is not None
         record = ResumeRecord(
             reason=reason,
             close_code=close_code,
@@ -479,6 +576,8 @@ class ResilientLiveSession:
             with_handle=with_handle,
             buffered_audio_ms=round(self._buffered_audio_ms_last, 1),
             dropped_audio_ms=round(self._dropped_audio_ms, 1),
+            history_turns=len(config.initial_history),
+            session_id=self.session_id,
         )
         self._opened_at = flushed_at
         self._lost_at = None
@@ -492,11 +591,15 @@ class ResilientLiveSession:
         log.info(
             "live_resumed",
             reason=reason,
+            close_code=close_code,
             resume_gap_ms=record.gap_ms,
             attempts=attempts,
             with_handle=with_handle,
+            history_turns=record.history_turns,
             buffered_audio_ms=record.buffered_audio_ms,
             dropped_audio_ms=record.dropped_audio_ms,
+            session_id=record.session_id,
+            previous_session_id=_session_id(old),
         )
         self._on_resume(record)
         for listener in self._listeners:
@@ -512,14 +615,15 @@ class ResilientLiveSession:
             return ServerMessage(tool_call_cancellation_ids=cancelled, turn_complete=True)
         return None
 
-    async def _reconnect(self) -> tuple[_Session, int]:
-        """Connect with the latest handle and flush the held messages into the new session."""
+    async def _reconnect(self) -> tuple[_Session, int, SessionConfig]:
+        """Connect with the latest handle (or else with the conversation so far as history) and
+        flush the held messages into the new session; returns it, the attempts, its config."""
         total_attempts = 0
         failures = 0
         first_delay_s = self._policy.backoff_s(self._flaps) if self._flaps else 0.0
         while True:
-            config = replace(self._config, resumption_handle=self._handle)
-            session, attempts = await _connect_with_retries(
+            config = self._resume_config(self._handle)
+            session, attempts, config = await _connect_with_retries(
                 self._connector,
                 config,
                 self._policy,
@@ -529,6 +633,12 @@ class ResilientLiveSession:
             )
             total_attempts += attempts
             try:
+                if config.initial_history:  # the first message, before the held ones
+                    await session.send(
+                        build_history(
+                            config.initial_history, initial=self._profile.initial_history_config
+                        )
+                    )
                 await self._flush(session)
             except LiveConnectionClosed as exc:
                 log.warning("live_resume_flush_failed", error=str(exc))
@@ -542,7 +652,17 @@ class ResilientLiveSession:
                 with contextlib.suppress(Exception):
                     await session.close()
                 raise
-            return session, total_attempts
+            return session, total_attempts, config
+
+    def _resume_config(self, handle: str | None) -> SessionConfig:
+        """The next connection's setup: with `handle`, which carries the conversation; without
+        one, the transcript so far as initial history, where the model takes history."""
+        history: tuple[tuple[str, str], ...] = ()
+        profile = self._profile
+        takes_history = profile.initial_history_config or profile.mid_session_client_content
+        if handle is None and takes_history:
+            history = self._transcript.turns()
+        return replace(self._config, resumption_handle=handle, initial_history=history)
 
     def _without_rejected_handle(self, exc: BaseException) -> SessionConfig | None:
         """A handle the service refuses (expired, unknown): go on without it, once."""
@@ -550,7 +670,7 @@ class ResilientLiveSession:
             return None
         log.warning("live_resume_handle_rejected", error=str(exc))
         self._handle = None
-        return replace(self._config, resumption_handle=None)
+        return self._resume_config(None)
 
     async def _flush(self, session: _Session) -> None:
         """Send what was held, in order, then make `session` current — in one step at the end,
@@ -609,7 +729,7 @@ class ResilientLiveConnector:
     async def connect(self, config: SessionConfig) -> ResilientLiveSession:
         """Open the first connection (retried with backoff); raises `LiveResumeFailed`."""
         config = replace(config, session_resumption=True, context_window_compression=True)
-        session, _ = await _connect_with_retries(self._connector, config, self._policy)
+        session, _, config = await _connect_with_retries(self._connector, config, self._policy)
         return ResilientLiveSession(self._connector, config, session, self._policy, self._record)
 
     def _record(self, record: ResumeRecord) -> None:

@@ -5,10 +5,18 @@
 * `registry`    — `build_toolset`: specs → `ToolSet` of callable `Tool`s (imports python tools);
 * `python_tool`, `http_tool`, `builtin` — the three kinds;
 * `runner`      — `ToolRunner`: one call's tool calls, each its own task with a timeout;
-* `context`     — `ToolContext` (what a tool knows of its call), `ToolError`, `CallControl`.
+* `context`     — `ToolContext` (what a tool knows of its call), `ToolError`, `ToolResult`,
+                  `ToolStatus` (the answer contract: gateway.tools.runner), `CallControl`.
 """
 
-from gateway.tools.context import CallControl, NoCallControl, ToolContext, ToolError
+from gateway.tools.context import (
+    CallControl,
+    NoCallControl,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolStatus,
+)
 from gateway.tools.registry import Tool, ToolSet, ToolSetError, build_toolset
 from gateway.tools.runner import Outcome, ToolRunner
 from gateway.tools.spec import HttpToolConfig, ToolSpec, TransferTarget, WebhookConfig
@@ -21,10 +29,12 @@ __all__ = [
     "Tool",
     "ToolContext",
     "ToolError",
+    "ToolResult",
     "ToolRunner",
     "ToolSet",
     "ToolSetError",
     "ToolSpec",
+    "ToolStatus",
     "TransferTarget",
     "WebhookConfig",
     "build_toolset",

@@ -2,7 +2,8 @@
 
 They act on the call through `ToolContext.control` and answer at once, so the model can say
 its goodbye ("connecting you now…") in the same turn; the call hangs up or transfers only after
-that turn has played to the caller.
+that turn has played to the caller. Their answers tell the model what to say next (the
+`message` of the runner's answer), and their refusals say what to do instead.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.tools.context import ToolContext, ToolError
+from gateway.tools.context import ToolContext, ToolError, ToolResult, ToolStatus
 from gateway.tools.python_tool import ToolInvoker
 from gateway.tools.spec import BuiltinName, TransferTarget
 
@@ -90,34 +91,44 @@ def builtin_invoker(builtin: BuiltinName, *, fixed_target: str | None) -> ToolIn
 
     async def end_call(args: Mapping[str, Any], context: ToolContext) -> Any:
         context.control.end_after_turn(str(args.get("reason") or "agent_ended_call"))
-        return {
-            "status": "ending",
-            "instruction": "Say a brief goodbye now; the call ends when you finish speaking.",
-        }
+        instruction = "Say a brief goodbye now; the call ends when you finish speaking."
+        return ToolResult({"status": "ending", "instruction": instruction}, message=instruction)
 
     async def transfer_call(args: Mapping[str, Any], context: ToolContext) -> Any:
         name = fixed_target or str(args.get("target", ""))
         target = context.transfer_targets.get(name)
         if target is None:
-            raise ToolError(f"unknown transfer target {name!r}")
+            known = ", ".join(context.transfer_targets) or "none"
+            raise ToolError(
+                f"unknown transfer target {name!r}; the targets are: {known}",
+                status=ToolStatus.INVALID_ARGUMENT,
+            )
         if not context.control.can_transfer():
             raise ToolError(
                 "transfers are not available right now; apologise and offer to help "
-                "another way or take a message"
+                "another way or take a message",
+                status=ToolStatus.UNAVAILABLE,
+                retryable=False,
             )
         context.control.transfer_after_turn(name, target)
-        return {
-            "status": "transferring",
-            "target": name,
-            "instruction": "Tell the caller in one short sentence that you are connecting them.",
-        }
+        instruction = "Tell the caller in one short sentence that you are connecting them."
+        return ToolResult(
+            {"status": "transferring", "target": name, "instruction": instruction},
+            message=instruction,
+        )
 
     async def send_dtmf(args: Mapping[str, Any], context: ToolContext) -> Any:
         digits = str(args.get("digits", "")).upper()
         if not digits or any(d not in DTMF_DIGITS for d in digits):
-            raise ToolError(f"not DTMF digits: {digits!r}")
+            raise ToolError(
+                f"not DTMF digits: {digits!r}; use only 0-9, *, # and A-D",
+                status=ToolStatus.INVALID_ARGUMENT,
+            )
         context.control.play_dtmf(digits)
-        return {"status": "sent", "digits": digits}
+        return ToolResult(
+            {"status": "sent", "digits": digits},
+            message=f"The keys {digits} were pressed; their tones are playing in the call.",
+        )
 
     invokers: dict[BuiltinName, ToolInvoker] = {
         "end_call": end_call,

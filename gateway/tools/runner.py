@@ -1,10 +1,39 @@
 """One call's tool calls: each runs as its own task, bounded by its tool's timeout.
 
-The model keeps talking while a tool runs, so tool calls never block the Live pump. Whatever
-happens — unknown tool, bad arguments, exception, timeout — the model gets a `response`
-(`{"result": …}` or `{"error": …}`) and the call goes on. `toolCallCancellation` (the caller
-talked over the model) cancels the named tasks; they get no response, as the protocol wants.
-Closing the runner (the call ended) cancels whatever is still running.
+Running. `start` returns at once: the Live pump never waits for a tool, and nothing here waits
+for a turn boundary, so the model keeps talking while a NON_BLOCKING call runs (the default on
+gemini-3.8-live). A call's behaviour is `profile.tool_behavior(tool.behavior)`: the agent's
+choice, else the model's default. The answer to a NON_BLOCKING call carries a `scheduling` on
+models that take one (`ModelProfile.response_scheduling`): the tool's, else WHEN_IDLE, always
+explicit on the wire; BLOCKING calls get none. `toolCallCancellation` (new caller input while
+a BLOCKING call runs, or a barge-in) cancels the named calls: their answer is never sent, even
+when the tool finished in the same event-loop step or ignored its cancellation, and observers
+see the outcome `cancelled`. An answer already being sent can no longer be cancelled. Closing
+the runner (the call ended) cancels whatever is still running.
+
+Answers. Whatever happens, the model gets an informative answer and the call goes on (Gemini
+3.8 Live re-queries a tool 2–5 times when its answer is empty or uninformative). Every
+`response` object has a `status`, `retryable` (may the same call, tried again, work?) and a
+plain-language `message` for the model, then `result` (successes) or `error` (failures; the
+short technical reason, which metrics and recordings look for):
+
+    {"status": "ok", "retryable": false, "message": "…", "result": <what the tool returned>}
+    {"status": "no_results", "retryable": false, "message": "The tool f returned nothing: there
+     is no matching record. …", "result": null}            (None, "", [] or {} was returned)
+    {"status": "unknown_tool", "retryable": false, "message": "…", "error": "unknown tool 'x'"}
+    {"status": "invalid_argument", "retryable": false, "message": "… which argument …",
+     "error": "invalid arguments: n: expected integer, got string 'three'"}
+    {"status": "timeout", "retryable": true, "message": "The tool f did not answer within 5 s;
+     you may try once more.", "error": "the tool f did not answer within 5 s"}
+    {"status": "error", "retryable": false, "message": "…", "error": "the tool f failed"}
+                                                                (any other exception)
+    {"status": <ToolError.status>, "retryable": <ToolError.retryable>, "message": <its message>,
+     "error": <its message>}                                   (a tool raised ToolError)
+
+A tool may return `ToolResult(value, message=…)` to say what the model should make of its
+result. HTTP tools map connection failures and 5xx replies to "unavailable" (retryable) and
+4xx to "error" (gateway.tools.http_tool). A cancelled call sends nothing; observers get
+`{"status": "cancelled", "retryable": false, "message": "…", "error": "cancelled"}`.
 """
 
 from __future__ import annotations
@@ -18,12 +47,13 @@ from typing import Any
 import structlog
 
 from gateway.call_events import CallObserver
+from gateway.live.models import NEWEST_PROFILE, ModelProfile, ToolBehavior, ToolScheduling
 from gateway.live.protocol import FunctionCall, FunctionResponse
-from gateway.tools.context import ToolContext, ToolError
-from gateway.tools.registry import ToolSet
+from gateway.tools.context import ToolContext, ToolError, ToolResult, ToolStatus
+from gateway.tools.registry import Tool, ToolSet
 from gateway.tools.schema import SchemaError, validate_args
 
-__all__ = ["Outcome", "ToolRunner", "json_safe"]
+__all__ = ["Outcome", "ToolRunner", "answer_scheduling", "is_empty", "json_safe"]
 
 Respond = Callable[[FunctionResponse], Awaitable[None]]
 
@@ -42,8 +72,42 @@ def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, ensure_ascii=False, allow_nan=False))
 
 
+def is_empty(value: Any) -> bool:
+    """A result that says nothing: None, a blank string, an empty list or object."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or value == [] or value == {}
+
+
+def answer_scheduling(profile: ModelProfile, tool: Tool | None) -> ToolScheduling | None:
+    """The `scheduling` of the answer to a call of `tool` on `profile`'s model."""
+    behavior = profile.tool_behavior(tool.behavior if tool is not None else None)
+    if behavior is not ToolBehavior.NON_BLOCKING or not profile.response_scheduling:
+        return None
+    if tool is not None and tool.scheduling is not None:
+        return tool.scheduling
+    return ToolScheduling.WHEN_IDLE
+
+
+def _answer(status: str, retryable: bool, message: str, **rest: Any) -> dict[str, Any]:
+    return {"status": status, "retryable": retryable, "message": message, **rest}
+
+
+def _cancelled_answer() -> dict[str, Any]:
+    return _answer(
+        ToolStatus.CANCELLED,
+        False,
+        "The call was cancelled before it finished; no answer was sent.",
+        error="cancelled",
+    )
+
+
 class ToolRunner:
-    """Runs the tool calls of one call; `respond` sends one `FunctionResponse` to Live."""
+    """Runs the tool calls of one call; `respond` sends one `FunctionResponse` to Live.
+
+    `profile` is the model's (`gateway.live.models.profile_for(model)`): it decides each
+    call's behaviour and so whether its answer carries a `scheduling`.
+    """
 
     def __init__(
         self,
@@ -51,20 +115,30 @@ class ToolRunner:
         context: ToolContext,
         respond: Respond,
         *,
+        profile: ModelProfile = NEWEST_PROFILE,
         events: CallObserver | None = None,
         log: Any = None,
     ) -> None:
         self._tools = tools
         self._context = context
         self._respond = respond
+        self._profile = profile
         self._events = events or CallObserver()
         self._log = log or structlog.get_logger("gateway.tools")
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reported: set[asyncio.Task[Any]] = set()
         """Tasks that reported their own outcome (so the done-callback does not repeat it)."""
+        self._cancelled: set[str] = set()
+        """Calls Live cancelled: whatever they come up with is dropped, never sent."""
+        self._sending: set[str] = set()
+        """Calls whose answer is on its way to Live: too late to cancel."""
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile
 
     @property
     def pending(self) -> int:
@@ -72,24 +146,30 @@ class ToolRunner:
         return len(self._tasks)
 
     def start(self, call: FunctionCall) -> None:
-        """Run `call` in its own task (returns at once)."""
+        """Run `call` in its own task (returns at once: the caller never waits for a tool)."""
         self._events.tool_call(call)
         if self._closed:
             return
         task_id = call.id or f"anonymous-{id(call)}"
-        task = asyncio.create_task(self._run(call), name=f"tool-{call.name}-{task_id}")
+        task = asyncio.create_task(self._run(call, task_id), name=f"tool-{call.name}-{task_id}")
         self._tasks[task_id] = task
         self._idle.clear()
         task.add_done_callback(lambda _: self._forget(task_id, task, call))
 
     def cancel(self, ids: Iterable[str]) -> list[str]:
-        """Cancel the named tool calls (`toolCallCancellation`); returns those still running."""
+        """Cancel the named tool calls (`toolCallCancellation`); returns those cancelled.
+
+        A cancelled call's answer is never sent. Calls already answered (or being answered)
+        are not cancelled.
+        """
         cancelled = []
         for call_id in ids:
             task = self._tasks.get(call_id)
-            if task is not None and not task.done():
-                task.cancel()
-                cancelled.append(call_id)
+            if task is None or task.done() or call_id in self._sending:
+                continue
+            self._cancelled.add(call_id)
+            task.cancel()
+            cancelled.append(call_id)
         if cancelled:
             self._log.info("tool_calls_cancelled", tool_call_ids=cancelled)
         return cancelled
@@ -110,9 +190,10 @@ class ToolRunner:
     def _forget(self, task_id: str, task: asyncio.Task[None], call: FunctionCall) -> None:
         if self._tasks.get(task_id) is task:
             del self._tasks[task_id]
+            self._cancelled.discard(task_id)
         if task.cancelled() and task not in self._reported:
             # Cancelled before it ever ran: observers still see how it ended.
-            response = FunctionResponse(call.id, call.name, {"error": "cancelled"})
+            response = FunctionResponse(call.id, call.name, _cancelled_answer())
             self._events.tool_result(response, 0.0, Outcome.CANCELLED)
         self._reported.discard(task)
         if not self._tasks:
@@ -124,55 +205,117 @@ class ToolRunner:
             self._reported.add(task)
         self._events.tool_result(response, duration_s, outcome)
 
-    async def _run(self, call: FunctionCall) -> None:
+    def _report_cancelled(self, call: FunctionCall, started: float, log: Any) -> None:
+        duration_s = time.monotonic() - started
+        log.info("tool_call_cancelled", duration_ms=round(duration_s * 1000, 1))
+        response = FunctionResponse(call.id, call.name, _cancelled_answer())
+        self._report(response, duration_s, Outcome.CANCELLED)
+
+    async def _run(self, call: FunctionCall, task_id: str) -> None:
         started = time.monotonic()
         tool = self._tools.get(call.name)
+        behavior = self._profile.tool_behavior(tool.behavior if tool is not None else None)
         log = self._log.bind(tool=call.name, tool_call_id=call.id)
-        log.info("tool_call_started", kind=tool.kind if tool else None)
+        log.info("tool_call_started", kind=tool.kind if tool else None, behavior=behavior.value)
         log.debug("tool_call_args", args=call.args)
-        outcome = Outcome.OK
-        body: dict[str, Any]
         try:
-            if tool is None:
-                outcome, body = Outcome.ERROR, {"error": f"unknown tool {call.name!r}"}
-            else:
-                validate_args(tool.parameters, call.args)
-                async with asyncio.timeout(tool.timeout_s) as deadline:
-                    try:
-                        result = await tool.invoke(call.args, self._context)
-                    except TimeoutError:
-                        if deadline.expired():
-                            raise
-                        raise ToolError("the tool timed out") from None
-                body = {"result": json_safe(result)}
+            outcome, body = await self._answer(call, tool, log)
         except asyncio.CancelledError:
-            duration_s = time.monotonic() - started
-            log.info("tool_call_cancelled", duration_ms=round(duration_s * 1000, 1))
-            response = FunctionResponse(call.id, call.name, {"error": "cancelled"})
-            self._report(response, duration_s, Outcome.CANCELLED)
+            self._report_cancelled(call, started, log)
             raise
-        except SchemaError as exc:
-            outcome, body = Outcome.ERROR, {"error": f"invalid arguments: {exc}"}
-        except TimeoutError:
-            assert tool is not None
-            outcome = Outcome.TIMEOUT
-            body = {"error": f"the tool {call.name} did not answer within {tool.timeout_s:g} s"}
-        except ToolError as exc:
-            outcome, body = Outcome.ERROR, {"error": str(exc) or "the tool failed"}
-        except Exception as exc:
-            log.error("tool_call_failed", error=repr(exc), exc_info=exc)
-            outcome, body = Outcome.ERROR, {"error": f"the tool {call.name} failed"}
+        if task_id in self._cancelled or self._closed:
+            # Live cancelled the call as it finished (or the tool ignored the cancellation),
+            # or the call is over: nobody may hear an answer to a call given up on.
+            self._report_cancelled(call, started, log)
+            return
         duration_s = time.monotonic() - started
-        response = FunctionResponse(call.id, call.name, body)
+        response = FunctionResponse(
+            call.id, call.name, body, answer_scheduling(self._profile, tool)
+        )
         level = log.info if outcome == Outcome.OK else log.warning
         level(
             "tool_call_finished",
             outcome=outcome,
+            status=body["status"],
             duration_ms=round(duration_s * 1000, 1),
             error=body.get("error"),
         )
         self._report(response, duration_s, outcome)
+        self._sending.add(task_id)
         try:
             await self._respond(response)
         except Exception as exc:
             log.warning("tool_response_not_sent", error=str(exc) or repr(exc))
+        finally:
+            self._sending.discard(task_id)
+
+    async def _answer(
+        self, call: FunctionCall, tool: Tool | None, log: Any
+    ) -> tuple[str, dict[str, Any]]:
+        """(outcome, response object) for `call`; raises only CancelledError."""
+        name = call.name
+        if tool is None:
+            known = ", ".join(t.name for t in self._tools) or "none"
+            return Outcome.ERROR, _answer(
+                ToolStatus.UNKNOWN_TOOL,
+                False,
+                f"There is no tool called {name!r}; do not call it again. "
+                f"The tools you have: {known}.",
+                error=f"unknown tool {name!r}",
+            )
+        try:
+            validate_args(tool.parameters, call.args)
+        except SchemaError as exc:
+            return Outcome.ERROR, _answer(
+                ToolStatus.INVALID_ARGUMENT,
+                False,
+                f"The arguments for {name} were not accepted ({exc}). Correct them, asking "
+                "the caller if needed, before calling it again.",
+                error=f"invalid arguments: {exc}",
+            )
+        try:
+            async with asyncio.timeout(tool.timeout_s) as deadline:
+                try:
+                    value = await tool.invoke(call.args, self._context)
+                except TimeoutError:
+                    if deadline.expired():
+                        raise
+                    raise ToolError("the tool timed out", status=ToolStatus.TIMEOUT) from None
+            return Outcome.OK, _success(name, value)
+        except TimeoutError:
+            after = f"did not answer within {tool.timeout_s:g} s"
+            return Outcome.TIMEOUT, _answer(
+                ToolStatus.TIMEOUT,
+                True,
+                f"The tool {name} {after}; you may try once more.",
+                error=f"the tool {name} {after}",
+            )
+        except ToolError as exc:
+            message = str(exc) or f"The tool {name} failed."
+            return Outcome.ERROR, _answer(exc.status, exc.retryable, message, error=message)
+        except Exception as exc:
+            log.error("tool_call_failed", error=repr(exc), exc_info=exc)
+            return Outcome.ERROR, _answer(
+                ToolStatus.ERROR,
+                False,
+                f"The tool {name} failed because of an internal problem; trying again will "
+                "not help. Tell the caller it cannot be done right now.",
+                error=f"the tool {name} failed",
+            )
+
+
+def _success(name: str, value: Any) -> dict[str, Any]:
+    """The answer to a call that returned `value` (a `ToolResult` or a plain value)."""
+    given = value if isinstance(value, ToolResult) else ToolResult(value)
+    result = json_safe(given.result)
+    status = given.status or (ToolStatus.NO_RESULTS if is_empty(result) else ToolStatus.OK)
+    message = given.message
+    if not message:
+        if status == ToolStatus.NO_RESULTS:
+            message = (
+                f"The tool {name} returned nothing: there is no matching record. Calling it "
+                "again with the same arguments will not help."
+            )
+        else:
+            message = f"The tool {name} succeeded; its answer is in result."
+    return _answer(status, False, str(message), result=result)

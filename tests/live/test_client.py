@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -262,20 +263,55 @@ async def test_http_refusal_and_unreachable_hosts_are_connection_closed() -> Non
 # --------------------------------------------------------------------------- session IO
 
 
-async def test_malformed_frames_are_skipped_and_normal_close_ends_iteration() -> None:
+async def test_malformed_frames_are_skipped_and_our_own_close_ends_iteration() -> None:
     async def server(ws: ServerConnection) -> None:
         await ws.recv()
         await ws.send(b'{"setupComplete": {}}')
         await ws.send("{broken")
         await ws.send(b"\xff\xfe")
         await ws.send('{"serverContent": {"outputTranscription": {"text": "ok"}}}')
-        await ws.close(1000)
+        await ws.wait_closed()
 
     async with raw_server(server) as url:
         session = await raw_connector(url).connect(SessionConfig(model="m"))
-        messages = [message async for message in session]
+        messages = []
+        async for message in session:
+            messages.append(message)
+            await session.close()  # the iteration then ends without an error
     assert [m.output_transcription for m in messages] == ["ok"]
     assert session.close_code == 1000
+
+
+async def test_a_normal_close_the_client_did_not_ask_for_raises() -> None:
+    """Seen at the connection limit: 1000 with no goAway first. Mid-call it is a lost
+    connection, not the end of the conversation, so it must not look like our own close."""
+
+    async def server(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send('{"setupComplete": {}}')
+        await ws.close(1000, "The operation was cancelled.")
+
+    async with raw_server(server) as url:
+        session = await raw_connector(url).connect(SessionConfig(model="m"))
+        with pytest.raises(LiveConnectionClosed) as caught:
+            async for _ in session:
+                pass
+    assert (caught.value.code, caught.value.reason) == (1000, "The operation was cancelled.")
+
+
+async def test_the_session_id_of_setup_complete_is_exposed_and_logged() -> None:
+    async def server(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send('{"setupComplete": {"sessionId": "vertex-session-7"}}')
+        await ws.wait_closed()
+
+    async with raw_server(server) as url:
+        with capture_logs() as logs:
+            session = await raw_connector(url).connect(SessionConfig(model="m"))
+        await session.close()
+    assert session.session_id == "vertex-session-7"
+    (opened,) = [entry for entry in logs if entry["event"] == "live_session_opened"]
+    assert opened["session_id"] == "vertex-session-7"
 
 
 async def test_abnormal_close_raises_with_code_and_reason() -> None:

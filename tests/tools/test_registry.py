@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.tools import ToolContext, ToolError, ToolSpec, TransferTarget
+from gateway.live.models import ToolBehavior, ToolScheduling
+from gateway.tools import ToolContext, ToolError, ToolResult, ToolSpec, TransferTarget
 from gateway.tools.registry import ToolSetError, build_toolset
 
 TARGETS = {
@@ -80,27 +81,59 @@ async def test_builtins_act_through_call_control() -> None:
         assert tool is not None
         return await tool.invoke(args, context)
 
-    assert (await call("end_call", reason="done"))["status"] == "ending"
-    assert (await call("transfer_call", target="billing"))["target"] == "billing"
-    assert (await call("to_human"))["target"] == "human"
-    assert await call("send_dtmf", digits="12#a") == {"status": "sent", "digits": "12#A"}
+    ending = await call("end_call", reason="done")
+    assert isinstance(ending, ToolResult) and ending.result["status"] == "ending"
+    assert ending.message == "Say a brief goodbye now; the call ends when you finish speaking."
+    assert (await call("transfer_call", target="billing")).result["target"] == "billing"
+    assert (await call("to_human")).result["target"] == "human"
+    pressed = await call("send_dtmf", digits="12#a")
+    assert pressed.result == {"status": "sent", "digits": "12#A"}
+    assert pressed.message is not None and "12#A" in pressed.message
     assert control.events == [
         ("end", "done"),
         ("transfer", ("billing", "+15550100198")),
         ("transfer", ("human", "+15550100199")),
         ("dtmf", "12#A"),
     ]
-    with pytest.raises(ToolError, match="unknown transfer target 'nobody'"):
+    with pytest.raises(ToolError, match="unknown transfer target 'nobody'") as unknown:
         await call("transfer_call", target="nobody")
-    with pytest.raises(ToolError, match="not DTMF digits"):
+    assert "the targets are: human, billing" in str(unknown.value)
+    assert (unknown.value.status, unknown.value.retryable) == ("invalid_argument", False)
+    with pytest.raises(ToolError, match="not DTMF digits") as not_dtmf:
         await call("send_dtmf", digits="12x")
+    assert not_dtmf.value.status == "invalid_argument"
     no_transfers = ToolContext(
         call_sid="CA1", agent="a", transfer_targets=TARGETS, control=Control(transfers=False)
     )
     tool = tools.get("to_human")
     assert tool is not None
-    with pytest.raises(ToolError, match="transfers are not available"):
+    with pytest.raises(ToolError, match="transfers are not available") as refused:
         await tool.invoke({}, no_transfers)
+    assert (refused.value.status, refused.value.retryable) == ("unavailable", False)
+
+
+def test_tools_carry_their_behavior_and_scheduling_builtins_too(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("def f():\n    return 1\n")
+    tools = build_toolset(
+        specs(
+            {"name": "plain", "description": "d", "python": "tools:f"},
+            {"name": "slow", "description": "d", "python": "tools:f",
+             "behavior": "non_blocking", "scheduling": "silent"},
+            {"name": "hook", "description": "d", "http": {"url": "https://h.example/x"},
+             "behavior": "blocking"},
+            {"builtin": "end_call", "scheduling": "interrupt"},
+            {"builtin": "send_dtmf", "behavior": "blocking"},
+        ),
+        agent_dir=tmp_path,
+        transfer=TARGETS,
+    )  # fmt: skip
+    assert {t.name: (t.behavior, t.scheduling) for t in tools} == {
+        "plain": (None, None),
+        "slow": (ToolBehavior.NON_BLOCKING, ToolScheduling.SILENT),
+        "hook": (ToolBehavior.BLOCKING, None),
+        "end_call": (None, ToolScheduling.INTERRUPT),
+        "send_dtmf": (ToolBehavior.BLOCKING, None),
+    }
 
 
 @pytest.mark.parametrize(
