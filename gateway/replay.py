@@ -34,7 +34,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway.agents import AgentConfigError, AgentSet, load_agents
+from gateway.live.auth import fixed_token_provider
+from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
+from gateway.live.models import Backend, bare_model_id
+from gateway.live.resilient import ResilientLiveConnector
 from gateway.recording import RECORDINGS, Recordings
 from gateway.recording_format import (
     EventKind,
@@ -477,6 +481,14 @@ async def _in_process_gateway(
             overrides["recordings_dir"] = options.record_to
         if isinstance(meta.get("live_input_rate_hz"), int):
             overrides["live_input_rate_hz"] = meta["live_input_rate_hz"]
+        # The same model generation and dialect as the recorded call: they decide the setup,
+        # how text goes to Live and how tools behave.
+        model = meta.get("live_model")
+        if isinstance(model, str) and model:
+            overrides["live_model"] = bare_model_id(model)
+        vertex = meta.get("live_dialect") == Backend.VERTEX.value
+        if vertex:
+            overrides.update(live_backend="vertex", google_cloud_project=REPLAY_PROJECT)
         if settings is not None:
             overrides["agents_dir"] = settings.agents_dir
         try:
@@ -490,7 +502,13 @@ async def _in_process_gateway(
                 f"the recording's agent {wanted!r} is not among the agents "
                 f"({', '.join(sorted(agents.agents))}); pass --agents DIR"
             )
-        app = create_app(replay_settings, agents)
+        connector = None
+        if vertex:  # the loopback Live side checks no credentials
+            connector = ResilientLiveConnector.from_settings(
+                LiveConnector(replay_settings, token_provider=fixed_token_provider("replay")),
+                replay_settings,
+            )
+        app = create_app(replay_settings, agents, connector)
         recordings = app[RECORDINGS]
         # A re-recording says which Live the call was originally made with.
         recordings.live_backend = meta.get("live_backend")
@@ -510,6 +528,10 @@ def _load_replay_agents(directory: Path) -> AgentSet:
         return load_agents(directory)
     except AgentConfigError as exc:
         raise ReplayError(f"cannot load the agents to replay with:\n{exc}") from None
+
+
+REPLAY_PROJECT = "replay"
+"""The project in the model path of a Vertex-dialect replay (the loopback Live side ignores it)."""
 
 
 # --------------------------------------------------------------------------- command line

@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents import AgentConfig, AgentSet
 from gateway.call import PROMPT_MARK
-from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
 from gateway.server import CALLS, create_app, drain
 from gateway.settings import Settings, load_settings
 from tests.caller_audio import rms_dbfs, silence_frames, speech_frames
+from tests.generations import DEFAULT_GENERATION, GENERATIONS, Generation
 from tests.twilio_frames import TwilioCaller
 
 
@@ -43,11 +43,19 @@ def _agents() -> AgentSet:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
+async def gateway(request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
+    """The gateway and the emulator; `parametrize("gateway", GENERATIONS, indirect=True)`
+    runs a test against each model generation × backend (default: gemini-3.8-live, Dev API)."""
+    generation: Generation = getattr(request, "param", DEFAULT_GENERATION)
     emulator = LiveEmulator(speed=50.0)
     url = await emulator.start("127.0.0.1", 0)
-    settings = load_settings(live_backend="emulator", live_url=url, public_url="https://gw.test")
-    app = create_app(settings, _agents(), LiveConnector(settings))
+    settings = load_settings(
+        env_file=None,
+        live_url=url,
+        public_url="https://gw.test",
+        **generation.settings_overrides(),
+    )
+    app = create_app(settings, _agents(), generation.connector(settings))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
@@ -55,6 +63,9 @@ async def gateway() -> AsyncIterator[Gateway]:
     finally:
         await client.close()
         await emulator.stop()
+
+
+EVERY_GENERATION = pytest.mark.parametrize("gateway", GENERATIONS, indirect=True, ids=str)
 
 
 class PhoneCall:
@@ -106,6 +117,7 @@ def payload(message: dict[str, Any]) -> bytes:
     return base64.b64decode(message["media"]["payload"])
 
 
+@EVERY_GENERATION
 async def test_a_question_gets_a_spoken_answer_as_valid_mulaw(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)
@@ -126,6 +138,7 @@ async def test_a_question_gets_a_spoken_answer_as_valid_mulaw(gateway: Gateway) 
     assert gateway.emulator.sessions_closed == 1
 
 
+@EVERY_GENERATION
 async def test_barge_in_clears_the_caller_and_no_stale_frames_follow(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)
@@ -143,6 +156,7 @@ async def test_barge_in_clears_the_caller_and_no_stale_frames_follow(gateway: Ga
     await gateway.emulator.wait_closed_sessions(1)
 
 
+@EVERY_GENERATION
 async def test_the_answer_after_a_barge_in_is_heard(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)
@@ -159,6 +173,7 @@ async def test_the_answer_after_a_barge_in_is_heard(gateway: Gateway) -> None:
         await phone.rest()
 
 
+@EVERY_GENERATION
 async def test_greeting_agent_speaks_first_chosen_by_line(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)
@@ -172,6 +187,7 @@ async def test_greeting_agent_speaks_first_chosen_by_line(gateway: Gateway) -> N
     assert voice["voiceName"] == "Kore"
 
 
+@EVERY_GENERATION
 async def test_malformed_frames_do_not_end_the_call(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)
@@ -187,6 +203,7 @@ async def test_malformed_frames_do_not_end_the_call(gateway: Gateway) -> None:
         await phone.rest()
 
 
+@EVERY_GENERATION
 async def test_two_calls_at_once_do_not_notice_each_other(gateway: Gateway) -> None:
     async def one_call(stream: str) -> int:
         async with gateway.client.ws_connect("/media") as ws:
@@ -205,6 +222,7 @@ async def test_two_calls_at_once_do_not_notice_each_other(gateway: Gateway) -> N
     await gateway.emulator.wait_closed_sessions(2)
 
 
+@EVERY_GENERATION
 async def test_live_dropping_ends_the_call_with_the_stream_closed(gateway: Gateway) -> None:
     async with gateway.client.ws_connect("/media") as ws:
         phone = PhoneCall(ws)

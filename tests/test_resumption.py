@@ -16,7 +16,7 @@ from gateway.call import PROMPT_MARK
 from gateway.live.emulator import LiveEmulator
 from gateway.live.resilient import ResilientLiveConnector
 from gateway.server import CALLS, CONNECTOR, create_app
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from tests.caller_audio import silence_frames, speech_frames
 from tests.test_integration import PhoneCall
 
@@ -24,9 +24,12 @@ from tests.test_integration import PhoneCall
 class Line:
     """A gateway wired as in production (server.py builds the connector) and its emulator."""
 
-    def __init__(self, client: TestClient[Any, Any], emulator: LiveEmulator) -> None:
+    def __init__(
+        self, client: TestClient[Any, Any], emulator: LiveEmulator, settings: Settings
+    ) -> None:
         self.client = client
         self.emulator = emulator
+        self.settings = settings
 
     @property
     def connector(self) -> ResilientLiveConnector:
@@ -59,7 +62,7 @@ async def line() -> AsyncIterator[Line]:
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        yield Line(client, emulator)
+        yield Line(client, emulator, settings)
     finally:
         await client.close()
         await emulator.stop()
@@ -140,7 +143,7 @@ async def test_a_dropped_live_connection_loses_no_caller_audio(line: Line, fault
     await line.emulator.wait_audio_chunks(total)
     await hang_up(phone)
     assert line.emulator.audio_chunks_received == total  # none lost, none doubled
-    decoder = CallerAudioDecoder(24000)
+    decoder = CallerAudioDecoder(line.settings.live_input_rate_hz)  # what the call sends Live
     expected = b"".join(decoder.decode(frame) for frame in before + during + after)
     assert b"".join(pcm for _, pcm in line.emulator.received_audio) == expected  # in order
     assert {session for session, _ in line.emulator.received_audio} == {1, 2}
@@ -150,13 +153,26 @@ async def test_a_dropped_live_connection_loses_no_caller_audio(line: Line, fault
     assert len(line.emulator.resumed_handles) == 1
 
 
-async def test_a_1011_mid_call_is_survived_and_the_conversation_goes_on(line: Line) -> None:
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (1011, "deadline exceeded"),
+        (1000, "The operation was cancelled."),  # the connection limit, no goAway first
+        (1008, "policy violation"),
+        (1007, "invalid argument"),
+    ],
+)
+async def test_a_close_mid_call_is_survived_and_the_conversation_goes_on(
+    line: Line, code: int, reason: str
+) -> None:
     phone = await line.call()
     await ask(phone)
-    await line.emulator.close_sessions(1011, "deadline exceeded")
+    await line.emulator.close_sessions(code, reason)
     second = await ask(phone)
     assert sum(1 for m in second if m["event"] == "media") > 25
-    assert "This is reply number 2." in said(line.emulator)
+    assert "This is reply number 2." in said(line.emulator)  # resumed with the handle
+    (resumed,) = line.connector.resumes
+    assert resumed.close_code == code and resumed.with_handle
     await hang_up(phone)
 
 

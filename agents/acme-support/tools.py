@@ -3,6 +3,10 @@
 The database lives in the agent's data folder (`DATA_DIR/acme-support/acme.db`, writable,
 never committed) and is created from `seed.sql` the first time a tool needs it. Functions are
 plain sync Python: the gateway runs them in a worker thread, so SQLite never blocks a call.
+
+Every answer is explicit, so the model neither invents nor re-asks: results come with a
+plain-language `message` the model can relay (`ToolResult`), and "no such order" is a
+`ToolError` with status `not_found` saying what to do next (agents/README.md, Tools).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.tools import ToolContext, ToolError
+from gateway.tools import ToolContext, ToolError, ToolResult, ToolStatus
 
 SEED_SQL = Path(__file__).with_name("seed.sql")
 DB_NAME = "acme.db"
@@ -33,6 +37,12 @@ OPENING_HOURS: dict[str, tuple[str, str] | None] = {
     "sunday": None,
 }
 _ORDER_ID = re.compile(r"[^A-Z0-9]")
+_STATUS_WORDS = {
+    "processing": "is being prepared and has not shipped yet",
+    "shipped": "has shipped",
+    "delivered": "was delivered",
+    "cancelled": "was cancelled",
+}
 
 
 def connect(data_dir: Path) -> sqlite3.Connection:
@@ -55,20 +65,41 @@ def normalise_order_id(order_id: str) -> str:
     return _ORDER_ID.sub("", order_id.upper())
 
 
-def lookup_order(order_id: str, context: ToolContext) -> dict[str, Any]:
+def _order_key(order_id: str | None) -> str:
+    key = normalise_order_id(order_id or "")
+    if not key:
+        raise ToolError(
+            f"{order_id!r} is not an order number. Ask the caller for it: it looks like A1001.",
+            status=ToolStatus.INVALID_ARGUMENT,
+        )
+    return key
+
+
+def _no_such_order(key: str, then: str) -> ToolError:
+    return ToolError(
+        f"There is no order {key}. {then} Order numbers look like A1001.",
+        status=ToolStatus.NOT_FOUND,
+    )
+
+
+def lookup_order(order_id: str, context: ToolContext) -> ToolResult:
     """Status, items and delivery estimate of one order."""
-    key = normalise_order_id(order_id)
+    key = _order_key(order_id)
     with closing(connect(context.data_dir)) as db:
         order = db.execute(
             "SELECT id, status, placed_on, eta, carrier, tracking_number FROM orders WHERE id = ?",
             (key,),
         ).fetchone()
         if order is None:
-            return {"found": False, "order_id": key, "message": "There is no order with this id."}
+            raise _no_such_order(
+                key,
+                "Do not guess its details: ask the caller to check the number, or offer a "
+                "ticket.",
+            )
         items = db.execute(
             "SELECT name, quantity FROM order_items WHERE order_id = ? ORDER BY line", (key,)
         ).fetchall()
-    return {
+    details = {
         "found": True,
         "order_id": order["id"],
         "status": order["status"],
@@ -78,16 +109,34 @@ def lookup_order(order_id: str, context: ToolContext) -> dict[str, Any]:
         "tracking_number": order["tracking_number"],
         "items": [{"name": item["name"], "quantity": item["quantity"]} for item in items],
     }
+    return ToolResult(details, message=_order_summary(details))
+
+
+def _order_summary(order: dict[str, Any]) -> str:
+    status = order["status"]
+    said = f"Order {order['order_id']} {_STATUS_WORDS.get(status, f'is {status}')}"
+    if order["carrier"] and status in ("shipped", "delivered"):
+        said += f" with {order['carrier']}"
+    said += "."
+    if order["eta"]:
+        said += f" Expected delivery: {order['eta']}."
+    items = ", ".join(f"{item['quantity']} × {item['name']}" for item in order["items"])
+    if items:
+        said += f" It contains {items}."
+    return said
 
 
 def create_ticket(
     summary: str, context: ToolContext, order_id: str | None = None
-) -> dict[str, Any]:
+) -> ToolResult:
     """Open a support ticket for a person to follow up; returns its number."""
     text = " ".join(summary.split())
     if len(text) < 5:
-        raise ToolError("the summary is too short; describe the problem in a sentence")
-    key = normalise_order_id(order_id) if order_id else None
+        raise ToolError(
+            "The summary is too short: describe the caller's problem in one sentence.",
+            status=ToolStatus.INVALID_ARGUMENT,
+        )
+    key = _order_key(order_id) if order_id and order_id.strip() else None
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     with closing(connect(context.data_dir)) as db:
         db.execute("BEGIN IMMEDIATE")
@@ -95,7 +144,11 @@ def create_ticket(
             if key is not None:
                 found = db.execute("SELECT 1 FROM orders WHERE id = ?", (key,)).fetchone()
                 if found is None:
-                    raise ToolError(f"there is no order {key}; check the order number")
+                    raise _no_such_order(
+                        key,
+                        "No ticket was opened: check the number with the caller, or open "
+                        "the ticket without an order number.",
+                    )
             cursor = db.execute(
                 "INSERT INTO tickets (summary, order_id, call_sid, caller, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -109,7 +162,12 @@ def create_ticket(
         except BaseException:
             db.execute("ROLLBACK")
             raise
-    return {"ticket_number": number, "status": "open", "order_id": key, "summary": text}
+    ticket = {"ticket_number": number, "status": "open", "order_id": key, "summary": text}
+    return ToolResult(
+        ticket,
+        message=f"Ticket {number} is open; read the number to the caller. A person from the "
+        "support team will follow up.",
+    )
 
 
 def _store_timezone() -> tzinfo:
@@ -119,17 +177,35 @@ def _store_timezone() -> tzinfo:
         return timezone(timedelta(hours=-5), "EST")
 
 
-def business_hours(now: datetime | None = None) -> dict[str, Any]:
+def business_hours(now: datetime | None = None) -> ToolResult:
     """When the human support team works, and whether it is open right now."""
     local = (now or datetime.now(UTC)).astimezone(_store_timezone())
     today = local.strftime("%A").lower()
+    clock = local.strftime("%H:%M")
     hours = OPENING_HOURS[today]
-    open_now = hours is not None and hours[0] <= local.strftime("%H:%M") < hours[1]
-    return {
-        "timezone": TIMEZONE,
-        "hours": {
-            day: f"{span[0]}-{span[1]}" if span else "closed" for day, span in OPENING_HOURS.items()
-        },
-        "local_time": local.strftime("%A %H:%M"),
-        "open_now": open_now,
+    open_now = hours is not None and hours[0] <= clock < hours[1]
+    week = {
+        day: f"{span[0]}-{span[1]}" if span else "closed" for day, span in OPENING_HOURS.items()
     }
+    if hours is not None and open_now:
+        message = f"The support team is open now, until {hours[1]} New York time."
+    else:
+        message = f"The support team is closed now; it opens {_next_opening(today, clock)}."
+    return ToolResult(
+        {"timezone": TIMEZONE, "hours": week, "local_time": local.strftime("%A %H:%M"),
+         "open_now": open_now},
+        message=message,
+    )  # fmt: skip
+
+
+def _next_opening(today: str, clock: str) -> str:
+    days = list(OPENING_HOURS)
+    start = days.index(today)
+    for ahead in range(8):
+        day = days[(start + ahead) % len(days)]
+        span = OPENING_HOURS[day]
+        if span is None or (ahead == 0 and clock >= span[0]):
+            continue
+        when = "today" if ahead == 0 else "tomorrow" if ahead == 1 else f"on {day.title()}"
+        return f"{when} at {span[0]} New York time"
+    return "again soon"

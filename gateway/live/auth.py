@@ -13,7 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-__all__ = ["CLOUD_PLATFORM_SCOPE", "LiveAuthError", "RefreshableCredentials", "VertexTokenProvider"]
+__all__ = [
+    "CLOUD_PLATFORM_SCOPE",
+    "FixedCredentials",
+    "LiveAuthError",
+    "RefreshableCredentials",
+    "VertexTokenProvider",
+    "fixed_token_provider",
+]
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_REFRESH_MARGIN_S = 300.0
@@ -109,3 +116,20 @@ class VertexTokenProvider:
         if expiry.tzinfo is None:
             expiry = expiry.replace(tzinfo=UTC)  # google-auth uses naive UTC datetimes
         return expiry - self._clock() > self._margin
+
+
+class FixedCredentials:
+    """A token that never expires: for Live sides on loopback (replays, tests) that speak the
+    Vertex dialect but check no credentials. Never for a real endpoint."""
+
+    def __init__(self, token: str) -> None:
+        self.token: str | None = token
+        self.expiry: datetime | None = None
+
+    def refresh(self, request: Any) -> None:
+        """Nothing to refresh."""
+
+
+def fixed_token_provider(token: str) -> VertexTokenProvider:
+    """A `VertexTokenProvider` that always answers `token` (see `FixedCredentials`)."""
+    return VertexTokenProvider(FixedCredentials(token))

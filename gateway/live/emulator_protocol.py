@@ -2,16 +2,20 @@
 
 `parse_client_message` turns one client frame (camelCase or snake_case at any depth, standard
 or URL-safe base64) into a typed event and raises `LiveProtocolError` for anything the real
-service would reject with close code 1007. The `build_*` functions make the server messages.
+service would reject with close code 1007. The `build_*` functions make the server messages,
+in the dialect (`Backend`) of the session: Vertex names its sessions in `setupComplete` and
+counts `candidatesTokenCount` where the Developer API counts `responseTokenCount`. What a
+model *generation* refuses is decided in `gateway.live.emulator_rules`, from its profile.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from gateway.live.models import Backend, ToolBehavior, ToolScheduling
 from gateway.live.protocol import (
     DEFAULT_INPUT_RATE_HZ,
     DEFAULT_OUTPUT_RATE_HZ,
@@ -74,6 +78,21 @@ class ClientSetup:
     session_resumption: bool = False
     resumption_handle: str | None = None
     context_window_compression: bool = False
+    thinking_config: bool = False
+    """`generationConfig.thinkingConfig` is present (with any content)."""
+    thinking_level: str | None = None
+    thinking_budget: int | None = None
+    proactivity: bool = False
+    """`setup.proactivity` is present."""
+    proactive_audio: bool | None = None
+    affective_dialog: bool | None = None
+    """`generationConfig.enableAffectiveDialog`, None when absent."""
+    custom_vocabulary: tuple[str, ...] | None = None
+    """`inputAudioTranscription.customVocabulary`, None when absent."""
+    initial_history_in_client_content: bool = False
+    """`historyConfig.initialHistoryInClientContent`."""
+    declared_behaviors: tuple[tuple[str, ToolBehavior], ...] = ()
+    """(function name, `behavior`) for the declarations that name one."""
 
     @property
     def function_names(self) -> tuple[str, ...]:
@@ -107,6 +126,8 @@ class ClientContent:
     text: str
     turn_complete: bool
     roles: tuple[str, ...] = ()
+    turns: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(role, text) per turn, as sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +266,7 @@ def _parse_setup(setup: dict[str, Any]) -> ClientSetup:
     )
 
     declarations: list[Mapping[str, Any]] = []
+    behaviors: list[tuple[str, ToolBehavior]] = []
     for tool in expect_list(setup.get("tools") or [], "setup.tools"):
         tool = expect_object(tool, "setup.tools[]")
         found = pick(tool, "functionDeclarations", "function_declarations") or []
@@ -253,6 +275,36 @@ def _parse_setup(setup: dict[str, Any]) -> ClientSetup:
             if not isinstance(declaration.get("name"), str):
                 raise LiveProtocolError(f"function declaration without a name: {declaration!r}")
             declarations.append(declaration)
+            behavior = _enum_value(
+                declaration.get("behavior"), _BEHAVIORS, "functionDeclarations[].behavior"
+            )
+            if behavior is not None:
+                behaviors.append((declaration["name"], behavior))
+
+    thinking = pick(generation, "thinkingConfig", "thinking_config")
+    thinking = None if thinking is None else expect_object(thinking, "thinkingConfig")
+    level = None if thinking is None else pick(thinking, "thinkingLevel", "thinking_level")
+    if level is not None and not isinstance(level, str):
+        raise LiveProtocolError(f"thinkingConfig.thinkingLevel must be a string, not {level!r}")
+    budget = None if thinking is None else pick(thinking, "thinkingBudget", "thinking_budget")
+    proactivity = pick(setup, "proactivity", "proactivity")
+    proactivity = None if proactivity is None else expect_object(proactivity, "proactivity")
+    proactive = (
+        None if proactivity is None else pick(proactivity, "proactiveAudio", "proactive_audio")
+    )
+    affective = pick(generation, "enableAffectiveDialog", "enable_affective_dialog")
+    input_transcription = pick(setup, "inputAudioTranscription", "input_audio_transcription")
+    vocabulary = None
+    if input_transcription is not None:
+        found = pick(
+            expect_object(input_transcription, "setup.inputAudioTranscription"),
+            "customVocabulary",
+            "custom_vocabulary",
+        )
+        if found is not None:
+            vocabulary = tuple(str(v) for v in expect_list(found, "customVocabulary"))
+    history = pick(setup, "historyConfig", "history_config")
+    history = {} if history is None else expect_object(history, "setup.historyConfig")
 
     return ClientSetup(
         raw=setup,
@@ -271,8 +323,7 @@ def _parse_setup(setup: dict[str, Any]) -> ClientSetup:
         silence_duration_ms=_optional_ms(
             pick(activity, "silenceDurationMs", "silence_duration_ms"), "silenceDurationMs"
         ),
-        input_transcription=pick(setup, "inputAudioTranscription", "input_audio_transcription")
-        is not None,
+        input_transcription=input_transcription is not None,
         output_transcription=pick(setup, "outputAudioTranscription", "output_audio_transcription")
         is not None,
         session_resumption=resumption is not None,
@@ -281,7 +332,47 @@ def _parse_setup(setup: dict[str, Any]) -> ClientSetup:
             setup, "contextWindowCompression", "context_window_compression"
         )
         is not None,
+        thinking_config=thinking is not None,
+        thinking_level=level,
+        thinking_budget=_optional_int(budget, "thinkingConfig.thinkingBudget"),
+        proactivity=proactivity is not None,
+        proactive_audio=None if proactive is None else bool(proactive),
+        affective_dialog=None if affective is None else bool(affective),
+        custom_vocabulary=vocabulary,
+        initial_history_in_client_content=bool(
+            pick(history, "initialHistoryInClientContent", "initial_history_in_client_content")
+        ),
+        declared_behaviors=tuple(behaviors),
     )
+
+
+E = TypeVar("E")
+_BEHAVIORS = {b.wire: b for b in ToolBehavior}
+_SCHEDULINGS = {s.wire: s for s in ToolScheduling}
+
+
+def _enum_value(value: Any, known: Mapping[str, E], where: str) -> E | None:
+    """An upper-case proto enum name → its value; absent or *_UNSPECIFIED → None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        name = value.upper()
+        if name in known:
+            return known[name]
+        if name.endswith("UNSPECIFIED"):
+            return None
+    raise LiveProtocolError(f"{where} must be one of {', '.join(known)}, not {value!r}")
+
+
+def _optional_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise LiveProtocolError(f"{where} must be an integer, not {value!r}")
+    try:
+        return int(value)  # int64 fields may arrive as JSON strings
+    except (TypeError, ValueError):
+        raise LiveProtocolError(f"{where} must be an integer, not {value!r}") from None
 
 
 def _optional_str(value: Any) -> str | None:
@@ -314,15 +405,17 @@ def _content_text(value: Any, where: str) -> str | None:
 def _parse_client_content(value: dict[str, Any]) -> ClientContent:
     texts: list[str] = []
     roles: list[str] = []
+    turns: list[tuple[str, str]] = []
     for turn in expect_list(value.get("turns") or [], "clientContent.turns"):
         turn = expect_object(turn, "clientContent.turns[]")
         role = turn.get("role")
         roles.append(role if isinstance(role, str) else "")
         text = _content_text(turn, "clientContent.turns[]")
+        turns.append((roles[-1], text or ""))
         if text:
             texts.append(text)
     turn_complete = pick(value, "turnComplete", "turn_complete")
-    return ClientContent("\n".join(texts), bool(turn_complete), tuple(roles))
+    return ClientContent("\n".join(texts), bool(turn_complete), tuple(roles), tuple(turns))
 
 
 def _parse_tool_response(value: dict[str, Any]) -> ClientToolResponse:
@@ -338,7 +431,12 @@ def _parse_tool_response(value: dict[str, Any]) -> ClientToolResponse:
             raise LiveProtocolError(f"toolResponse function response without a name: {item!r}")
         response = item.get("response")
         response = {} if response is None else expect_object(response, f"{call_id}.response")
-        responses.append(FunctionResponse(id=call_id, name=name, response=response))
+        scheduling = _enum_value(
+            item.get("scheduling"), _SCHEDULINGS, "functionResponses[].scheduling"
+        )
+        responses.append(
+            FunctionResponse(id=call_id, name=name, response=response, scheduling=scheduling)
+        )
     if not responses:
         raise LiveProtocolError("toolResponse.functionResponses is empty")
     return ClientToolResponse(tuple(responses))
@@ -347,15 +445,22 @@ def _parse_tool_response(value: dict[str, Any]) -> ClientToolResponse:
 # --------------------------------------------------------------------------- server builders
 
 
-def build_setup_complete() -> dict[str, Any]:
-    return {"setupComplete": {}}
+def build_setup_complete(session_id: str | None = None) -> dict[str, Any]:
+    """`setupComplete`, with the `sessionId` Vertex names its sessions by."""
+    return {"setupComplete": {"sessionId": session_id} if session_id else {}}
 
 
-def build_model_audio(pcm16le: bytes, rate_hz: int = DEFAULT_OUTPUT_RATE_HZ) -> dict[str, Any]:
-    """One chunk of model speech as `serverContent.modelTurn.parts[].inlineData`."""
+def build_model_audio(
+    pcm16le: bytes, rate_hz: int = DEFAULT_OUTPUT_RATE_HZ, *, transcription: str | None = None
+) -> dict[str, Any]:
+    """One chunk of model speech as `serverContent.modelTurn.parts[].inlineData`; with
+    `transcription`, its `outputTranscription` piece in the same event (3.x models)."""
     data = base64.b64encode(pcm16le).decode("ascii")
     part = {"inlineData": {"mimeType": f"audio/pcm;rate={rate_hz}", "data": data}}
-    return {"serverContent": {"modelTurn": {"parts": [part]}}}
+    content: dict[str, Any] = {"modelTurn": {"parts": [part]}}
+    if transcription is not None:
+        content["outputTranscription"] = {"text": transcription}
+    return {"serverContent": content}
 
 
 def build_input_transcription(text: str) -> dict[str, Any]:
@@ -374,9 +479,15 @@ def build_generation_complete() -> dict[str, Any]:
     return {"serverContent": {"generationComplete": True}}
 
 
-def build_turn_complete(usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`turnComplete`, optionally sharing the frame with `usageMetadata` as the service does."""
-    message: dict[str, Any] = {"serverContent": {"turnComplete": True}}
+def build_turn_complete(
+    usage: Mapping[str, Any] | None = None, *, interaction_status: str | None = None
+) -> dict[str, Any]:
+    """`turnComplete`, optionally sharing the frame with `usageMetadata` as the service does;
+    `interaction_status` (IN_PROGRESS / IDLE) where the model reports it (extended thinking)."""
+    content: dict[str, Any] = {"turnComplete": True}
+    if interaction_status is not None:
+        content["interactionStatus"] = interaction_status
+    message: dict[str, Any] = {"serverContent": content}
     if usage is not None:
         message["usageMetadata"] = dict(usage)
     return message
@@ -403,14 +514,22 @@ def build_session_resumption_update(new_handle: str | None, resumable: bool) -> 
     return {"sessionResumptionUpdate": update}
 
 
-def build_usage_metadata(prompt_token_count: int, response_token_count: int) -> dict[str, Any]:
+def build_usage_metadata(
+    prompt_token_count: int, response_token_count: int, *, backend: Backend = Backend.GEMINI
+) -> dict[str, Any]:
     """`usageMetadata` counts (the total is their sum); a frame of its own."""
-    return {"usageMetadata": usage_counts(prompt_token_count, response_token_count)}
+    return {
+        "usageMetadata": usage_counts(prompt_token_count, response_token_count, backend=backend)
+    }
 
 
-def usage_counts(prompt_token_count: int, response_token_count: int) -> dict[str, Any]:
+def usage_counts(
+    prompt_token_count: int, response_token_count: int, *, backend: Backend = Backend.GEMINI
+) -> dict[str, Any]:
+    """The counts under the dialect's names: Vertex says `candidatesTokenCount`."""
+    response_key = "candidatesTokenCount" if backend is Backend.VERTEX else "responseTokenCount"
     return {
         "promptTokenCount": prompt_token_count,
-        "responseTokenCount": response_token_count,
+        response_key: response_token_count,
         "totalTokenCount": prompt_token_count + response_token_count,
     }

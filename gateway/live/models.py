@@ -21,6 +21,10 @@ from typing import Literal
 
 __all__ = [
     "DEFAULT_MODEL",
+    "FLASH_LIVE_31",
+    "LIVE_38",
+    "LIVE_38_EXTENDED_THINKING",
+    "NATIVE_AUDIO_25",
     "NEWEST_PROFILE",
     "PROFILES",
     "THINKING_LEVELS",

@@ -16,10 +16,11 @@ one `LiveSession` to the call (send, send_audio, async iteration of `ServerMessa
   before `setupComplete` — can be refused for good: there just the retryable codes
   (`RESUMABLE_CLOSE_CODES`, or no WebSocket at all) are retried, and a handle the service
   refuses is dropped once. Our own `close()` is never resumed;
-* resuming without a handle (none received yet, or the handle was refused), gives the new
-  session the conversation so far as its initial history — a bounded transcript of the
+* when it resumes without a handle (none received yet, or the handle was refused), gives the
+  new session the conversation so far as its initial history — a bounded transcript of the
   transcriptions it relayed, sent as `clientContent` before anything else — where the model
   takes history (`ModelProfile.initial_history_config` / `.mid_session_client_content`);
+  with a handle no history is sent (the handle carries the context);
 * buffers what the call sends while it reconnects (bounded: oldest audio dropped first) and
   flushes it in order after the new `setupComplete`, so caller audio is not lost;
 * measures the gap: from losing the old connection to the buffer flushed into the new one

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -32,10 +32,10 @@ from gateway.live.resilient import (
     ResumeRecord,
 )
 from tests.fakes import FakeLiveSession
-from tests.live.conftest import send_chunks, turn_complete, until
-from tests.live.signals import utterance
+from tests.live.conftest import send_chunks, turn_complete
+from tests.live.signals import RATE_HZ, utterance
 
-CHUNK = b"\x01\x00" * 480  # 20 ms at 24 kHz
+CHUNK = b"\x01\x00" * 480  # 20 ms at RATE_HZ (24 kHz)
 
 
 def chunk(n: int) -> bytes:
@@ -103,18 +103,36 @@ class Consumer:
     def __init__(self, session: ResilientLiveSession) -> None:
         self.messages: list[ServerMessage] = []
         self.arrived = asyncio.Condition()
+        self.ended = False
         self.task = asyncio.create_task(self._run(session))
 
     async def _run(self, session: ResilientLiveSession) -> None:
-        async for message in session:
+        try:
+            async for message in session:
+                async with self.arrived:
+                    self.messages.append(message)
+                    self.arrived.notify_all()
+        finally:
+            self.ended = True
             async with self.arrived:
-                self.messages.append(message)
                 self.arrived.notify_all()
 
     async def wait_for(self, count: int) -> list[ServerMessage]:
         async with self.arrived:
             await self.arrived.wait_for(lambda: len(self.messages) >= count)
         return self.messages
+
+    async def until(self, done: Callable[[ServerMessage], bool], *, after: int = 0) -> int:
+        """Until a message past the first `after` that `done` accepts; returns its index + 1."""
+
+        def found() -> bool:
+            return any(done(m) for m in self.messages[after:])
+
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: found() or self.ended)
+        if not found():
+            raise AssertionError(f"the session ended first; got {self.messages[-3:]}")
+        return after + next(i for i, m in enumerate(self.messages[after:]) if done(m)) + 1
 
 
 def handle(name: str, resumable: bool = True) -> ServerMessage:
@@ -165,12 +183,12 @@ async def test_a_1011_reconnects_with_the_handle_and_flushes_held_audio_in_order
     consumer = Consumer(session)
     first = connector.sessions[0]
     first.server.put_nowait(handle("h-1"))
-    await session.send_audio(chunk(0), 24000)
+    await session.send_audio(chunk(0), RATE_HZ)
     connector.gate.clear()
     first.server.put_nowait(LiveConnectionClosed(1011, "internal error"))
     await connector.connecting.wait()
     for n in range(1, 6):  # the caller goes on talking while Live reconnects
-        await session.send_audio(chunk(n), 24000)
+        await session.send_audio(chunk(n), RATE_HZ)
     connector.gate.set()
     second = await connector.wait_sessions(2)
     await second.wait_audio(5)
@@ -178,7 +196,7 @@ async def test_a_1011_reconnects_with_the_handle_and_flushes_held_audio_in_order
     assert [pcm for pcm, _ in first.audio] == [chunk(0)]
     assert connector.configs[1].resumption_handle == "h-1"
     assert connector.configs[1].initial_history == () and second.sent == []  # the handle has it
-    await session.send_audio(chunk(6), 24000)  # afterwards audio goes straight to the new one
+    await session.send_audio(chunk(6), RATE_HZ)  # afterwards audio goes straight to the new one
     await second.wait_audio(6)
     second.server.put_nowait(ServerMessage(turn_complete=True))
     messages = await consumer.wait_for(2)
@@ -202,11 +220,11 @@ async def test_a_failing_send_is_held_and_delivered_after_the_resume() -> None:
         raise LiveConnectionClosed(1006, "connection lost without a close frame")
 
     first.send_audio = dead  # type: ignore[method-assign]
-    await session.send_audio(chunk(1), 24000)  # does not raise: held
+    await session.send_audio(chunk(1), RATE_HZ)  # does not raise: held
     first.server.put_nowait(LiveConnectionClosed(1006, "connection lost without a close frame"))
     second = await connector.wait_sessions(2)
     await second.wait_audio(1)
-    assert second.audio == [(chunk(1), 24000)]
+    assert second.audio == [(chunk(1), RATE_HZ)]
     assert session.resumes[0].reason == "closed_1006"
     assert not session.resumes[0].with_handle  # the service never sent one
     await session.close()
@@ -220,7 +238,7 @@ async def test_held_audio_is_bounded_and_the_oldest_is_dropped() -> None:
     connector.sessions[0].server.put_nowait(LiveConnectionClosed(1011, "x"))
     await connector.connecting.wait()
     for n in range(10):
-        await session.send_audio(chunk(n), 24000)
+        await session.send_audio(chunk(n), RATE_HZ)
     connector.gate.set()
     second = await connector.wait_sessions(2)
     await second.wait_audio(5)
@@ -242,7 +260,7 @@ async def test_gives_up_after_the_attempts_with_a_clear_error_and_sends_go_nowhe
     assert "gave up on Live after 3 failed attempt(s)" in str(failed.value)
     assert "refused" in str(failed.value)
     assert len(connector.configs) == 4
-    await session.send_audio(CHUNK, 24000)  # the call may still be sending: no error
+    await session.send_audio(CHUNK, RATE_HZ)  # the call may still be sending: no error
     await session.send(build_tool_response([FunctionResponse("x", "t", {})]))
     await session.close()
 
@@ -401,7 +419,7 @@ async def test_resuming_without_a_handle_gives_the_conversation_back_first(
     connector.gate.clear()
     first.server.put_nowait(LiveConnectionClosed(1011, "internal error"))
     await connector.connecting.wait()
-    await session.send_audio(chunk(1), 24000)  # held while reconnecting
+    await session.send_audio(chunk(1), RATE_HZ)  # held while reconnecting
     connector.gate.set()
     second = await connector.wait_sessions(2)
     await second.wait_audio(1)
@@ -466,11 +484,11 @@ async def test_go_away_waits_for_the_turn_to_end_and_a_fresh_handle() -> None:
         first.server.put_nowait(message)
     await settle(first)
     assert len(connector.configs) == 1  # the answer is not cut off
-    await session.send_audio(chunk(1), 24000)
+    await session.send_audio(chunk(1), RATE_HZ)
     first.server.put_nowait(handle("h-2"))  # the turn is saved: now is a safe moment
     second = await connector.wait_sessions(2)
     assert connector.configs[1].resumption_handle == "h-2"
-    await session.send_audio(chunk(2), 24000)
+    await session.send_audio(chunk(2), RATE_HZ)
     await second.wait_audio(1)
     assert [pcm for pcm, _ in first.audio] == [chunk(1)]
     assert [pcm for pcm, _ in second.audio] == [chunk(2)]
@@ -533,3 +551,64 @@ async def test_close_while_reconnecting_closes_everything() -> None:
     assert connector.sessions[0].closed.is_set()
     connector.gate.set()
     assert len(connector.sessions) == 1
+
+
+# --------------------------------------------------------------------------- on loopback
+
+
+async def resilient_on(connector: LiveConnector) -> ResilientLiveSession:
+    """A resuming session on the emulator; every connection counts as stable (no flaps)."""
+    resilient = ResilientLiveConnector(connector, backoff_ms=0, stable_session_s=0.0)
+    return await resilient.connect(SessionConfig(model="gemini-3.8-live"))
+
+
+def has_handle(message: ServerMessage) -> bool:
+    return message.resumption_handle is not None
+
+
+@pytest.mark.parametrize("code", [1000, 1007, 1008, 1011, 1006])
+async def test_on_loopback_every_close_not_asked_for_is_resumed_with_the_latest_handle(
+    emulator: LiveEmulator, connector: LiveConnector, code: int
+) -> None:
+    session = await resilient_on(connector)
+    consumer = Consumer(session)
+    seen = await consumer.until(has_handle)  # the emulator saves one right after setup
+    saved = session.resumption_handle
+    if code == 1006:
+        await emulator.drop_sessions()
+    else:
+        await emulator.close_sessions(code, "The operation was cancelled.")
+    await emulator.wait_opened_sessions(2)
+    await send_chunks(session, utterance(), RATE_HZ)
+    await consumer.until(turn_complete, after=seen)  # the new connection answers the caller
+    assert emulator.client_setups[1].resumption_handle == saved
+    assert emulator.resumed_handles == [saved]
+    (record,) = session.resumes
+    assert record.close_code == code and record.with_handle and record.history_turns == 0
+    await session.close()
+    assert session.resumes == [record]
+
+
+async def test_on_loopback_a_refused_handle_is_replaced_by_the_conversation_so_far(
+    emulator: LiveEmulator, connector: LiveConnector
+) -> None:
+    session = await resilient_on(connector)
+    consumer = Consumer(session)
+    await send_chunks(session, utterance(), RATE_HZ)
+    seen = await consumer.until(turn_complete)
+    history = session.history
+    assert [role for role, _ in history] == ["user", "model"]
+    emulator.refuse_next(1, close_code=1008)  # the reconnect with the handle is refused
+    await emulator.close_sessions(1011, "internal error")
+    await emulator.wait_opened_sessions(3)
+    await session.send({"realtimeInput": {"text": "Are you still there?"}})
+    await consumer.until(turn_complete, after=seen)  # so the history frame has been read
+    assert emulator.client_setups[-1].resumption_handle is None
+    assert emulator.setups[-1]["historyConfig"] == {"initialHistoryInClientContent": True}
+    assert "\n".join(text for _, text in history) in emulator.client_texts
+    assert emulator.client_texts.index("Are you still there?") > emulator.client_texts.index(
+        "\n".join(text for _, text in history)
+    )
+    (record,) = session.resumes
+    assert not record.with_handle and record.history_turns == 2
+    await session.close()

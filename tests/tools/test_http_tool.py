@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from gateway.tools import HttpToolConfig, ToolContext, ToolError
+from gateway.tools import HttpToolConfig, ToolContext, ToolError, ToolResult
 from gateway.tools.http_tool import http_invoker
 from gateway.tools.signing import sign, verify
+
+REPLIES: dict[str, tuple[int, Any]] = {
+    "contract_ok": (200, {"status": "ok", "message": "Balance found.", "result": {"usd": 1}}),
+    "contract_fields": (200, {"status": "ok", "usd": 3}),
+    "contract_nothing": (200, {"status": "no_results", "message": "No such account."}),
+    "contract_busy": (200, {"status": "unavailable", "message": "The ledger is busy."}),
+    "contract_refused": (
+        200,
+        {"status": "permission_denied", "error": "not your account", "retryable": False},
+    ),
+    "not_found_404": (404, {"status": "not_found", "message": "There is no account 77-12."}),
+    "busy_503": (503, {"status": "error", "message": "Maintenance until noon."}),
+    "ok_but_500": (500, {"status": "ok", "result": 1}),
+    "domain_status": (200, {"status": "shipped", "eta": "2026-11-28"}),
+}
 
 
 @pytest.fixture
@@ -26,8 +43,17 @@ async def server() -> AsyncIterator[str]:
     async def empty_reply(request: web.Request) -> web.Response:
         return web.Response(status=204)
 
+    async def canned(request: web.Request) -> web.Response:
+        status, reply = REPLIES[request.match_info["name"]]
+        return web.json_response(reply, status=status)
+
+    async def plain_error(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["status"]), text=" upstream exploded ")
+
     app = web.Application()
     app.router.add_post("/json", json_reply)
+    app.router.add_post("/canned/{name}", canned)
+    app.router.add_post("/status/{status}", plain_error)
     app.router.add_post("/text", text_reply)
     app.router.add_post("/empty", empty_reply)
     runner = web.AppRunner(app, access_log=None)
@@ -53,14 +79,88 @@ async def test_empty_reply_is_none(server: str) -> None:
 
 async def test_a_reply_that_is_not_json_is_an_error(server: str) -> None:
     invoke = http_invoker("t", HttpToolConfig(url=f"{server}/text"), None)
-    with pytest.raises(ToolError, match="the reply is not JSON"):
+    with pytest.raises(ToolError, match="the reply is not JSON") as caught:
         await invoke({}, CONTEXT)
+    assert (caught.value.status, caught.value.retryable) == ("error", False)
 
 
 async def test_a_missing_route_is_an_error_with_the_status(server: str) -> None:
     invoke = http_invoker("t", HttpToolConfig(url=f"{server}/gone"), None)
-    with pytest.raises(ToolError, match="HTTP 404"):
+    with pytest.raises(ToolError, match="HTTP 404") as caught:
         await invoke({}, CONTEXT)
+    assert (caught.value.status, caught.value.retryable) == ("error", False)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "retryable", "message"),
+    [
+        (500, "unavailable", True, "The service behind t is unavailable right now (HTTP 500: "
+         "upstream exploded); you may try once more."),
+        (502, "unavailable", True, "is unavailable right now (HTTP 502"),
+        (429, "unavailable", True, "is unavailable right now (HTTP 429"),
+        (400, "error", False, "The service behind t refused the request (HTTP 400: upstream "
+         "exploded); trying again will not help."),
+        (403, "error", False, "refused the request (HTTP 403"),
+    ],
+)  # fmt: skip
+async def test_5xx_is_unavailable_and_retryable_4xx_is_an_error(
+    server: str, status: int, expected: str, retryable: bool, message: str
+) -> None:
+    invoke = http_invoker("t", HttpToolConfig(url=f"{server}/status/{status}"), None)
+    with pytest.raises(ToolError) as caught:
+        await invoke({}, CONTEXT)
+    assert (caught.value.status, caught.value.retryable) == (expected, retryable)
+    assert message in str(caught.value)
+
+
+async def test_a_service_that_cannot_be_reached_is_unavailable_and_retryable() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    invoke = http_invoker("t", HttpToolConfig(url=f"http://127.0.0.1:{port}/x"), None)
+    with pytest.raises(ToolError) as caught:
+        await invoke({}, CONTEXT)
+    assert (caught.value.status, caught.value.retryable) == ("unavailable", True)
+    assert str(caught.value) == (
+        "The service behind t cannot be reached right now; you may try once more."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        ("contract_ok", ToolResult({"usd": 1}, message="Balance found.", status="ok")),
+        ("contract_fields", ToolResult({"usd": 3}, status="ok")),
+        ("contract_nothing", ToolResult(None, message="No such account.", status="no_results")),
+        ("domain_status", {"status": "shipped", "eta": "2026-11-28"}),  # not the contract's
+    ],
+)
+async def test_a_reply_with_its_own_status_is_passed_through(
+    server: str, name: str, answer: Any
+) -> None:
+    invoke = http_invoker("t", HttpToolConfig(url=f"{server}/canned/{name}"), None)
+    assert await invoke({}, CONTEXT) == answer
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "retryable", "message"),
+    [
+        ("contract_busy", "unavailable", True, "The ledger is busy."),
+        ("contract_refused", "permission_denied", False, "not your account"),
+        ("not_found_404", "not_found", False, "There is no account 77-12."),
+        ("busy_503", "error", True, "Maintenance until noon."),  # retryable: it is a 503
+        ("ok_but_500", "unavailable", True,
+         'The service behind t is unavailable right now (HTTP 500: {"status": "ok", '),
+    ],
+)  # fmt: skip
+async def test_a_failure_the_reply_explains_keeps_its_status_and_message(
+    server: str, name: str, status: str, retryable: bool, message: str
+) -> None:
+    invoke = http_invoker("t", HttpToolConfig(url=f"{server}/canned/{name}"), None)
+    with pytest.raises(ToolError) as caught:
+        await invoke({}, CONTEXT)
+    assert (caught.value.status, caught.value.retryable) == (status, retryable)
+    assert str(caught.value).startswith(message)
 
 
 def test_signatures() -> None:

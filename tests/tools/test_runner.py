@@ -36,9 +36,7 @@ def tool(
     behavior: ToolBehavior | None = None,
     scheduling: ToolScheduling | None = None,
 ) -> Tool:
-    return Tool(
-        name, "python", {"name": name}, ANY_ARGS, timeout_s, invoke, behavior, scheduling
-    )
+    return Tool(name, "python", {"name": name}, ANY_ARGS, timeout_s, invoke, behavior, scheduling)
 
 
 def ok(name: str, result: Any) -> dict[str, Any]:
@@ -76,7 +74,6 @@ class Recorder(CallObserver):
             self.changed.clear()
             await self.changed.wait()
         return self.responses
-
 
 
 def runner(*tools: Tool, profile: ModelProfile = LIVE_38) -> tuple[ToolRunner, Recorder]:
@@ -270,9 +267,7 @@ async def test_non_blocking_answers_carry_a_scheduling_blocking_ones_none(
     scheduling: ToolScheduling | None,
     expected: ToolScheduling | None,
 ) -> None:
-    run, rec = runner(
-        tool("f", returns, behavior=behavior, scheduling=scheduling), profile=profile
-    )
+    run, rec = runner(tool("f", returns, behavior=behavior, scheduling=scheduling), profile=profile)
     run.start(FunctionCall("fc-1", "f", {"n": 1}))
     run.start(FunctionCall("fc-2", "nope", {}))  # unknown: the model's default behaviour
     await rec.wait(2)
@@ -366,7 +361,10 @@ async def test_a_cancelled_call_is_never_answered_even_if_the_tool_finishes_anyw
     assert run.cancel(["fc-1", "fc-2"]) == ["fc-1", "fc-2"]
     await run.wait_idle()
     assert rec.responses == []
-    assert sorted(rec.results) == [("fc-1", "cancelled", CANCELLED), ("fc-2", "cancelled", CANCELLED)]
+    assert sorted(rec.results) == [
+        ("fc-1", "cancelled", CANCELLED),
+        ("fc-2", "cancelled", CANCELLED),
+    ]
     run.start(FunctionCall("fc-1", "f", {"n": 2}))  # the same id again later is answered
     [response] = await rec.wait(1)
     assert response.response == ok("f", {"n": 2, "call": "CA1", "day": "2026-11-25"})

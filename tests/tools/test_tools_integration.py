@@ -69,7 +69,7 @@ KINDS_TOOLS = """
 
 
     def refuse(order_id: str) -> None:
-        raise ToolError(f"order {order_id} belongs to someone else")
+        raise ToolError(f"order {order_id} belongs to someone else", status="permission_denied")
 """
 
 KINDS_YAML = """
@@ -117,6 +117,15 @@ def responses(gateway: Any) -> list[tuple[str, str, dict[str, Any]]]:
     return [(r.id, r.name, r.response) for r in gateway.emulator.tool_responses]
 
 
+def ok(name: str, result: Any, message: str | None = None) -> dict[str, Any]:
+    said = message or f"The tool {name} succeeded; its answer is in result."
+    return {"status": "ok", "retryable": False, "message": said, "result": result}
+
+
+def failed(status: str, message: str, error: str | None = None, *, retryable: bool = False) -> Any:
+    return {"status": status, "retryable": retryable, "message": message, "error": error or message}
+
+
 async def test_python_tools_sync_and_async_answer_the_model(
     kinds_dir: Path, tmp_path: Path
 ) -> None:
@@ -133,18 +142,19 @@ async def test_python_tools_sync_and_async_answer_the_model(
         (
             "fc-1",
             "add",
-            {
-                "result": {
+            ok(
+                "add",
+                {
                     "sum": 5,
                     "call_sid": CALL_SID,
                     "caller": CALLER,
                     "line": "+15550007777",
                     "agent": "kinds",
                     "in_worker_thread": True,
-                }
-            },
+                },
+            ),
         ),
-        ("fc-2", "greet", {"result": "Hello, Ada!"}),
+        ("fc-2", "greet", ok("greet", "Hello, Ada!")),
     ]
     declared = gw.emulator.setups[-1]["tools"][0]["functionDeclarations"]
     assert [d["name"] for d in declared][:2] == ["add", "greet"]
@@ -177,10 +187,25 @@ async def test_arguments_that_break_the_schema_become_an_error_response(
                 await gw.emulator.wait_tool_responses(n)
             await phone.send(phone.twilio.stop())
             await phone.rest()
+    fix = "Correct them, asking the caller if needed, before calling it again."
+    known = "add, greet, hang, hang_long, broken, refuse"
     assert [r for _, _, r in responses(gw)] == [
-        {"error": "invalid arguments: a: expected integer, got string 'two'"},
-        {"error": "invalid arguments: b: required argument is missing"},
-        {"error": "unknown tool 'nope'"},
+        failed(
+            "invalid_argument",
+            f"The arguments for add were not accepted (a: expected integer, got string 'two'). "
+            f"{fix}",
+            "invalid arguments: a: expected integer, got string 'two'",
+        ),
+        failed(
+            "invalid_argument",
+            f"The arguments for add were not accepted (b: required argument is missing). {fix}",
+            "invalid arguments: b: required argument is missing",
+        ),
+        failed(
+            "unknown_tool",
+            f"There is no tool called 'nope'; do not call it again. The tools you have: {known}.",
+            "unknown tool 'nope'",
+        ),
     ]
 
 
@@ -197,7 +222,16 @@ async def test_a_tool_that_times_out_gets_an_error_and_the_call_goes_on(
             await phone.send(phone.twilio.stop())
             await phone.rest()
     assert responses(gw) == [
-        ("fc-1", "hang", {"error": "the tool hang did not answer within 0.2 s"})
+        (
+            "fc-1",
+            "hang",
+            failed(
+                "timeout",
+                "The tool hang did not answer within 0.2 s; you may try once more.",
+                "the tool hang did not answer within 0.2 s",
+                retryable=True,
+            ),
+        )
     ]
 
 
@@ -214,8 +248,13 @@ async def test_exceptions_become_error_responses_without_leaking_internals(
             await phone.send(phone.twilio.stop())
             await phone.rest()
     assert [r for _, _, r in responses(gw)] == [
-        {"error": "the tool broken failed"},
-        {"error": "order A1 belongs to someone else"},
+        failed(
+            "error",
+            "The tool broken failed because of an internal problem; trying again will not "
+            "help. Tell the caller it cannot be done right now.",
+            "the tool broken failed",
+        ),
+        failed("permission_denied", "order A1 belongs to someone else"),
     ]
     assert "hunter2" not in json.dumps(responses(gw))
 
@@ -310,7 +349,9 @@ async def test_http_tool_posts_signed_json_and_the_reply_reaches_the_model(
             await gw.emulator.wait_tool_responses(1)
             await phone.send(phone.twilio.stop())
             await phone.rest()
-    assert responses(gw) == [("fc-1", "account_balance", {"result": {"balance_usd": 42.5}})]
+    assert responses(gw) == [
+        ("fc-1", "account_balance", ok("account_balance", {"balance_usd": 42.5}))
+    ]
     [(headers, body, signed)] = receiver.requests
     assert signed, "the X-Acme-Signature header must be a valid HMAC of timestamp.body"
     assert json.loads(body) == {"account": "77-12"}
@@ -352,7 +393,14 @@ async def test_http_tool_error_status_becomes_an_error_response(
     finally:
         assert receiver.runner is not None
         await receiver.runner.cleanup()
-    assert [r for _, _, r in responses(gw)] == [{"error": "HTTP 502: upstream exploded"}]
+    assert [r for _, _, r in responses(gw)] == [
+        failed(
+            "unavailable",
+            "The service behind account_balance is unavailable right now (HTTP 502: upstream "
+            "exploded); you may try once more.",
+            retryable=True,
+        )
+    ]
     [(headers, _, signed)] = receiver.requests
     assert not signed and "X-Gateway-Timestamp" not in headers  # no secret: unsigned
 
@@ -434,18 +482,16 @@ async def test_transfer_dials_the_target_through_twilio_rest(
             await phone.send(phone.twilio.mark(said[-1]["mark"]["name"]))
             [request] = await twilio.wait_requests(1)
             assert await phone.rest() == []
+    instruction = "Tell the caller in one short sentence that you are connecting them."
     assert responses(gw) == [
         (
             "fc-1",
             "transfer_call",
-            {
-                "result": {
-                    "status": "transferring",
-                    "target": "human",
-                    "instruction": "Tell the caller in one short sentence that you are "
-                    "connecting them.",
-                }
-            },
+            ok(
+                "transfer_call",
+                {"status": "transferring", "target": "human", "instruction": instruction},
+                instruction,
+            ),
         )
     ]
     assert request.method == "POST" and request.path == CALL_PATH
@@ -483,6 +529,8 @@ async def test_transfer_without_credentials_is_an_error_and_the_call_goes_on(
             await phone.rest()
     [(_, _, response)] = responses(gw)
     assert response["error"].startswith("transfers are not available")
+    assert (response["status"], response["retryable"]) == ("unavailable", False)
+    assert response["message"] == response["error"]
 
 
 async def test_a_failed_transfer_keeps_the_call_and_tells_the_model(
@@ -512,6 +560,16 @@ async def test_send_dtmf_plays_the_tones_to_the_caller(desk_dir: Path, tmp_path:
             heard = await phone.until("mark")
             await phone.send(phone.twilio.stop())
             await phone.rest()
-    assert responses(gw) == [("fc-1", "send_dtmf", {"result": {"status": "sent", "digits": "12#"}})]
+    assert responses(gw) == [
+        (
+            "fc-1",
+            "send_dtmf",
+            ok(
+                "send_dtmf",
+                {"status": "sent", "digits": "12#"},
+                "The keys 12# were pressed; their tones are playing in the call.",
+            ),
+        )
+    ]
     # 3 × (120 ms tone + 80 ms pause) = 600 ms = 30 frames of tones, then the model's "Done."
     assert sum(1 for m in heard if m["event"] == "media") >= 30
