@@ -638,6 +638,7 @@ class Call:
 
     def _begin_tools_and_control(self, start: StreamStart, agent: AgentConfig) -> None:
         """The agent's tool runner and limits (gateway.call_control) for this call."""
+        assert self.profile is not None
         params = start.custom_parameters
         self.control = CallSupervisor(agent, start, self, carrier=self._carrier_rest, log=self.log)
         context = ToolContext(
@@ -653,7 +654,12 @@ class Call:
             log=self.log,
         )
         self.tools = ToolRunner(
-            agent.toolset, context, self._send_tool_response, events=self.events, log=self.log
+            agent.toolset,
+            context,
+            self._send_tool_response,
+            profile=self.profile,
+            events=self.events,
+            log=self.log,
         )
         self.control.start()
 

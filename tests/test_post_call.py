@@ -106,7 +106,12 @@ async def test_the_summary_is_posted_after_the_call(
         "id": "fc-1",
         "name": "lookup_order",
         "args": {"order_id": "A1001"},
-        "result": {"result": {"status": "shipped"}},
+        "result": {
+            "status": "ok",
+            "retryable": False,
+            "message": "The tool lookup_order succeeded; its answer is in result.",
+            "result": {"status": "shipped"},
+        },
         "outcome": "ok",
     }
     transcript = summary.pop("transcript")

@@ -6,21 +6,50 @@ deterministic speech-like replies faster than real time, barge-in, greetings, sc
 calls, session-resumption handles and goAway. Each connection is one `_EmulatorSession`; a
 failure in one is logged and closes only that one.
 
-The reply "plays" on the caller's audio clock: from the caller-audio time it started at for
-its audio duration. Caller speech starting while a reply is generating or playing interrupts it
-(`interrupted`, pending `toolCallCancellation`, `turnComplete`). Unlike the real service, the
-emulator sends `turnComplete` right after `generationComplete` instead of holding it until
-playback ends, so a barge-in during playback of a fully generated reply yields `interrupted`
-then a second `turnComplete` for that turn.
+Each session impersonates the model generation its `setup.model` names
+(`gateway.live.models.profile_for`; unknown ids get the newest profile) in the dialect of the
+model path (`gateway.live.emulator_rules.dialect_of`):
+
+- Vertex (`projects/…/publishers/google/models/x`): `setupComplete.sessionId`, usage counted as
+  `candidatesTokenCount`, `realtimeInput.text` refused (1007: text goes as `clientContent`).
+- What the profile refuses in the setup closes the session with 1007, the reason naming the
+  field and the model (thinking config, proactivity, affective dialog, transcription
+  vocabulary, tool `behavior`; `emulator_rules.setup_refusals`, shared with agent checks).
+- Tool calls by behaviour (the declaration's `behavior`, else the profile's default). BLOCKING:
+  the reply waits for the toolResponse; caller speech cancels the call (`toolCallCancellation`).
+  NON_BLOCKING: the model keeps talking (the turn's `say`, or a filler) and ends its turn; the
+  call survives barge-ins, and its answer is spoken as the response's `scheduling` says —
+  INTERRUPT now (on the 3.8 generation once the caller stops talking), WHEN_IDLE (default) once
+  the model is idle, SILENT never.
+- Extended thinking: each caller turn gets a filler turn, background reasoning (÷ speed), then
+  the answer turn; every `turnComplete` carries `interactionStatus` (IN_PROGRESS while more is
+  coming — reasoning, a pending NON_BLOCKING call, a waiting answer — else IDLE).
+- 3.x models put an audio chunk and its `outputTranscription` piece in one event; 2.5 sends one
+  part per event.
+- `historyConfig.initialHistoryInClientContent`: the clientContent right after setup, up to the
+  one with `turnComplete`, is history (`LiveEmulator.histories`), never answered.
+
+Text to say: `clientContent` with `turnComplete` (and `realtimeInput.text` holding a "quoted
+phrase", the gateway's greeting on the Developer API) is spoken as its quoted phrase (else a
+default greeting), interrupting the model; `clientContent` without `turnComplete` is context;
+other realtime text is answered like a caller turn.
+
+A model turn's audio "plays" from when it started streaming for its duration ÷ `speed` (the
+emulator's pacing), or until the caller's audio clock has advanced past it, whichever comes
+first; `generationComplete` comes when the audio is generated, `turnComplete` when it has
+played. Caller speech starting before then interrupts it: `interrupted`, cancellation of
+pending BLOCKING calls, then one `turnComplete`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import ssl
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -54,6 +83,16 @@ from gateway.live.emulator_protocol import (
     parse_client_message,
     usage_counts,
 )
+from gateway.live.emulator_rules import (
+    DEFAULT_FILLER,
+    REASONING_S,
+    THINKING_FILLER,
+    dialect_of,
+    interrupt_waits_for_caller,
+    realtime_text_refusal,
+    setup_refusals,
+    tool_behavior,
+)
 from gateway.live.emulator_script import (
     EmulatorScript,
     EmulatorScriptError,
@@ -68,6 +107,14 @@ from gateway.live.emulator_vad import (
     VadEvent,
 )
 from gateway.live.emulator_voice import reply_fundamental_hz, synthesize_speech_pcm16
+from gateway.live.models import (
+    NEWEST_PROFILE,
+    Backend,
+    ModelProfile,
+    ToolBehavior,
+    ToolScheduling,
+    profile_for,
+)
 from gateway.live.protocol import (
     DEFAULT_OUTPUT_RATE_HZ,
     PREBUILT_VOICES,
@@ -89,6 +136,7 @@ __all__ = [
     "default_reply_text",
     "greeting_text",
     "load_script",
+    "quoted_phrase",
     "reply_fundamental_hz",
     "serve_emulator",
 ]
@@ -108,14 +156,18 @@ _VOICES_LOWER = frozenset(v.lower() for v in PREBUILT_VOICES)
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
 
 
-def greeting_text(content: str) -> str:
-    """What the emulator says for a `clientContent` turn: its first "quoted" text, if any."""
-    match = _QUOTED.search(content)
-    if match:
+def quoted_phrase(content: str) -> str | None:
+    """The first "quoted" (or “quoted”) phrase of `content`, None if there is none."""
+    for match in _QUOTED.finditer(content):
         quoted = (match.group(1) or match.group(2) or "").strip()
         if quoted:
             return quoted
-    return DEFAULT_GREETING
+    return None
+
+
+def greeting_text(content: str) -> str:
+    """What the emulator says when told to speak: the first "quoted" text, else a greeting."""
+    return quoted_phrase(content) or DEFAULT_GREETING
 
 
 def default_reply_text(reply_number: int, *, speech_s: float | None, text: str | None) -> str:
@@ -148,25 +200,47 @@ class _Conversation:
 
 @dataclass(frozen=True)
 class _Plan:
+    """What one model response says: speech, a scripted tool call, the answer after it."""
+
     say: str | None
     tool_call: ScriptToolCall | None = None
     after_tool: str | None = None
     prompt_tokens: int = 0
+    think_first: bool = False
+    """Extended thinking: a filler turn and background reasoning come before the answer."""
+    unscripted: tuple[float | None, str | None] | None = None
+    """(speech_s, text) of an unscripted caller turn: `say` is the default reply, numbered
+    when the response starts."""
+
+
+@dataclass(frozen=True)
+class _AsyncCall:
+    """A NON_BLOCKING call whose toolResponse has not arrived yet."""
+
+    name: str
+    after_tool: str | None
+    prompt_tokens: int = 0
 
 
 class _Reply:
-    """One model turn: the task streaming it and its playback window on the caller's clock."""
+    """One model response (one model turn; two with extended thinking): the task streaming it,
+    its BLOCKING calls and the playback window of the model turn in progress."""
 
-    def __init__(self, number: int, start_clock_s: float) -> None:
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.end_clock_s = start_clock_s
-        self.audio_s = 0.0
         self.task: asyncio.Task[None] | None = None
         self.pending: dict[str, asyncio.Future[FunctionResponse]] = {}
-
-    @property
-    def generating(self) -> bool:
-        return self.task is not None and not self.task.done()
+        """BLOCKING calls the response waits for (cancelled by a barge-in)."""
+        self.in_turn = False
+        """A model turn is open: generating, waiting on a call or playing; a barge-in now
+        interrupts it. False between the turns of an extended-thinking response."""
+        self.audio_s = 0.0
+        self.play_end_wall = 0.0
+        """Loop time by which the turn's audio has played (its duration ÷ speed)."""
+        self.end_clock_s = 0.0
+        """Caller-audio time by which the turn's audio has played (its duration)."""
+        self.played_out = asyncio.Event()
+        """Set when the caller's audio clock passes `end_clock_s`."""
 
 
 class LiveEmulator:
@@ -174,9 +248,11 @@ class LiveEmulator:
 
     `speed` divides the pause between reply chunks (`chunk_ms / speed`); it is read per chunk,
     so tests may change it mid-session. Everything tests want to assert is recorded here:
-    `setups` (raw setup objects) / `client_setups` (parsed), `tool_responses`, `client_texts`
-    (realtimeInput.text and clientContent text), `request_headers` (lower-cased names),
-    `request_paths` and, with `record_frames`, every frame sent in `sent_frames`.
+    `setups` (raw setup objects) / `client_setups` (parsed), `generations` (the profile and
+    dialect each accepted setup got), `tool_responses`, `client_texts` (realtimeInput.text and
+    clientContent text, initial history included), `histories` (initial-history clientContent,
+    absorbed unanswered), `request_headers` (lower-cased names), `request_paths` and, with
+    `record_frames`, every frame sent in `sent_frames`.
     """
 
     def __init__(
@@ -202,6 +278,8 @@ class LiveEmulator:
         self.sessions_closed = 0
         self.setups: list[dict[str, Any]] = []
         self.client_setups: list[ClientSetup] = []
+        self.generations: list[tuple[ModelProfile, Backend]] = []
+        self.histories: list[ClientContent] = []
         self.tool_responses: list[FunctionResponse] = []
         self.client_texts: list[str] = []
         self.request_headers: list[dict[str, str]] = []
@@ -212,6 +290,9 @@ class LiveEmulator:
         self._handles: dict[str, _Conversation] = {}
         self._changed = asyncio.Condition()
         self._server: Server | None = None
+        self.reasoning_s = REASONING_S
+        """Extended thinking: background reasoning between filler and answer (÷ speed), read
+        live."""
         self.faults = EmulatorFaults()
         """Fault injection, read live: tests and benchmarks may change it mid-session."""
         self.audio_chunks_received = 0
@@ -403,9 +484,20 @@ class _EmulatorSession:
         self._emu = emulator
         self._ws = ws
         self._setup: ClientSetup | None = None
+        self._profile: ModelProfile = NEWEST_PROFILE
+        self._backend = Backend.GEMINI
         self._vad = EnergyVad()
         self._conversation = _Conversation()
         self._reply: _Reply | None = None
+        self._waiting: deque[_Plan] = deque()
+        """Responses that start once the model is idle (WHEN_IDLE answers, queued turns)."""
+        self._deferred: list[_Plan] = []
+        """INTERRUPT answers waiting for the caller to finish speaking (3.8 generation)."""
+        self._async_calls: dict[str, _AsyncCall] = {}
+        self._turn_lock = asyncio.Lock()
+        """Held while a turn ends (turnComplete) or is interrupted: exactly one of the two."""
+        self._history_open = False
+        self._model_turns = 0
         self._next_call_id = 0
         self._log = log.bind(session=session_id)
 
@@ -427,7 +519,10 @@ class _EmulatorSession:
             if emu.faults.setup_delay_s > 0:
                 await asyncio.sleep(emu.faults.setup_delay_s)
             await emu._setup_gate.wait()
-            await self._send(build_setup_complete())
+            session_id = None
+            if self._backend is Backend.VERTEX:
+                session_id = f"emu-session-{self.id}-{uuid.uuid4().hex[:8]}"
+            await self._send(build_setup_complete(session_id))
             if setup.session_resumption:
                 handle = self._emu._save_handle(self.id, self._conversation)
                 await self._send(build_session_resumption_update(handle, True))
@@ -475,9 +570,21 @@ class _EmulatorSession:
             raise LiveProtocolError(f"unknown prebuilt voice {setup.voice!r}")
         if setup.activity_detection_disabled:
             raise LiveProtocolError("the emulator supports automatic activity detection only")
+        profile = profile_for(setup.model)
+        backend = dialect_of(setup.model)
+        problems = setup_refusals(setup, profile)
+        if problems:
+            self._log.info("emulator_setup_refused", refusals=[str(p) for p in problems])
+            raise LiveProtocolError(str(problems[0]))
         self._setup = setup
+        self._profile = profile
+        self._backend = backend
+        self._history_open = (
+            setup.initial_history_in_client_content and profile.initial_history_config
+        )
         self._emu.setups.append(dict(setup.raw))
         self._emu.client_setups.append(setup)
+        self._emu.generations.append((profile, backend))
         prefix_ms = setup.prefix_padding_ms
         silence_ms = setup.silence_duration_ms
         self._vad = EnergyVad(
@@ -494,6 +601,8 @@ class _EmulatorSession:
         self._log.info(
             "emulator_session_setup",
             model=setup.model,
+            profile=profile.name,
+            backend=backend.value,
             voice=setup.voice,
             tools=list(setup.function_names),
             resumed=setup.resumption_handle is not None,
@@ -502,113 +611,187 @@ class _EmulatorSession:
     # ------------------------------------------------------------------ caller events
 
     async def _dispatch(self, event: ClientEvent) -> None:
+        if self._history_open and not isinstance(event, ClientContent):
+            self._history_open = False  # realtime input: the conversation has begun
         if isinstance(event, ClientAudio):
             self._emu._on_audio(self.id, event.pcm16le)
             for vad_event in self._vad.feed(event.pcm16le, event.rate_hz):
                 await self._on_vad(vad_event)
+            reply = self._reply
+            if reply is not None and self._vad.time_s >= reply.end_clock_s:
+                reply.played_out.set()
         elif isinstance(event, ClientToolResponse):
-            self._on_tool_response(event)
+            await self._on_tool_response(event)
             await self._emu._notify()
         elif isinstance(event, ClientText):
+            refusal = realtime_text_refusal(self._profile, self._backend)
+            if refusal is not None:
+                raise LiveProtocolError(str(refusal))
             self._emu.client_texts.append(event.text)
-            await self._interrupt_if_active(self._vad.time_s)
-            self._start_caller_turn(text=event.text)
+            if quoted_phrase(event.text) is not None:
+                await self._launch(self._greeting_plan(event.text))
+            else:
+                await self._launch(self._caller_plan(text=event.text))
         elif isinstance(event, ClientContent):
-            if event.text:
-                self._emu.client_texts.append(event.text)
-            if event.turn_complete:
-                await self._interrupt_if_active(self._vad.time_s)
-                self._start_greeting(event.text)
+            await self._on_client_content(event)
         elif isinstance(event, ClientAudioStreamEnd):
             for vad_event in self._vad.flush():
                 await self._on_vad(vad_event)
         else:
             raise LiveProtocolError("setup may only be sent once, as the first message")
 
+    async def _on_client_content(self, event: ClientContent) -> None:
+        if event.text:
+            self._emu.client_texts.append(event.text)
+        if self._history_open:  # initial history: absorbed, never answered
+            self._emu.histories.append(event)
+            self._history_open = not event.turn_complete
+            await self._emu._notify()
+            return
+        if not self._profile.mid_session_client_content and self._model_turns:
+            raise LiveProtocolError(
+                f"clientContent: {self._profile.name} takes it only as initial history"
+            )
+        if event.turn_complete:  # answered, interrupting what the model is saying
+            await self._launch(self._greeting_plan(event.text))
+        # without turnComplete: context for the next turn, no answer
+        await self._emu._notify()
+
     async def _on_vad(self, event: VadEvent) -> None:
         if isinstance(event, SpeechStarted):
-            await self._interrupt_if_active(event.time_s)
+            await self._interrupt_if_active(more_coming=False)
             return
         assert self._setup is not None
         if self._setup.input_transcription:
             await self._send(build_input_transcription(f"(caller speech {event.duration_s:.1f} s)"))
-        self._start_caller_turn(speech_s=event.duration_s)
+        plan = self._caller_plan(speech_s=event.duration_s)
+        if self._deferred:  # INTERRUPT answers held while the caller spoke go first
+            first, *rest = self._deferred
+            self._deferred = []
+            self._waiting.extendleft(reversed([*rest, plan]))
+            await self._launch(first)
+        else:
+            await self._launch(plan)
 
-    def _on_tool_response(self, event: ClientToolResponse) -> None:
-        reply = self._reply
+    async def _on_tool_response(self, event: ClientToolResponse) -> None:
         for response in event.responses:
             self._emu.tool_responses.append(response)
+            reply = self._reply
             future = reply.pending.pop(response.id, None) if reply is not None else None
-            if future is None:
+            if future is not None:  # a BLOCKING call: the reply resumes (scheduling ignored)
+                if not future.done():
+                    future.set_result(response)
+                continue
+            call = self._async_calls.pop(response.id, None)
+            if call is None:
                 self._log.warning("emulator_unexpected_tool_response", id=response.id)
-            elif not future.done():
-                future.set_result(response)
+                continue
+            await self._answer(call, response)
 
-    async def _interrupt_if_active(self, clock_s: float) -> None:
-        """Barge-in: stop a reply that is generating, or still playing at `clock_s`."""
+    async def _answer(self, call: _AsyncCall, response: FunctionResponse) -> None:
+        """A NON_BLOCKING call's result, spoken when its `scheduling` says."""
+        scheduling = response.scheduling or ToolScheduling.WHEN_IDLE
+        self._log.info("emulator_tool_answer", id=response.id, scheduling=scheduling.wire)
+        plan = _Plan(
+            _after_tool_text(call.after_tool, response),
+            prompt_tokens=call.prompt_tokens + len(json.dumps(response.response)) // 4 + 1,
+        )
+        if scheduling is ToolScheduling.SILENT:
+            if self._profile.interaction_status and self._reply is None and not self._busy():
+                await self._send(build_turn_complete(interaction_status="IDLE"))
+        elif scheduling is ToolScheduling.INTERRUPT:
+            if interrupt_waits_for_caller(self._profile) and self._vad.speaking:
+                self._deferred.append(plan)
+            else:
+                await self._launch(plan)
+        else:
+            self._waiting.append(plan)
+            await self._start_waiting()
+
+    async def _interrupt_if_active(self, *, more_coming: bool) -> None:
+        """Stop the response in progress: `interrupted`, cancellation of its BLOCKING calls,
+        one `turnComplete` — or, between extended-thinking turns, stop it silently."""
         reply = self._reply
         if reply is None:
             return
         self._reply = None
-        if not reply.generating and clock_s >= reply.end_clock_s:
-            return  # finished and played out: nothing to interrupt
-        if reply.task is not None and not reply.task.done():
-            reply.task.cancel()
-            await asyncio.wait([reply.task])
-        await self._send(build_interrupted())
-        if reply.pending:
-            await self._send(build_tool_call_cancellation(list(reply.pending)))
-        await self._send(build_turn_complete())
-        self._log.info("emulator_reply_interrupted", reply=reply.number, clock_s=round(clock_s, 3))
+        async with self._turn_lock:
+            was_in_turn = reply.in_turn
+            reply.in_turn = False
+            if reply.task is not None and not reply.task.done():
+                reply.task.cancel()
+                await asyncio.wait([reply.task])
+            if not was_in_turn:
+                return
+            await self._send(build_interrupted())
+            if reply.pending:
+                await self._send(build_tool_call_cancellation(list(reply.pending)))
+            await self._send(build_turn_complete(interaction_status=self._status(more_coming)))
+        self._log.info("emulator_reply_interrupted", reply=reply.number)
 
     # ------------------------------------------------------------------ model turns
 
-    def _start_caller_turn(self, *, speech_s: float | None = None, text: str | None = None) -> None:
-        conversation = self._conversation
-        index = conversation.caller_turns
-        conversation.caller_turns += 1
-        conversation.replies += 1
-        number = conversation.replies
+    def _caller_plan(self, *, speech_s: float | None = None, text: str | None = None) -> _Plan:
+        """The response to a caller turn: the next scripted turn, else the default reply."""
+        index = self._conversation.caller_turns
+        self._conversation.caller_turns += 1
         turns = self._emu.script.turns
         prompt_tokens = (
             round((speech_s or 0.0) * AUDIO_TOKENS_PER_S) if text is None else len(text) // 4 + 1
         )
+        think = self._profile.interaction_status
         if index < len(turns):
             turn = turns[index]
-            plan = _Plan(turn.say, turn.tool_call, turn.after_tool, prompt_tokens)
-        else:
-            plan = _Plan(
-                default_reply_text(number, speech_s=speech_s, text=text), None, None, prompt_tokens
-            )
-        self._launch(number, plan)
+            return _Plan(turn.say, turn.tool_call, turn.after_tool, prompt_tokens, think)
+        return _Plan(
+            None, prompt_tokens=prompt_tokens, think_first=think, unscripted=(speech_s, text)
+        )
 
-    def _start_greeting(self, content: str) -> None:
-        self._conversation.replies += 1
+    def _greeting_plan(self, content: str) -> _Plan:
+        """Text the model is told to say: the script's greeting, the quoted phrase, a default."""
         text = self._emu.script.greeting or greeting_text(content)
-        self._launch(self._conversation.replies, _Plan(text, prompt_tokens=len(content) // 4 + 1))
+        return _Plan(text, prompt_tokens=len(content) // 4 + 1)
 
-    def _launch(self, number: int, plan: _Plan) -> None:
-        previous = self._reply
-        if previous is not None and previous.task is not None:
-            previous.task.cancel()  # defensive: callers interrupt first
-        reply = _Reply(number, self._vad.time_s)
+    async def _launch(self, plan: _Plan) -> None:
+        """Start a response now, interrupting the one in progress."""
+        await self._interrupt_if_active(more_coming=True)
+        self._conversation.replies += 1
+        number = self._conversation.replies
+        if plan.unscripted is not None:
+            speech_s, text = plan.unscripted
+            plan = replace(plan, say=default_reply_text(number, speech_s=speech_s, text=text))
+        reply = _Reply(number)
         reply.task = asyncio.create_task(
-            self._speak_reply(reply, plan), name=f"emulator-reply-{self.id}-{number}"
+            self._run_reply(reply, plan), name=f"emulator-reply-{self.id}-{number}"
         )
         self._reply = reply
         self._log.info("emulator_reply_started", reply=number, f0_hz=reply_fundamental_hz(number))
 
-    async def _speak_reply(self, reply: _Reply, plan: _Plan) -> None:
+    async def _start_waiting(self) -> None:
+        """Start the next waiting response if the model is idle and the caller is not talking."""
+        if self._reply is None and self._waiting and not self._vad.speaking:
+            await self._launch(self._waiting.popleft())
+
+    def _busy(self) -> bool:
+        """More model output is on its way: pending NON_BLOCKING calls or waiting responses."""
+        return bool(self._async_calls or self._waiting or self._deferred)
+
+    def _status(self, more_coming: bool) -> str | None:
+        """`interactionStatus` for a turnComplete, where the model reports it."""
+        if not self._profile.interaction_status:
+            return None
+        return "IN_PROGRESS" if more_coming or self._busy() else "IDLE"
+
+    async def _run_reply(self, reply: _Reply, plan: _Plan) -> None:
         try:
-            if plan.say:
-                await self._speak(reply, plan.say)
-            if plan.tool_call is not None:
-                await self._call_tool(reply, plan.tool_call, plan.after_tool)
-            await self._send(build_generation_complete())
-            usage = usage_counts(plan.prompt_tokens, round(reply.audio_s * AUDIO_TOKENS_PER_S))
-            await self._send(build_turn_complete(usage))
+            if plan.think_first:
+                filler = _Plan(THINKING_FILLER, prompt_tokens=plan.prompt_tokens)
+                await self._model_turn(reply, filler, more_coming=True)
+                await asyncio.sleep(self._emu.reasoning_s / self._emu.speed)  # background reasoning
+                plan = replace(plan, prompt_tokens=0)
+            await self._model_turn(reply, plan, more_coming=False)
             assert self._setup is not None
-            if self._setup.session_resumption:
+            if self._setup.session_resumption and not self._async_calls:
                 handle = self._emu._save_handle(self.id, self._conversation)
                 await self._send(build_session_resumption_update(handle, True))
         except ConnectionClosed:
@@ -616,44 +799,115 @@ class _EmulatorSession:
         except Exception:
             self._log.exception("emulator_reply_failed", reply=reply.number)
             await self.close(CLOSE_INTERNAL_ERROR, "emulator internal error")
+            return
+        if self._reply is reply:
+            self._reply = None
+            await self._start_waiting()
 
-    async def _call_tool(self, reply: _Reply, call: ScriptToolCall, after_tool: str | None) -> None:
-        self._next_call_id += 1
-        call_id = f"fc-{self._next_call_id}"
+    async def _model_turn(self, reply: _Reply, plan: _Plan, *, more_coming: bool) -> None:
+        """One model turn: speech and tool call, generationComplete, the playback window, then
+        turnComplete (with interactionStatus where the model reports it)."""
+        assert self._setup is not None
+        reply.in_turn = True
+        reply.audio_s = 0.0
+        reply.play_end_wall = asyncio.get_running_loop().time()
+        reply.end_clock_s = self._vad.time_s
+        call = plan.tool_call
+        if call is None:
+            if plan.say:
+                await self._speak(reply, plan.say)
+        elif tool_behavior(self._profile, self._setup, call.name) is ToolBehavior.BLOCKING:
+            if plan.say:
+                await self._speak(reply, plan.say)
+            response = await self._blocking_call(reply, call)
+            await self._speak(reply, _after_tool_text(plan.after_tool, response))
+        else:  # NON_BLOCKING: the call runs while the model keeps talking
+            await self._async_call(call, plan.after_tool, plan.prompt_tokens)
+            await self._speak(reply, plan.say or DEFAULT_FILLER)
+        await self._send(build_generation_complete())
+        await self._await_playback(reply)
+        usage = usage_counts(
+            plan.prompt_tokens, round(reply.audio_s * AUDIO_TOKENS_PER_S), backend=self._backend
+        )
+        async with self._turn_lock:
+            reply.in_turn = False
+            self._model_turns += 1
+            status = self._status(more_coming)
+            await self._send(build_turn_complete(usage, interaction_status=status))
+
+    async def _await_playback(self, reply: _Reply) -> None:
+        """Until the turn's audio has played: by the emulator's pacing or the caller's clock."""
+        remaining_s = reply.play_end_wall - asyncio.get_running_loop().time()
+        if remaining_s <= 0 or self._vad.time_s >= reply.end_clock_s:
+            return
+        reply.played_out.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reply.played_out.wait(), remaining_s)
+
+    async def _blocking_call(self, reply: _Reply, call: ScriptToolCall) -> FunctionResponse:
+        call_id = self._new_call_id()
         future: asyncio.Future[FunctionResponse] = asyncio.get_running_loop().create_future()
         reply.pending[call_id] = future
+        await self._send_tool_call(call_id, call)
+        return await future
+
+    async def _async_call(
+        self, call: ScriptToolCall, after_tool: str | None, prompt_tokens: int
+    ) -> None:
+        call_id = self._new_call_id()
+        self._async_calls[call_id] = _AsyncCall(call.name, after_tool, prompt_tokens)
+        await self._send_tool_call(call_id, call)
+
+    def _new_call_id(self) -> str:
+        self._next_call_id += 1
+        return f"fc-{self._next_call_id}"
+
+    async def _send_tool_call(self, call_id: str, call: ScriptToolCall) -> None:
         assert self._setup is not None
         if self._setup.session_resumption:
             await self._send(build_session_resumption_update(None, False))
         await self._send(build_tool_call([FunctionCall(call_id, call.name, dict(call.args))]))
         self._log.info("emulator_tool_call", id=call_id, name=call.name)
-        response = await future
-        payload = json.dumps(response.response, separators=(",", ":"), ensure_ascii=False)
-        await self._speak(reply, (after_tool or DEFAULT_AFTER_TOOL).replace("{response}", payload))
 
     async def _speak(self, reply: _Reply, text: str) -> None:
-        """Stream `text` as audio chunks with outputTranscription pieces, faster than real time."""
+        """Stream `text` as audio chunks with outputTranscription pieces, faster than real time
+        (in the same events on models with multi-part events)."""
         assert self._setup is not None
+        loop = asyncio.get_running_loop()
         rate_hz = DEFAULT_OUTPUT_RATE_HZ
         pcm = synthesize_speech_pcm16(text, reply.number, rate_hz)
         duration_s = len(pcm) / 2 / rate_hz
         reply.end_clock_s = max(reply.end_clock_s, self._vad.time_s) + duration_s
         reply.audio_s += duration_s
+        together = self._profile.multi_part_events
+        transcribe = self._setup.output_transcription
         pieces = _transcript_pieces(text)
         next_piece = 0
         chunk_bytes = max(2, rate_hz * self._emu.chunk_ms // 1000 * 2)
         for offset in range(0, len(pcm), chunk_bytes):
             end = min(offset + chunk_bytes, len(pcm))
-            await self._send(build_model_audio(pcm[offset:end], rate_hz))
             progress = end / len(pcm)
             due = []
             while next_piece < len(pieces) and pieces[next_piece][1] <= progress + 1e-9:
                 due.append(pieces[next_piece][0])
                 next_piece += 1
-            if due and self._setup.output_transcription:
-                await self._send(build_output_transcription("".join(due)))
+            piece = "".join(due) if due and transcribe else None
+            chunk = pcm[offset:end]
+            if together:
+                await self._send(build_model_audio(chunk, rate_hz, transcription=piece))
+            else:
+                await self._send(build_model_audio(chunk, rate_hz))
+                if piece is not None:
+                    await self._send(build_output_transcription(piece))
+            chunk_s = len(chunk) / 2 / rate_hz
+            reply.play_end_wall = max(reply.play_end_wall, loop.time()) + chunk_s / self._emu.speed
             if end < len(pcm):
                 await asyncio.sleep(self._emu.chunk_ms / 1000.0 / self._emu.speed)
+
+
+def _after_tool_text(after_tool: str | None, response: FunctionResponse) -> str:
+    payload = json.dumps(response.response, separators=(",", ":"), ensure_ascii=False)
+    return (after_tool or DEFAULT_AFTER_TOOL).replace("{response}", payload)
 
 
 def _transcript_pieces(text: str) -> list[tuple[str, float]]:

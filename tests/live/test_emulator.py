@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosedError
 from gateway.live.client import LiveConnectionClosed, LiveConnector, LiveSession
 from gateway.live.emulator import EmulatorScript, LiveEmulator
 from gateway.live.emulator_voice import reply_fundamental_hz
+from gateway.live.models import ToolBehavior
 from gateway.live.protocol import (
     FunctionResponse,
     ServerMessage,
@@ -48,6 +49,14 @@ turns:
   - tool_call: {name: end_call}
 """
 )
+
+
+def blocking(*names: str) -> dict[str, Any]:
+    """SessionConfig fields declaring `names` as BLOCKING tools (3.8 defaults to NON_BLOCKING)."""
+    return {
+        "function_declarations": tuple({"name": name} for name in names),
+        "tool_behaviors": tuple((name, ToolBehavior.BLOCKING) for name in names),
+    }
 
 
 def audio_of(messages: list[ServerMessage]) -> bytes:
@@ -144,18 +153,22 @@ async def test_barge_in_while_generating_interrupts_without_generation_complete(
     assert dominant_hz(audio_of(second)) == pytest.approx(reply_fundamental_hz(2), abs=2)
 
 
-async def test_barge_in_while_a_finished_reply_still_plays_interrupts_it(
-    open_session: OpenSession,
-) -> None:
-    session: LiveSession = await open_session()
-    messages = aiter(session)
-    await send_chunks(session, utterance(600, 700))
-    first = await until(messages, turn_complete)
-    assert "generation_complete" in kinds(first)
-    # The reply lasts ~4 s of phone time from 1.3 s: speech at 1.34 s talks over it.
-    await send_chunks(session, chunked(tone_pcm16(300)))
-    after = await until(messages, turn_complete)
-    assert kinds(after)[-2:] == ["interrupted", "turn_complete"]
+async def test_barge_in_while_a_generated_reply_plays_gives_one_turn_complete() -> None:
+    # One chunk holds the whole reply, so it is generated at once; at this speed it then
+    # "plays" for an hour of wall time, and for ~4 s of the caller's audio clock from 1.3 s.
+    async with LiveEmulator(speed=0.001, chunk_ms=10_000) as emulator:
+        connector = LiveConnector(emulator_settings(), url_override=emulator.url)
+        async with await connector.connect(SessionConfig(model="m")) as session:
+            messages = aiter(session)
+            await send_chunks(session, utterance(600, 700))
+            first = await until(messages, lambda m: m.generation_complete)
+            assert audio_of(first)
+            await send_chunks(session, chunked(tone_pcm16(300)))  # at 1.34 s: talks over it
+            after = await until(messages, turn_complete)
+            assert kinds(after) == ["interrupted", "turn_complete"]
+            await send_chunks(session, chunked(silence_pcm16(700)))
+            second = await until(messages, lambda m: m.generation_complete)
+            assert "turn_complete" not in kinds(second)  # no second turnComplete for reply 1
 
 
 async def test_speech_after_the_reply_has_played_is_not_a_barge_in(
@@ -218,7 +231,8 @@ async def test_no_transcriptions_unless_asked(open_session: OpenSession) -> None
 async def test_scripted_tool_call_waits_for_the_response() -> None:
     async with LiveEmulator(TOOL_SCRIPT, speed=FAST) as emulator:
         connector = LiveConnector(emulator_settings(), url_override=emulator.url)
-        async with await connector.connect(SessionConfig(model="m")) as session:
+        config = SessionConfig(model="m", **blocking("lookup_order"))
+        async with await connector.connect(config) as session:
             messages = aiter(session)
             await send_chunks(session, utterance())
             before = await until(messages, lambda m: bool(m.tool_calls))
@@ -245,7 +259,8 @@ async def test_barge_in_cancels_a_pending_tool_call() -> None:
     script = EmulatorScript.from_yaml("turns: [{tool_call: {name: end_call}}]")
     async with LiveEmulator(script, speed=FAST) as emulator:
         connector = LiveConnector(emulator_settings(), url_override=emulator.url)
-        async with await connector.connect(SessionConfig(model="m")) as session:
+        config = SessionConfig(model="m", **blocking("end_call"))
+        async with await connector.connect(config) as session:
             messages = aiter(session)
             await send_chunks(session, utterance())
             await until(messages, lambda m: bool(m.tool_calls))
@@ -326,7 +341,8 @@ async def test_one_broken_session_does_not_affect_another(
 async def test_every_frame_the_emulator_sends_validates_against_the_sdk() -> None:
     async with LiveEmulator(TOOL_SCRIPT, speed=FAST, record_frames=True) as emulator:
         connector = LiveConnector(emulator_settings(), url_override=emulator.url)
-        async with await connector.connect(SessionConfig(model="m", voice="Kore")) as session:
+        config = SessionConfig(model="m", voice="Kore", **blocking("lookup_order", "end_call"))
+        async with await connector.connect(config) as session:
             messages = aiter(session)
             await session.send(build_client_content("Greet the caller."))
             greeting = await until(messages, turn_complete)

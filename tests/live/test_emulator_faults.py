@@ -81,9 +81,7 @@ async def test_audio_is_counted_and_recorded_per_session(
     assert emulator.received_audio == [(1, bytes([n, 0]) * 480) for n in range(3)]
 
 
-async def test_resumed_handles_are_listed(
-    emulator: LiveEmulator, connector: LiveConnector
-) -> None:
+async def test_resumed_handles_are_listed(emulator: LiveEmulator, connector: LiveConnector) -> None:
     async with await connector.connect(SessionConfig(model="m")) as first:
         update = await until(aiter(first), lambda m: m.resumption_handle is not None)
     handle = update[-1].resumption_handle
