@@ -183,6 +183,19 @@ def _live_refused(recording: Recording) -> bool:
     )
 
 
+def _resume_refusal(recording: Recording) -> dict[str, int]:
+    """A call whose Live side failed for good (`live_failed`: every resumption refused) gets a
+    Live side that serves its recorded sessions and refuses any more, with the recorded code."""
+    if recording.end_reason != "live_failed":
+        return {}
+    sessions = 1 + sum(
+        1 for e in recording.events if e.kind == EventKind.LIVE_RECONNECTED
+    )
+    codes = [e.data.get("code") for e in recording.of_kind(EventKind.LIVE_CLOSED)]
+    code = next((c for c in reversed(codes) if c in (1007, 1008)), 1008)
+    return {"max_sessions": sessions, "refusal_code": int(str(code))}
+
+
 def _close_code(code: object, default: int = 1000) -> int:
     return code if isinstance(code, int) and 1000 <= code <= 4999 else default
 
@@ -333,7 +346,12 @@ async def replay_recording(
     if options.against is Against.EMULATOR and observe_live:
         emulator = LiveEmulator(script_from_recording(recording), speed=EMULATOR_SPEED)
         upstream = await emulator.start("127.0.0.1", 0)
-    live = LiveSide(upstream, on_change=progress.bump, refuse_setup=_live_refused(recording))
+    live = LiveSide(
+        upstream,
+        on_change=progress.bump,
+        refuse_setup=_live_refused(recording),
+        **_resume_refusal(recording),
+    )
     try:
         if observe_live:
             await live.start("127.0.0.1", options.live_port or 0)

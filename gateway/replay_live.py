@@ -30,7 +30,9 @@ class LiveSide:
     """Playback (no `upstream_url`) or proxy (to `upstream_url`) Live server for a replay.
 
     Each accepted connection is a *session* (0, 1, … in order): the gateway opens a new one
-    when it resumes after a drop or a `goAway`. `on_change` is called (synchronously) after
+    when it resumes after a drop or a `goAway`. With `max_sessions`, a connection beyond the
+    sessions the recorded call had is refused before `setupComplete` (with `refusal_code`), as
+    Live refused the recorded call's last resumption. `on_change` is called (synchronously) after
     every client message and connection change.
     """
 
@@ -40,9 +42,14 @@ class LiveSide:
         *,
         on_change: Callable[[], None] = lambda: None,
         refuse_setup: bool = False,
+        max_sessions: int | None = None,
+        refusal_code: int = 1008,
     ) -> None:
         self.upstream_url = upstream_url
         self.refuse_setup = refuse_setup
+        self.max_sessions = max_sessions
+        """Connections beyond this many are refused (the recorded call could not resume)."""
+        self.refusal_code = refusal_code
         self.client_frames: list[str | bytes] = []
         """Every client frame after `setup`, across sessions, in arrival order."""
         self.setups: list[dict[str, Any]] = []
@@ -94,6 +101,9 @@ class LiveSide:
             self.setups.append(setup)
             if self.refuse_setup:
                 await ws.close(1011, "replay: the recorded call failed to connect to Live")
+                return
+            if self.max_sessions is not None and len(self.sessions) >= self.max_sessions:
+                await ws.close(self.refusal_code, "replay: the recorded call could not resume")
                 return
             if self.upstream_url is not None:
                 await self._proxy(ws, first)

@@ -90,7 +90,8 @@ async def test_the_summary_is_posted_after_the_call(
         async with gw.call(to="+15550100100") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
-            await phone.until("mark")
+            await phone.until("mark")  # the filler said while the NON_BLOCKING call ran
+            await phone.until("mark")  # the answer, spoken once the model was idle
             await phone.send(phone.twilio.stop())
             await phone.rest()
         await receiver.received.wait()

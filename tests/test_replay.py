@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from gateway.agents import AgentConfig, AgentSet, load_agents
+from gateway.call import PROMPT_MARK
 from gateway.cli import main as gateway_main
 from gateway.live.emulator import LiveEmulator
 from gateway.recording import RECORDINGS
@@ -337,7 +338,10 @@ async def _answer_then_live_ends(emulator: LiveEmulator, phone: _FastPhone) -> N
     await phone.send(phone.twilio.start())
     await phone.say(speech_frames(600) + silence_frames(800))
     await phone.until("mark")
-    await emulator.close_sessions(1000, "done")  # Live ends the session
+    emulator.refuse_next(5, close_code=1008)  # every resumption is refused …
+    await emulator.close_sessions(1000, "The operation was cancelled.")  # … after Live ends
+    await phone.until("mark")  # the apology has played …
+    await phone.send(phone.twilio.mark(PROMPT_MARK))  # … and been heard: the gateway hangs up
     await phone.rest()
 
 
@@ -372,7 +376,7 @@ async def _live_goes_away_and_the_gateway_switches(
 @pytest.mark.parametrize(
     ("script", "ending", "sessions"),
     [
-        (_answer_then_live_ends, "live_closed", 1),
+        (_answer_then_live_ends, "live_failed", 1),
         (_live_drops_and_resumes, "caller_hung_up", 2),
         (_live_goes_away_and_the_gateway_switches, "caller_hung_up", 2),
     ],

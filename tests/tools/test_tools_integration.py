@@ -95,6 +95,7 @@ KINDS_YAML = """
         description: Never answers either, but may take its time.
         python: tools:hang
         timeout_s: 60
+        behavior: blocking  # only BLOCKING calls are cancelled by new caller input
       - name: broken
         description: Always fails.
         python: tools:broken
