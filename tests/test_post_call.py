@@ -116,7 +116,8 @@ async def test_the_summary_is_posted_after_the_call(
         "outcome": "ok",
     }
     transcript = summary.pop("transcript")
-    assert {"role": "agent", "text": "It has shipped."} in transcript
+    # (the filler and the answer are two model turns; the transcript may join them)
+    assert any(e["role"] == "agent" and "It has shipped." in e["text"] for e in transcript)
     for key in ("started_at", "ended_at", "duration_s", "tool_calls", "turns"):
         summary.pop(key)
     assert summary == {

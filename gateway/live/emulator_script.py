@@ -8,7 +8,11 @@ turns:                                       # applied in order to caller turns
     after_tool: "Your order A1001 has shipped."   # may use {response} = JSON of the response
   - say: "Anything else?"
 ```
-Caller turns beyond the script get the emulator's default reply.
+Caller turns beyond the script get the emulator's default reply. How a `tool_call` plays out
+depends on the function's behaviour on the impersonated model (its `behavior` in the setup,
+else the model's default): BLOCKING — `say`, the call, then `after_tool` once the response is
+in, all one turn; NON_BLOCKING — the call, then `say` (or a default filler) ends the turn, and
+`after_tool` is a later turn, spoken as the response's `scheduling` says.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from gateway.live.emulator_protocol import (
     parse_client_message,
     usage_counts,
 )
+from gateway.live.models import Backend, ToolBehavior, ToolScheduling
 from gateway.live.protocol import (
     FunctionCall,
     FunctionResponse,
@@ -40,6 +41,7 @@ from gateway.live.protocol import (
     build_audio_input,
     build_audio_stream_end,
     build_client_content,
+    build_history,
     build_setup,
     build_text_input,
     build_tool_response,
@@ -195,4 +197,115 @@ def test_server_builders_validate_and_round_trip(
 ) -> None:
     text = encode_message(message)
     validate_server_frame(text)
+    assert parse_server_message(text.encode()) == expected
+
+
+# --------------------------------------------------------------------------- generation fields
+
+
+def test_setup_fields_the_generation_rules_read() -> None:
+    raw = {
+        "setup": {
+            "model": "models/m",
+            "generationConfig": {
+                "thinkingConfig": {"thinkingLevel": "LOW"},
+                "enableAffectiveDialog": False,
+            },
+            "proactivity": {"proactiveAudio": True},
+            "inputAudioTranscription": {"customVocabulary": ["Acme"]},
+            "historyConfig": {"initialHistoryInClientContent": True},
+            "tools": [
+                {
+                    "functionDeclarations": [
+                        {"name": "a", "behavior": "NON_BLOCKING"},
+                        {"name": "b", "behavior": "UNSPECIFIED"},
+                        {"name": "c"},
+                    ]
+                }
+            ],
+        }
+    }
+    for spelled in (raw, snake(raw)):
+        event = parse_client_message(frame(spelled))
+        assert isinstance(event, ClientSetup)
+        assert event.thinking_config and event.thinking_level == "LOW"
+        assert event.thinking_budget is None
+        assert event.affective_dialog is False
+        assert event.proactivity and event.proactive_audio is True
+        assert event.custom_vocabulary == ("Acme",)
+        assert event.initial_history_in_client_content
+        assert event.declared_behaviors == (("a", ToolBehavior.NON_BLOCKING),)
+    bare = parse_client_message('{"setup": {"model": "models/m"}}')
+    assert isinstance(bare, ClientSetup)
+    assert not bare.thinking_config and not bare.proactivity
+    assert bare.custom_vocabulary is None and bare.affective_dialog is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "complaint"),
+    [
+        ({"tools": [{"functionDeclarations": [{"name": "a", "behavior": "SOON"}]}]}, "behavior"),
+        ({"generationConfig": {"thinkingConfig": {"thinkingBudget": "lots"}}}, "thinkingBudget"),
+        ({"generationConfig": {"thinkingConfig": {"thinkingLevel": 3}}}, "thinkingLevel"),
+    ],
+)
+def test_bad_generation_fields_name_the_problem(setup: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(LiveProtocolError, match=complaint):
+        parse_client_message(frame({"setup": {"model": "models/m", **setup}}))
+
+
+def test_tool_response_scheduling_and_client_content_turns() -> None:
+    responses = (
+        FunctionResponse("fc-1", "a", {}, ToolScheduling.INTERRUPT),
+        FunctionResponse("fc-2", "b", {}, ToolScheduling.SILENT),
+        FunctionResponse("fc-3", "c", {}),
+    )
+    assert parse_client_message(frame(build_tool_response(responses))) == ClientToolResponse(
+        responses
+    )
+    with pytest.raises(LiveProtocolError, match="scheduling"):
+        parse_client_message(
+            frame(
+                {
+                    "toolResponse": {
+                        "functionResponses": [{"id": "1", "name": "a", "scheduling": "LATER"}]
+                    }
+                }
+            )
+        )
+    history = build_history((("user", "Hi"), ("model", "Hello")), initial=True)
+    event = parse_client_message(frame(history))
+    assert isinstance(event, ClientContent)
+    assert event.turns == (("user", "Hi"), ("model", "Hello")) and event.turn_complete
+
+
+VERTEX_MESSAGES: list[tuple[dict[str, Any], ServerMessage]] = [
+    (build_setup_complete("s-1"), ServerMessage(setup_complete=True, session_id="s-1")),
+    (
+        build_turn_complete(usage_counts(1, 2, backend=Backend.VERTEX), interaction_status="IDLE"),
+        ServerMessage(
+            turn_complete=True,
+            usage=usage_counts(1, 2, backend=Backend.VERTEX),
+            interaction_status="IDLE",
+        ),
+    ),
+    (
+        build_usage_metadata(3, 4, backend=Backend.VERTEX),
+        ServerMessage(
+            usage={"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7}
+        ),
+    ),
+    (
+        build_model_audio(b"\x01\x02", transcription="Hi"),
+        ServerMessage(audio=(b"\x01\x02",), output_transcription="Hi"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "expected"), VERTEX_MESSAGES)
+def test_dialect_builders_validate_and_round_trip(
+    message: dict[str, Any], expected: ServerMessage
+) -> None:
+    text = encode_message(message)
+    validate_server_frame(text, Backend.VERTEX)
     assert parse_server_message(text.encode()) == expected
