@@ -634,7 +634,7 @@ class Call:
     async def _send_tool_response(self, response: FunctionResponse) -> None:
         await self._send_live(build_tool_response([response]))
         if self.control is not None:
-            self.control.tool_response_sent()
+            self.control.tool_response_sent(response.scheduling)
 
     def _begin_tools_and_control(self, start: StreamStart, agent: AgentConfig) -> None:
         """The agent's tool runner and limits (gateway.call_control) for this call."""

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.agents import AgentConfig
+from gateway.live.models import ToolScheduling
 from gateway.live.protocol import ServerMessage
 from gateway.telephony.base import StreamStart
 from gateway.telephony.twilio_rest import TwilioRest, TwilioRestError
@@ -117,6 +118,8 @@ class _PendingEnd:
     """The model can answer the request: the next completed turn is the goodbye."""
     mark: str | None = None
     """The mark whose echo means the goodbye was heard."""
+    arm_after_turn: bool = False
+    """Arm once the model turn in progress completes (a WHEN_IDLE answer comes after it)."""
 
 
 class CallSupervisor:
@@ -147,6 +150,8 @@ class CallSupervisor:
         self._pending: _PendingEnd | None = None
         self._background_work = False
         """The model said interactionStatus IN_PROGRESS and not yet IDLE."""
+        self._model_in_turn = False
+        """The model has said or called something since its last completed turn."""
         self._grace_extended_s = 0.0
         self._finishing = False
         self._closed = False
@@ -224,6 +229,8 @@ class CallSupervisor:
         self._last_activity = time.monotonic()
         if message.interaction_status is not None:
             self._background_work = message.interaction_status == IN_PROGRESS
+        if message.audio or message.output_transcription or message.tool_calls:
+            self._model_in_turn = True
         if message.input_transcription:
             self.caller_active()
         if message.audio and not self._turn_audio:
@@ -234,10 +241,21 @@ class CallSupervisor:
         if message.output_transcription:
             self._agent_said(message.output_transcription)
 
-    def tool_response_sent(self) -> None:
-        """A tool response went to Live: the model can now answer an `end_call` or transfer."""
-        if self._pending is not None:
-            self._pending.armed = True
+    def tool_response_sent(self, scheduling: ToolScheduling | None = None) -> None:
+        """A tool response went to Live: the model can now answer an `end_call` or transfer.
+
+        A blocking call's answer is the model's next turn, and so is an INTERRUPT one (the
+        turn in progress is interrupted) or a SILENT one. A WHEN_IDLE answer comes after the
+        model has finished the turn in progress (the turn that made the call, or a filler
+        meanwhile): that turn is not the goodbye, the one after it is.
+        """
+        pending = self._pending
+        if pending is None or pending.armed:
+            return
+        if scheduling is ToolScheduling.WHEN_IDLE and self._model_in_turn:
+            pending.arm_after_turn = True
+        else:
+            pending.armed = True
 
     def turn_completed(self, mark: str | None, *, interrupted: bool) -> None:
         """A model turn ended; `mark` is the mark queued after its audio (None: no audio)."""
@@ -246,9 +264,13 @@ class CallSupervisor:
         self._turn_audio = False
         self._turn_barged_in = False
         self._last_activity = time.monotonic()
+        self._model_in_turn = False
         if mark is not None:
             self._unplayed_marks[mark] = None
         pending = self._pending
+        if pending is not None and pending.arm_after_turn:
+            pending.armed, pending.arm_after_turn = True, False  # the goodbye comes next
+            return
         if pending is None or not pending.armed or interrupted or self._background_work:
             return  # (a turn ending IN_PROGRESS is a filler: the answer is still to come)
         if pending.mark is not None or self._finishing:

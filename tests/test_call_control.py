@@ -357,3 +357,31 @@ async def test_the_end_grace_holds_while_the_model_works_in_the_background(
         supervisor._on_grace_expired()
     assert supervisor.waiting_for == "hang_up"  # bounded: it hangs up in the end
     await supervisor.close()
+
+
+async def test_a_when_idle_end_call_waits_for_the_turn_after_the_one_in_progress() -> None:
+    """Non-blocking end_call answered WHEN_IDLE (3.8): the turn that made the call (or a
+    filler) finishes first; the goodbye is the turn after it."""
+    run = await start(agent(tools=[{"builtin": "end_call", "scheduling": "when_idle"}]))
+    run.push(audio=(TONE,), output_transcription="One moment.")
+    run.push(tool_calls=(FunctionCall("fc-1", "end_call", {}),))
+    response = await run.live.wait_sent(lambda m: "toolResponse" in m)
+    assert response["toolResponse"]["functionResponses"][0]["scheduling"] == "WHEN_IDLE"
+    run.push(turn_complete=True)  # the filler turn ends: not the goodbye
+    first = await run.transport.next_sent("mark")
+    run.transport.push(run.caller.mark(first["mark"]["name"]))
+    await run.transport.wait_idle()
+    await run.handled()
+    assert run.call.control is not None and run.call.control.waiting_for == "turn"
+    goodbye = await run.say_turn("Thanks for calling, goodbye!")
+    run.transport.push(run.caller.mark(goodbye))
+    assert await run.task is EndReason.AGENT_ENDED
+
+
+async def test_call_ending_builtins_are_answered_interrupt_on_non_blocking_models() -> None:
+    run = await start(agent(tools=[{"builtin": "end_call"}]))
+    run.push(tool_calls=(FunctionCall("fc-1", "end_call", {}),))
+    response = await run.live.wait_sent(lambda m: "toolResponse" in m)
+    assert response["toolResponse"]["functionResponses"][0]["scheduling"] == "INTERRUPT"
+    run.transport.push(run.caller.stop())
+    await run.task

@@ -34,11 +34,12 @@ phrase", the gateway's greeting on the Developer API) is spoken as its quoted ph
 default greeting), interrupting the model; `clientContent` without `turnComplete` is context;
 other realtime text is answered like a caller turn.
 
-A model turn's audio "plays" from when it started streaming for its duration ÷ `speed` (the
-emulator's pacing), or until the caller's audio clock has advanced past it, whichever comes
-first; `generationComplete` comes when the audio is generated, `turnComplete` when it has
-played. Caller speech starting before then interrupts it: `interrupted`, cancellation of
-pending BLOCKING calls, then one `turnComplete`.
+A model turn's audio "plays" for its duration on the caller's audio clock while the caller
+streams audio (so a real-time caller can barge in until the reply has really played), and for
+its duration ÷ `speed` (the emulator's pacing) once the caller sends none;
+`generationComplete` comes when the audio is generated, `turnComplete` when it has played.
+Caller speech starting before then interrupts it: `interrupted`, cancellation of pending
+BLOCKING calls, then one `turnComplete`.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ DEFAULT_AFTER_TOOL = "Here is what I found: {response}"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_INVALID_ARGUMENT = 1007
 CLOSE_INTERNAL_ERROR = 1011
+CALLER_STREAMING_S = 0.1
+"""Caller audio arrived this recently (wall time): the caller streams in real time (a phone,
+the softphone), so its audio clock, not the emulator's pacing, says when a turn has played."""
 MAX_CLOSE_REASON_BYTES = 123
 AUDIO_TOKENS_PER_S = 25
 _VOICES_LOWER = frozenset(v.lower() for v in PREBUILT_VOICES)
@@ -487,6 +491,8 @@ class _EmulatorSession:
         self._profile: ModelProfile = NEWEST_PROFILE
         self._backend = Backend.GEMINI
         self._vad = EnergyVad()
+        self._last_audio_at = -1e9
+        """Loop time the latest caller audio arrived."""
         self._conversation = _Conversation()
         self._reply: _Reply | None = None
         self._waiting: deque[_Plan] = deque()
@@ -615,6 +621,7 @@ class _EmulatorSession:
             self._history_open = False  # realtime input: the conversation has begun
         if isinstance(event, ClientAudio):
             self._emu._on_audio(self.id, event.pcm16le)
+            self._last_audio_at = asyncio.get_running_loop().time()
             for vad_event in self._vad.feed(event.pcm16le, event.rate_hz):
                 await self._on_vad(vad_event)
             reply = self._reply
@@ -836,13 +843,19 @@ class _EmulatorSession:
             await self._send(build_turn_complete(usage, interaction_status=status))
 
     async def _await_playback(self, reply: _Reply) -> None:
-        """Until the turn's audio has played: by the emulator's pacing or the caller's clock."""
-        remaining_s = reply.play_end_wall - asyncio.get_running_loop().time()
-        if remaining_s <= 0 or self._vad.time_s >= reply.end_clock_s:
-            return
-        reply.played_out.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reply.played_out.wait(), remaining_s)
+        """Until the turn's audio has played: on the caller's audio clock while the caller
+        streams (a real-time caller hears it at its own pace, so a late barge-in still
+        interrupts), else by the emulator's pacing (a test that stopped sending audio)."""
+        loop = asyncio.get_running_loop()
+        while self._vad.time_s < reply.end_clock_s:
+            now = loop.time()
+            streaming = now - self._last_audio_at < CALLER_STREAMING_S
+            if not streaming and now >= reply.play_end_wall:
+                return
+            wait_s = CALLER_STREAMING_S if streaming else reply.play_end_wall - now
+            reply.played_out.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reply.played_out.wait(), wait_s)
 
     async def _blocking_call(self, reply: _Reply, call: ScriptToolCall) -> FunctionResponse:
         call_id = self._new_call_id()

@@ -34,6 +34,12 @@ __all__ = [
 ]
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+BUILTIN_SCHEDULING: dict[str, ToolScheduling] = {
+    "end_call": ToolScheduling.INTERRUPT,
+    "transfer_call": ToolScheduling.INTERRUPT,
+}
+"""When a non-blocking call ending the call is answered: at once ("say goodbye now"), so the
+goodbye is unambiguously the model's next turn and is not said twice (after a filler)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def _build(
             timeout_s=spec.timeout_s,
             invoke=builtin_invoker(spec.builtin, fixed_target=spec.target),
             behavior=spec.behavior,
-            scheduling=spec.scheduling,
+            scheduling=spec.scheduling or BUILTIN_SCHEDULING.get(spec.builtin),
         )
     parameters = spec.parameters or EMPTY_PARAMETERS
     declaration: dict[str, Any] = {"name": name, "description": spec.description or ""}
