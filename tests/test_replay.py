@@ -417,11 +417,13 @@ async def test_a_replay_can_be_recorded_as_the_new_reference(
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(agents: AgentSet, live_url: str) -> AsyncIterator[str]:
+async def running_gateway(
+    agents: AgentSet, live_url: str, **settings_overrides: Any
+) -> AsyncIterator[str]:
     """A gateway as `gateway serve` runs it (its own settings), on loopback."""
     settings = load_settings(
         env_file=None, live_backend="emulator", live_url=live_url, record_calls="off",
-        max_carrier_frames_per_s=0,
+        max_carrier_frames_per_s=0, **settings_overrides,
     )  # fmt: skip
     runner = web.AppRunner(create_app(settings, agents), handle_signals=False)
     await runner.setup()
@@ -456,7 +458,11 @@ async def test_a_running_gateway_replays_against_the_recorded_live_side(
 ) -> None:
     recording = read_recording(RECORDINGS_DIR / "barge_in.jsonl.gz")
     port = free_port()
-    async with running_gateway(agents, f"ws://127.0.0.1:{port}/live") as url:
+    # The running gateway has its own settings: started as the recorded one was.
+    rate_hz = recording.metadata["live_input_rate_hz"]
+    async with running_gateway(
+        agents, f"ws://127.0.0.1:{port}/live", live_input_rate_hz=rate_hz
+    ) as url:
         report = await replay_recording(recording, ReplayOptions(url=url, live_port=port))
     assert report.ok, report.render()
     assert report.live_out is not None and len(report.live_out) > 50
