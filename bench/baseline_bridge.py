@@ -25,9 +25,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-LIVE_RATE_HZ = 24000
+LIVE_INPUT_RATE_HZ = 16000
+"""Caller audio to Live: 16 kHz, Live's documented input rate and the gateway's default
+(LIVE_INPUT_RATE_HZ), so both bridges resample and send the same amount of audio."""
+LIVE_OUTPUT_RATE_HZ = 24000
+"""Agent audio from Live is always 24 kHz."""
 TWILIO_RATE_HZ = 8000
-MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "models/gemini-3.8-live"
+"""The gateway's default LIVE_MODEL (gateway.live.models.DEFAULT_MODEL)."""
 
 
 def setup_message() -> dict[str, Any]:
@@ -57,14 +62,16 @@ async def handle_call(twilio: ServerConnection, live_url: str) -> None:
                 elif data["event"] == "media":
                     mulaw = base64.b64decode(data["media"]["payload"])
                     pcm = audioop.ulaw2lin(mulaw, 2)
-                    pcm, state = audioop.ratecv(pcm, 2, 1, TWILIO_RATE_HZ, LIVE_RATE_HZ, state)
+                    pcm, state = audioop.ratecv(
+                        pcm, 2, 1, TWILIO_RATE_HZ, LIVE_INPUT_RATE_HZ, state
+                    )
                     await live.send(
                         json.dumps(
                             {
                                 "realtimeInput": {
                                     "audio": {
                                         "data": base64.b64encode(pcm).decode("utf-8"),
-                                        "mimeType": f"audio/pcm;rate={LIVE_RATE_HZ}",
+                                        "mimeType": f"audio/pcm;rate={LIVE_INPUT_RATE_HZ}",
                                     }
                                 }
                             }
@@ -84,7 +91,9 @@ async def handle_call(twilio: ServerConnection, live_url: str) -> None:
                     inline = part.get("inlineData")
                     if inline and inline.get("mimeType", "").startswith("audio/pcm"):
                         pcm = base64.b64decode(inline["data"])
-                        pcm, state = audioop.ratecv(pcm, 2, 1, LIVE_RATE_HZ, TWILIO_RATE_HZ, state)
+                        pcm, state = audioop.ratecv(
+                            pcm, 2, 1, LIVE_OUTPUT_RATE_HZ, TWILIO_RATE_HZ, state
+                        )
                         payload = base64.b64encode(audioop.lin2ulaw(pcm, 2)).decode("utf-8")
                         await twilio.send(
                             json.dumps(

@@ -50,6 +50,7 @@ from harness import (
     KeepAwake,
     caller_frames,
     collector_paused,
+    gateway_defaults,
     machine_line,
     open_call,
     percentile_ms,
@@ -152,6 +153,10 @@ class Step:
     """The bridge's collector pauses over the whole sweep (on the sweep's last step)."""
     again: bool = False
     """A second measurement of a step whose first one failed on latency."""
+    recordings: int | None = None
+    """Calls the bridge recorded over the whole sweep (on the sweep's last step)."""
+    seen: str = ""
+    """What the Live side saw the bridge send over the sweep (on the sweep's last step)."""
 
     @property
     def cpu_s_per_call_minute(self) -> float:
@@ -299,6 +304,8 @@ async def run_step(
 
 
 async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: bool) -> list[Step]:
+    live.models.clear()
+    live.input_mime.clear()
     gateway = await asyncio.to_thread(GatewayProcess, impl, live.url, pin=pinned)
     steps: list[Step] = []
     try:
@@ -324,7 +331,10 @@ async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: boo
     if steps:
         steps[-1].problems = gateway.problems()
         steps[-1].gc = gateway.gc_pauses()
-        sweep_end = {"impl": impl, "gc": steps[-1].gc, "problems": steps[-1].problems}
+        steps[-1].recordings = gateway.recordings()
+        steps[-1].seen = live.seen()
+        sweep_end = {"impl": impl, "gc": steps[-1].gc, "problems": steps[-1].problems,
+                     "recordings": steps[-1].recordings, "seen": steps[-1].seen}  # fmt: skip
         print(SWEEP_PREFIX + json.dumps(sweep_end), file=sys.stderr, flush=True)
     return steps
 
@@ -435,6 +445,13 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
             )
         if steps and steps[-1].problems:
             lines.append(f"- {label(impl)} logged: {steps[-1].problems}")
+        if steps and (steps[-1].seen or steps[-1].recordings is not None):
+            recorded = (
+                f"calls recorded {steps[-1].recordings}"
+                if steps[-1].recordings is not None
+                else "no recording"
+            )
+            lines.append(f"- {label(impl)}: {recorded}; {steps[-1].seen}")
     lines += [f"\nNote: {note}" for note in args.note or ()]
     lines += ["", NOTES.strip()]
     return "\n".join(lines)
@@ -466,6 +483,7 @@ def load_steps(paths: list[str]) -> tuple[dict[str, list[Step]], list[str]]:
                     end = json.loads(line[len(SWEEP_PREFIX) :])
                     last = results[end["impl"] + suffix][-1]
                     last.gc, last.problems = end["gc"], end["problems"]
+                    last.recordings, last.seen = end.get("recordings"), end.get("seen", "")
     return results, header
 
 
@@ -524,6 +542,7 @@ def main(argv: list[str] | None = None) -> None:
         raise_priority()  # before machine_line(), which reports it
     header = [
         machine_line(),
+        gateway_defaults(),
         "",
         f"Command: `{command.strip()}`"
         + (" (both cores kept awake: harness.KeepAwake)" if args.keep_awake else ""),

@@ -13,10 +13,12 @@ written; every frame the bridge sends back is timestamped as it is read). All ti
 between two real sockets, plus two loopback hops and this process's own WebSocket framing
 (an upper bound on the bridge's share). Bridges (`--impl`):
 
-* `ours`          — the gateway as `gateway serve` builds and runs it (create_app, resuming
-                    Live connector, metrics observer, rate limits; recordings off), through
-                    `gateway.event_loop.run`: start-up heap frozen, on uvloop (installed with
-                    `gateway[speedups]`);
+* `ours`          — the gateway as `gateway serve` builds and runs it, on its shipped
+                    defaults (create_app, resuming Live connector, metrics observer, rate
+                    limits, call recording as shipped: RECORD_CALLS=agent and the agent's
+                    `recording` on, into a temporary RECORDINGS_DIR; the default LIVE_MODEL and
+                    LIVE_INPUT_RATE_HZ), through `gateway.event_loop.run`: start-up heap
+                    frozen, on uvloop (installed with `gateway[speedups]`);
 * `ours-asyncio`  — the same on asyncio's own event loop;
 * `ours-before`   — the gateway as it was before this bench's optimizations: asyncio.run,
                     no freeze, the hot-path changes patched back out (`_undo_optimizations`);
@@ -35,6 +37,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +71,8 @@ DRIVER_CORE = 1
 FRAME_MS = 20
 FRAME_BYTES = 160
 LIVE_RATE_HZ = 24000
+"""Rate of the agent audio Live sends (always 24 kHz). Caller audio to Live is the gateway's
+own LIVE_INPUT_RATE_HZ (default 16 kHz): the bench leaves it as shipped and reports what it saw."""
 CHUNK_MS = 200
 """Live sends agent audio in bursts of ~200–240 ms; each of our chunks is 200 ms."""
 CHUNK_PCM_BYTES = LIVE_RATE_HZ * CHUNK_MS // 1000 * 2
@@ -281,6 +286,14 @@ class GatewayProcess:
                     return dict(json.loads(line))
         return {}
 
+    def recordings(self) -> int | None:
+        """Calls the bridge recorded (after `stop`; None for a bridge that does not record)."""
+        with contextlib.suppress(OSError):
+            for line in reversed(self.log_path.read_text(errors="replace").splitlines()):
+                if '"bench_recordings"' in line:
+                    return int(json.loads(line)["bench_recordings"])
+        return None
+
     def problems(self) -> dict[str, int]:
         """Warning/error log lines of the bridge by event name (the gateway logs JSON lines)."""
         counts: dict[str, int] = {}
@@ -292,7 +305,7 @@ class GatewayProcess:
                     if "Traceback" in line or "Error" in line:
                         counts["stderr"] = counts.get("stderr", 0) + 1
                     continue
-                if not isinstance(record, dict) or record.get("bench_gc"):
+                if not isinstance(record, dict) or {"bench_gc", "bench_recordings"} & set(record):
                     continue
                 if record.get("level") in ("warning", "error"):
                     key = f"{record['level']}:{record.get('event')}"
@@ -407,11 +420,15 @@ async def _serve_bridge(impl: str, live_url: str) -> None:
     from gateway.server import create_app
     from gateway.settings import load_settings
 
+    # Shipped defaults: recording as `gateway serve` ships it (RECORD_CALLS=agent, the agent's
+    # `recording` on), LIVE_MODEL and LIVE_INPUT_RATE_HZ unset; only the recordings go to a
+    # temporary folder, removed afterwards.
+    recordings_dir = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
     settings = load_settings(
         None,
         live_backend="emulator",
         live_url=live_url,
-        record_calls="off",
+        recordings_dir=recordings_dir,
         max_concurrent_calls=0,
         log_level=os.environ.get("BENCH_LOG_LEVEL", "info"),
     )
@@ -423,8 +440,45 @@ async def _serve_bridge(impl: str, live_url: str) -> None:
     await site.start()
     port = next(a[1] for a in app_runner.addresses if isinstance(a, tuple))
     print(f"PORT {port}", flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
-    await app_runner.cleanup()
+    try:
+        await loop.run_in_executor(None, sys.stdin.read)
+        await app_runner.cleanup()
+    finally:
+        recorded = remove_recordings(recordings_dir)
+        print(json.dumps({"bench_recordings": recorded}), file=sys.stderr, flush=True)
+
+
+def remove_recordings(recordings_dir: Path) -> int:
+    """Delete a run's temporary RECORDINGS_DIR; returns how many calls it held."""
+    recorded = len(list(recordings_dir.glob("*.jsonl")))
+    shutil.rmtree(recordings_dir, ignore_errors=True)
+    return recorded
+
+
+def gateway_defaults() -> str:
+    """What `ours` runs on (the shipped defaults the bench does not override), for headers."""
+    sys.path.insert(0, str(REPO_DIR))
+    from gateway.settings import load_settings
+
+    settings = load_settings(None, live_backend="emulator")
+    shipped = load_settings(None, live_backend="emulator", _env_prefix="BENCH_UNSET_")
+    changed = [
+        name
+        for name in ("live_model", "live_input_rate_hz", "record_calls")
+        if getattr(settings, name) != getattr(shipped, name)
+    ]
+    recording = (
+        "the agent's `recording` on: every call recorded, to a temporary folder"
+        if settings.record_calls != "off"
+        else "no call recorded"
+    )
+    return (
+        "Gateway (ours) on "
+        + (f"shipped defaults except {', '.join(n.upper() for n in changed)} from the environment"
+           if changed else "shipped defaults")
+        + f": LIVE_MODEL {settings.model}, LIVE_INPUT_RATE_HZ {settings.live_input_rate_hz}, "
+        f"RECORD_CALLS {settings.record_calls} ({recording})"
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- wire messages
@@ -546,6 +600,16 @@ class FakeLive:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.handlers: set[asyncio.Task[Any]] = set()
+        self.models: dict[str, int] = {}
+        """`setup.model` of every session, counted: what the bridge asked for."""
+        self.input_mime: dict[str, int] = {}
+        """mimeType of each session's first caller audio message, counted."""
+
+    def seen(self) -> str:
+        """What the bridges under test sent: setup models and caller-audio formats."""
+        models = ", ".join(f"{m} ×{n}" for m, n in self.models.items()) or "none"
+        mimes = ", ".join(f"{m} ×{n}" for m, n in self.input_mime.items()) or "none"
+        return f"Live sessions seen: setup.model {models}; caller audio {mimes}"
 
     async def start(self) -> str:
         app = web.Application()
@@ -576,6 +640,9 @@ class FakeLive:
         ):
             await ws.close()
             return ws
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+            model = str(json.loads(first.data)["setup"].get("model"))
+            self.models[model] = self.models.get(model, 0) + 1
         await ws.send_str(LIVE_SETUP_COMPLETE)
         side = LiveSide(ws)
         self._sessions.put_nowait(side)
@@ -588,6 +655,9 @@ class FakeLive:
                 if isinstance(head, bytes):
                     head = head.decode("utf-8", "replace")
                 if "realtimeInput" in head and "audio" in head:
+                    if not side.audio_in:  # once per session: the format the bridge sends
+                        mime = _mime_of(message.data)
+                        self.input_mime[mime] = self.input_mime.get(mime, 0) + 1
                     side.audio_in += 1
                     if side.on_audio is not None:
                         side.on_audio(now)
@@ -598,6 +668,12 @@ class FakeLive:
         finally:
             side.closed.set()
         return ws
+
+
+def _mime_of(data: str | bytes) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    match = re.search(r'"mimeType"\s*:\s*"([^"]*)"', text)
+    return match.group(1) if match else "?"
 
 
 # ---------------------------------------------------------------------------- the Twilio side

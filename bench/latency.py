@@ -48,6 +48,7 @@ from harness import (
     KeepAwake,
     caller_frames,
     collector_paused,
+    gateway_defaults,
     machine_line,
     open_call,
     percentile_ms,
@@ -119,6 +120,9 @@ class LatencyResult:
     problems: dict[str, int] = field(default_factory=dict)
     gateway_cpu_s: float = 0.0
     wall_s: float = 0.0
+    seen: str = ""
+    """What the Live side saw the bridge send: setup model, caller-audio format."""
+    recordings: int | None = None
 
     def row(self) -> dict[str, Any]:
         def pair(values: list[int]) -> str:
@@ -195,6 +199,8 @@ async def _barge_in(caller: Caller, result: LatencyResult, chunks: int, *, backl
 
 async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> LatencyResult:
     result = LatencyResult(impl)
+    live.models.clear()
+    live.input_mime.clear()
     warmup_in = min(WARMUP_IN_FRAMES, samples // 10)
     warmup_out = min(WARMUP_OUT_CHUNKS, samples // 10)
     gateway = await asyncio.to_thread(GatewayProcess, impl, live.url, pin=pin)
@@ -246,12 +252,15 @@ async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> Late
         stop.set()
         await asyncio.to_thread(gateway.stop)
     result.problems = gateway.problems()
+    result.recordings = gateway.recordings()
+    result.seen = live.seen()
     return result
 
 
 def render(results: list[LatencyResult], args: argparse.Namespace, command: str) -> str:
     lines = [
         machine_line(),
+        gateway_defaults(),
         "",
         f"Command: `{command}`"
         + ("" if args.let_cores_sleep else " (both cores kept awake: harness.KeepAwake)"),
@@ -303,6 +312,13 @@ def render(results: list[LatencyResult], args: argparse.Namespace, command: str)
                 f"gateway CPU {100 * result.gateway_cpu_s / max(result.wall_s, 1e-9):.1f}% of a "
                 f"core for the call; timeouts {result.timeouts}; warnings/errors logged "
                 f"{sum(result.problems.values())}"
+                + (f" {result.problems}" if result.problems else "")
+                + (
+                    f"; calls recorded {result.recordings}"
+                    if result.recordings is not None
+                    else "; no recording"
+                )
+                + f"; {result.seen}"
             )
     lines += ["", NOTES.strip()]
     return "\n".join(lines)

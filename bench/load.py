@@ -30,14 +30,16 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import twilio_media, twilio_start
+from harness import remove_recordings, twilio_media, twilio_start
 
 FRAME_MS = 20
 FRAME_BYTES = 160
@@ -258,11 +260,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     live_url = await loop.run_in_executor(None, emulator_conn.recv)
 
+    # Shipped defaults (recording as `gateway serve` ships it: RECORD_CALLS=agent and the
+    # agent's `recording` on; LIVE_MODEL and LIVE_INPUT_RATE_HZ unset), recordings to a
+    # temporary folder, removed at the end.
+    recordings_dir = Path(tempfile.mkdtemp(prefix="bench-load-recordings-"))
     settings = load_settings(
         None,
         live_backend="emulator",
         live_url=live_url,
-        record_calls="off",
+        recordings_dir=recordings_dir,
         max_concurrent_calls=max(200, args.calls),
     )
     app = create_app(settings, AgentSet.from_agents([AgentConfig(name="default")]))
@@ -322,6 +328,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     connector = app[CONNECTOR]
     resumes = list(connector.resumes) if isinstance(connector, ResilientLiveConnector) else []
     await runner.cleanup()
+    recorded = remove_recordings(recordings_dir)
 
     sent = sum(r.frames_sent for r in results)
     cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
@@ -329,6 +336,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "calls": args.calls,
         "duration_s": args.duration_s,
+        "live_model": settings.model,
+        "live_input_rate_hz": settings.live_input_rate_hz,
+        "record_calls": settings.record_calls,
+        "calls_recorded": recorded,
         "rounds": args.rounds,
         "fault": args.fault or "none",
         "faults_injected": faults,

@@ -110,7 +110,14 @@ def _is_say_this(message: dict[str, object]) -> bool:
     """A text telling the model what to say (the greeting prompt), however it was sent."""
     content = message.get("clientContent")
     if isinstance(content, dict) and content.get("turnComplete"):
-        return True  # clientContent turns were only ever the greeting and prompts
+        texts = [
+            part.get("text")
+            for turn in content.get("turns") or []
+            if isinstance(turn, dict)
+            for part in turn.get("parts") or []
+            if isinstance(part, dict)
+        ]
+        return any(isinstance(t, str) and quoted_phrase(t) is not None for t in texts)
     realtime = message.get("realtimeInput")
     text = realtime.get("text") if isinstance(realtime, dict) else None
     return isinstance(text, str) and quoted_phrase(text) is not None

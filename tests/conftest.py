@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.generations import DEFAULT_GENERATION, Generation
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _recordings_in_a_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -15,3 +17,10 @@ def _recordings_in_a_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Itera
     patch.setenv("RECORDINGS_DIR", str(tmp_path_factory.mktemp("recordings")))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def generation(request: pytest.FixtureRequest) -> Generation:
+    """The Live model generation × backend a test runs against: gemini-3.8-live on the
+    Developer API, unless the test is marked `EVERY_GENERATION` (tests/generations.py)."""
+    return getattr(request, "param", DEFAULT_GENERATION)  # type: ignore[no-any-return]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from gateway.live.auth import fixed_token_provider
 from gateway.live.client import LiveConnector
 from gateway.live.models import LIVE_38, NATIVE_AUDIO_25, PROFILES, Backend, ModelProfile
@@ -56,3 +58,6 @@ GENERATIONS: tuple[Generation, ...] = tuple(
     Generation(profile, backend) for profile in PROFILES for backend in Backend
 )
 DEFAULT_GENERATION = Generation(LIVE_38, Backend.GEMINI)
+
+EVERY_GENERATION = pytest.mark.parametrize("generation", GENERATIONS, indirect=True, ids=str)
+"""Run a test (taking the `generation` fixture) against every generation × backend."""

@@ -660,7 +660,10 @@ class _EmulatorSession:
                 f"clientContent: {self._profile.name} takes it only as initial history"
             )
         if event.turn_complete:  # answered, interrupting what the model is saying
-            await self._launch(self._greeting_plan(event.text))
+            if quoted_phrase(event.text) is not None:  # "say exactly: …" (the greeting)
+                await self._launch(self._greeting_plan(event.text))
+            else:  # text from the caller's side (Vertex's DTMF, prompts): like realtime text
+                await self._launch(self._caller_plan(text=event.text))
         # without turnComplete: context for the next turn, no answer
         await self._emu._notify()
 

@@ -14,11 +14,11 @@ from twilio.request_validator import RequestValidator
 
 from gateway.agent_store import AgentStore
 from gateway.agents import AgentSet, load_agents
-from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
 from gateway.live.emulator_script import EmulatorScript, ScriptToolCall, ScriptTurn
 from gateway.server import create_app
 from gateway.settings import Settings, load_settings
+from tests.generations import DEFAULT_GENERATION, Generation
 from tests.test_integration import PhoneCall
 from tests.tools.fake_twilio import FakeTwilioApi
 from tests.twilio_frames import ACCOUNT_SID, CALL_SID
@@ -80,9 +80,11 @@ async def tool_gateway(
     data_dir: Path,
     twilio: FakeTwilioApi | None = None,
     api_key: bool = False,
+    generation: Generation = DEFAULT_GENERATION,
     **overrides: Any,
 ) -> AsyncIterator[ToolGateway]:
-    """Gateway + emulator (+ the fake Twilio API's URL and credentials when `twilio` is given)."""
+    """Gateway + emulator (+ the fake Twilio API's URL and credentials when `twilio` is given),
+    speaking `generation`'s model and dialect."""
     emulator = LiveEmulator(emulator_script, speed=200.0)
     url = await emulator.start("127.0.0.1", 0)
     if twilio is not None:
@@ -95,15 +97,14 @@ async def tool_gateway(
             overrides["twilio_auth_token"] = REST_AUTH_TOKEN
     settings = load_settings(
         env_file=None,
-        live_backend="emulator",
         live_url=url,
         record_calls="off",
         data_dir=str(data_dir),
-        **overrides,
+        **{**generation.settings_overrides(), **overrides},
     )
     if isinstance(agents, Path):
-        agents = load_agents(agents)
-    app = create_app(settings, agents, LiveConnector(settings))
+        agents = load_agents(agents, default_model=settings.model)
+    app = create_app(settings, agents, generation.connector(settings))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

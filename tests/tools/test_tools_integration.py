@@ -7,6 +7,7 @@ read. Built-ins that hang up or transfer go through a fake Twilio REST API on lo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,6 +19,8 @@ import pytest
 from aiohttp import web
 
 from gateway.call_control import TRANSFER_FAILED_PROMPT
+from gateway.live.models import ToolBehavior
+from tests.generations import EVERY_GENERATION, Generation
 from tests.tools import probe
 from tests.tools.fake_twilio import FakeTwilioApi
 from tests.tools.harness import (
@@ -95,7 +98,7 @@ KINDS_YAML = """
         description: Never answers either, but may take its time.
         python: tools:hang
         timeout_s: 60
-        behavior: blocking  # only BLOCKING calls are cancelled by new caller input
+        HANG_LONG_BEHAVIOR
       - name: broken
         description: Always fails.
         python: tools:broken
@@ -107,9 +110,13 @@ KINDS_YAML = """
 
 
 @pytest.fixture
-def kinds_dir(tmp_path: Path) -> Path:
+def kinds_dir(tmp_path: Path, generation: Generation) -> Path:
     agents = tmp_path / "agents"
-    write_agent(agents, "kinds", KINDS_YAML, tools_py=KINDS_TOOLS)
+    # Only BLOCKING calls are cancelled by new caller input; extended thinking has none.
+    blocking = ToolBehavior.BLOCKING in generation.profile.tool_behaviors
+    behavior = "behavior: blocking" if blocking else "# (no blocking calls on this model)"
+    yaml_text = KINDS_YAML.replace("HANG_LONG_BEHAVIOR", behavior)
+    write_agent(agents, "kinds", yaml_text, tools_py=KINDS_TOOLS)
     probe.reset()
     return agents
 
@@ -127,11 +134,14 @@ def failed(status: str, message: str, error: str | None = None, *, retryable: bo
     return {"status": status, "retryable": retryable, "message": message, "error": error or message}
 
 
+@EVERY_GENERATION
 async def test_python_tools_sync_and_async_answer_the_model(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     turns = script(("add", {"a": 2, "b": 3}), ("greet", {"name": "Ada"}))
-    async with tool_gateway(kinds_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        kinds_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(to="+15550007777") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
@@ -162,10 +172,11 @@ async def test_python_tools_sync_and_async_answer_the_model(
     assert declared[0]["parameters"]["properties"]["a"] == {"type": "INTEGER"}
 
 
+@EVERY_GENERATION
 async def test_dtmf_reaches_the_model_as_text_even_before_live_is_ready(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
-    async with tool_gateway(kinds_dir, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(kinds_dir, data_dir=tmp_path / "data", generation=generation) as gw:
         async with gw.call() as phone:
             await phone.send(phone.twilio.dtmf("5"))  # sent right after start: Live may not be up
             answer = await phone.until("mark")  # the model answered the keypress
@@ -177,11 +188,14 @@ async def test_dtmf_reaches_the_model_as_text_even_before_live_is_ready(
     assert gw.emulator.client_texts == ["The caller pressed 5.", "The caller pressed #."]
 
 
+@EVERY_GENERATION
 async def test_arguments_that_break_the_schema_become_an_error_response(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     turns = script(("add", {"a": "two", "b": 3}), ("add", {"a": 1}), ("nope", {}))
-    async with tool_gateway(kinds_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        kinds_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(agent="kinds") as phone:
             for n, digit in enumerate("123", start=1):
                 await phone.send(phone.twilio.dtmf(digit))
@@ -210,11 +224,14 @@ async def test_arguments_that_break_the_schema_become_an_error_response(
     ]
 
 
+@EVERY_GENERATION
 async def test_a_tool_that_times_out_gets_an_error_and_the_call_goes_on(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     turns = script(("hang", {}), after_tool="Sorry, that took too long.")
-    async with tool_gateway(kinds_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        kinds_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(agent="kinds") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
@@ -236,11 +253,14 @@ async def test_a_tool_that_times_out_gets_an_error_and_the_call_goes_on(
     ]
 
 
+@EVERY_GENERATION
 async def test_exceptions_become_error_responses_without_leaking_internals(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     turns = script(("broken", {}), ("refuse", {"order_id": "A1"}))
-    async with tool_gateway(kinds_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        kinds_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(agent="kinds") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
@@ -260,11 +280,16 @@ async def test_exceptions_become_error_responses_without_leaking_internals(
     assert "hunter2" not in json.dumps(responses(gw))
 
 
+@EVERY_GENERATION
 async def test_tool_call_cancellation_cancels_the_running_tool(
-    kinds_dir: Path, tmp_path: Path
+    kinds_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
+    if ToolBehavior.BLOCKING not in generation.profile.tool_behaviors:
+        pytest.skip(f"{generation.model} has no blocking calls for new input to cancel")
     turns = script(("hang_long", {}))
-    async with tool_gateway(kinds_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        kinds_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(agent="kinds") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await probe.PROBE.started.wait()
@@ -320,8 +345,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         await server.runner.cleanup()
 
 
+@EVERY_GENERATION
 async def test_http_tool_posts_signed_json_and_the_reply_reaches_the_model(
-    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generation: Generation
 ) -> None:
     monkeypatch.setenv("CRM_SECRET", SECRET)
     url = await receiver.start()
@@ -344,7 +370,7 @@ async def test_http_tool_posts_signed_json_and_the_reply_reaches_the_model(
         """,
     )
     turns = script(("account_balance", {"account": "77-12"}))
-    async with tool_gateway(agents, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(agents, turns, data_dir=tmp_path / "data", generation=generation) as gw:
         async with gw.call(agent="crm", to="+15550001111") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
@@ -430,21 +456,46 @@ def desk_dir(tmp_path: Path) -> Path:
 CALL_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{CALL_SID}.json"
 
 
+async def hear_until_the_carrier_is_called(phone: Any, twilio: FakeTwilioApi) -> list[Any]:
+    """Play every turn out like Twilio (echo its mark) until the gateway calls Twilio REST;
+    returns what the caller heard. Models differ in how many turns come first (a filler
+    while a non-blocking call runs, extended thinking's "let me think")."""
+    heard: list[Any] = []
+    said = await phone.until("mark")
+    while True:
+        assert twilio.requests == [], "the gateway acted before the last turn was heard"
+        heard += said
+        await phone.send(phone.twilio.mark(said[-1]["mark"]["name"]))  # played
+        request = asyncio.create_task(twilio.wait_requests(1))
+        next_turn = asyncio.create_task(phone.until("mark"))
+        done, _ = await asyncio.wait({request, next_turn}, return_when=asyncio.FIRST_COMPLETED)
+        if request in done:
+            next_turn.cancel()
+            await asyncio.gather(next_turn, return_exceptions=True)
+            return heard
+        request.cancel()
+        said = next_turn.result()
+
+
 @pytest.mark.parametrize("api_key", [False, True], ids=["auth_token", "api_key"])
+@EVERY_GENERATION
 async def test_end_call_says_goodbye_then_hangs_up_through_twilio_rest(
-    desk_dir: Path, tmp_path: Path, api_key: bool
+    desk_dir: Path, tmp_path: Path, api_key: bool, generation: Generation
 ) -> None:
     twilio = FakeTwilioApi()
     turns = script(("end_call", {"reason": "caller is done"}), after_tool="Goodbye!")
     async with tool_gateway(
-        desk_dir, turns, data_dir=tmp_path / "data", twilio=twilio, api_key=api_key
+        desk_dir,
+        turns,
+        data_dir=tmp_path / "data",
+        generation=generation,
+        twilio=twilio,
+        api_key=api_key,
     ) as gw:
         async with gw.call(agent="desk") as phone:
             await phone.send(phone.twilio.dtmf("1"))
-            goodbye = await phone.until("mark")
-            assert sum(1 for m in goodbye if m["event"] == "media") > 5
-            assert twilio.requests == []  # not before the goodbye has been heard
-            await phone.send(phone.twilio.mark(goodbye[-1]["mark"]["name"]))  # played
+            heard = await hear_until_the_carrier_is_called(phone, twilio)
+            assert sum(1 for m in heard if m["event"] == "media") > 5  # the goodbye
             [request] = await twilio.wait_requests(1)
             assert await phone.rest() == []  # the gateway closed the stream
     assert responses(gw)[0][2]["result"]["status"] == "ending"
@@ -470,17 +521,18 @@ async def test_end_call_without_twilio_credentials_closes_the_stream(
             assert phone.ws.closed
 
 
+@EVERY_GENERATION
 async def test_transfer_dials_the_target_through_twilio_rest(
-    desk_dir: Path, tmp_path: Path
+    desk_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     twilio = FakeTwilioApi()
     turns = script(("transfer_call", {"target": "human"}), after_tool="Connecting you now.")
-    async with tool_gateway(desk_dir, turns, data_dir=tmp_path / "data", twilio=twilio) as gw:
+    async with tool_gateway(
+        desk_dir, turns, data_dir=tmp_path / "data", generation=generation, twilio=twilio
+    ) as gw:
         async with gw.call(agent="desk") as phone:
             await phone.send(phone.twilio.dtmf("0"))
-            said = await phone.until("mark")
-            assert twilio.requests == []
-            await phone.send(phone.twilio.mark(said[-1]["mark"]["name"]))
+            await hear_until_the_carrier_is_called(phone, twilio)
             [request] = await twilio.wait_requests(1)
             assert await phone.rest() == []
     instruction = "Tell the caller in one short sentence that you are connecting them."
@@ -534,12 +586,15 @@ async def test_transfer_without_credentials_is_an_error_and_the_call_goes_on(
     assert response["message"] == response["error"]
 
 
+@EVERY_GENERATION
 async def test_a_failed_transfer_keeps_the_call_and_tells_the_model(
-    desk_dir: Path, tmp_path: Path
+    desk_dir: Path, tmp_path: Path, generation: Generation
 ) -> None:
     twilio = FakeTwilioApi(status=500)
     turns = script(("transfer_call", {"target": "human"}), after_tool="Connecting you now.")
-    async with tool_gateway(desk_dir, turns, data_dir=tmp_path / "data", twilio=twilio) as gw:
+    async with tool_gateway(
+        desk_dir, turns, data_dir=tmp_path / "data", generation=generation, twilio=twilio
+    ) as gw:
         async with gw.call(agent="desk") as phone:
             await phone.send(phone.twilio.dtmf("0"))
             said = await phone.until("mark")
@@ -552,9 +607,14 @@ async def test_a_failed_transfer_keeps_the_call_and_tells_the_model(
     assert TRANSFER_FAILED_PROMPT in gw.emulator.client_texts
 
 
-async def test_send_dtmf_plays_the_tones_to_the_caller(desk_dir: Path, tmp_path: Path) -> None:
+@EVERY_GENERATION
+async def test_send_dtmf_plays_the_tones_to_the_caller(
+    desk_dir: Path, tmp_path: Path, generation: Generation
+) -> None:
     turns = script(("send_dtmf", {"digits": "12#"}), after_tool="Done.")
-    async with tool_gateway(desk_dir, turns, data_dir=tmp_path / "data") as gw:
+    async with tool_gateway(
+        desk_dir, turns, data_dir=tmp_path / "data", generation=generation
+    ) as gw:
         async with gw.call(agent="desk") as phone:
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
