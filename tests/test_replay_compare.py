@@ -110,3 +110,12 @@ def test_live_messages_compare_exactly_and_audio_by_rate() -> None:
     diff = compare_stream("live_out", recorded, [audio(24000)] * 5 + [changed], Tolerance())
     assert diff is not None and diff.index == 5
     assert '"response":{"x":1}' in diff.got
+
+
+def test_the_loudness_of_a_cut_edge_is_not_compared_but_of_a_real_run_is() -> None:
+    recorded = call([media()] * 50, [mark("turn-1")], [media(300)] * 2)  # hung up 2 frames in
+    got = call([media()] * 50, [mark("turn-1")], [media(3000)] * 4)
+    assert compare_stream("twilio_out", recorded, got, Tolerance(frames=3)) is None
+    longer = call([media()] * 50, [mark("turn-1")], [media(300)] * 20)
+    louder = call([media()] * 50, [mark("turn-1")], [media(3000)] * 20)
+    assert compare_stream("twilio_out", longer, louder, Tolerance(frames=3)) is not None

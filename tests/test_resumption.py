@@ -14,15 +14,18 @@ from gateway.agents import AgentConfig, AgentSet
 from gateway.audio.codec import CallerAudioDecoder
 from gateway.call import PROMPT_MARK
 from gateway.live.emulator import LiveEmulator
+from gateway.live.models import profile_for
 from gateway.live.resilient import ResilientLiveConnector
 from gateway.server import CALLS, CONNECTOR, create_app
 from gateway.settings import Settings, load_settings
 from tests.caller_audio import silence_frames, speech_frames
+from tests.generations import EVERY_GENERATION, Generation
 from tests.test_integration import PhoneCall
 
 
 class Line:
-    """A gateway wired as in production (server.py builds the connector) and its emulator."""
+    """A gateway wired as in production (a resilient connector, as server.py builds it) and its
+    emulator, speaking the generation under test."""
 
     def __init__(
         self, client: TestClient[Any, Any], emulator: LiveEmulator, settings: Settings
@@ -45,20 +48,21 @@ class Line:
 
 
 @pytest.fixture
-async def line() -> AsyncIterator[Line]:
+async def line(generation: Generation) -> AsyncIterator[Line]:
     emulator = LiveEmulator(speed=50.0, record_frames=True)
     emulator.record_audio = True
     url = await emulator.start("127.0.0.1", 0)
     settings = load_settings(
         None,
-        live_backend="emulator",
         live_url=url,
         public_url="https://gw.test",
         live_resume_attempts=2,
         live_resume_backoff_ms=1,
         record_calls="off",
+        **generation.settings_overrides(),
     )
-    app = create_app(settings, AgentSet.from_agents([AgentConfig(name="default")]))
+    connector = ResilientLiveConnector.from_settings(generation.connector(settings), settings)
+    app = create_app(settings, AgentSet.from_agents([AgentConfig(name="default")]), connector)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
@@ -68,10 +72,14 @@ async def line() -> AsyncIterator[Line]:
         await emulator.stop()
 
 
-async def ask(phone: PhoneCall) -> list[dict[str, Any]]:
-    """One caller question and the whole spoken answer, up to its mark."""
+async def ask(phone: PhoneCall, settings: Settings) -> list[dict[str, Any]]:
+    """One caller question and the whole spoken answer, up to its mark (extended thinking
+    answers in two turns: "let me think", then the answer)."""
     await phone.say(speech_frames(600) + silence_frames(800))
-    return await phone.until("mark")
+    heard = await phone.until("mark")
+    if profile_for(settings.model).interaction_status:
+        heard += await phone.until("mark")
+    return heard
 
 
 async def hang_up(phone: PhoneCall) -> None:
@@ -89,12 +97,13 @@ def said(emulator: LiveEmulator) -> str:
     return "".join(texts)
 
 
+@EVERY_GENERATION
 async def test_every_setup_asks_for_resumption_and_compression(line: Line) -> None:
     phone = await line.call()
-    await ask(phone)
+    await ask(phone, line.settings)
     await line.emulator.go_away(30)
     await line.emulator.wait_opened_sessions(2)
-    await ask(phone)
+    await ask(phone, line.settings)
     await hang_up(phone)
     setups = line.emulator.client_setups
     assert len(setups) == 2
@@ -102,15 +111,16 @@ async def test_every_setup_asks_for_resumption_and_compression(line: Line) -> No
     assert setups[0].resumption_handle is None and setups[1].resumption_handle is not None
 
 
+@EVERY_GENERATION
 async def test_go_away_moves_the_call_to_a_new_session_that_continues_the_conversation(
     line: Line,
 ) -> None:
     phone = await line.call()
-    assert sum(1 for m in await ask(phone) if m["event"] == "media") > 25
+    assert sum(1 for m in await ask(phone, line.settings) if m["event"] == "media") > 25
     (call,) = line.client.server.app[CALLS]
     await line.emulator.go_away(30)
     await line.emulator.wait_closed_sessions(1)  # the gateway left the old session itself
-    second = await ask(phone)
+    second = await ask(phone, line.settings)
     assert sum(1 for m in second if m["event"] == "media") > 25
     assert "clear" not in [m["event"] for m in second]
     assert "This is reply number 2." in said(line.emulator)  # not a fresh conversation
@@ -122,6 +132,7 @@ async def test_go_away_moves_the_call_to_a_new_session_that_continues_the_conver
     assert line.emulator.sessions_opened == 2
 
 
+@EVERY_GENERATION
 @pytest.mark.parametrize("fault", ["drop", "close_1011"])
 async def test_a_dropped_live_connection_loses_no_caller_audio(line: Line, fault: str) -> None:
     phone = await line.call()
@@ -153,6 +164,7 @@ async def test_a_dropped_live_connection_loses_no_caller_audio(line: Line, fault
     assert len(line.emulator.resumed_handles) == 1
 
 
+@EVERY_GENERATION
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
@@ -166,9 +178,9 @@ async def test_a_close_mid_call_is_survived_and_the_conversation_goes_on(
     line: Line, code: int, reason: str
 ) -> None:
     phone = await line.call()
-    await ask(phone)
+    await ask(phone, line.settings)
     await line.emulator.close_sessions(code, reason)
-    second = await ask(phone)
+    second = await ask(phone, line.settings)
     assert sum(1 for m in second if m["event"] == "media") > 25
     assert "This is reply number 2." in said(line.emulator)  # resumed with the handle
     (resumed,) = line.connector.resumes
@@ -176,11 +188,12 @@ async def test_a_close_mid_call_is_survived_and_the_conversation_goes_on(
     await hang_up(phone)
 
 
+@EVERY_GENERATION
 async def test_when_live_cannot_come_back_the_caller_hears_an_apology_then_the_call_ends(
     line: Line,
 ) -> None:
     phone = await line.call()
-    await ask(phone)
+    await ask(phone, line.settings)
     line.emulator.refuse_next(5)
     await line.emulator.close_sessions(1011, "internal error")
     apology = await phone.until("mark")

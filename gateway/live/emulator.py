@@ -377,6 +377,10 @@ class LiveEmulator:
         """Return once at least n sessions have ended (event-based, no polling)."""
         await self._wait_for(lambda: self.sessions_closed >= n)
 
+    async def wait_client_texts(self, predicate: Callable[[list[str]], bool]) -> None:
+        """Until `predicate(client_texts)` holds (the texts sessions received so far)."""
+        await self._wait_for(lambda: predicate(self.client_texts))
+
     async def wait_tool_responses(self, n: int) -> None:
         await self._wait_for(lambda: len(self.tool_responses) >= n)
 
@@ -635,6 +639,7 @@ class _EmulatorSession:
             if refusal is not None:
                 raise LiveProtocolError(str(refusal))
             self._emu.client_texts.append(event.text)
+            await self._emu._notify()
             if quoted_phrase(event.text) is not None:
                 await self._launch(self._greeting_plan(event.text))
             else:
