@@ -120,12 +120,17 @@ async def test_a_call_from_the_browser_microphone(
 async def test_talking_over_the_agent_flushes_playback_and_returns_its_marks(
     gateway: LoopbackGateway, browser: Browser
 ) -> None:
+    # The page must return a mark still pending when `clear` comes: the emulator ends its
+    # turns by its own (fast) pacing, so the turn's mark is out while the answer still plays.
+    gateway.emulator.playback_follows_caller = False
     page = await browser.new_page(f"http://127.0.0.1:{gateway.port}/softphone?agent=default")
     await wait_for(page, browser, "s.agentsLoaded === 2")
     await page.evaluate("document.getElementById('call').click()", user_gesture=True)
-    # The answer (4 s) is still playing when the caller speaks again, 1 s after asking: the
-    # gateway sends `clear`; the page drops what it had queued and, like Twilio, returns the
-    # turn's pending mark at once.
+    # The answer (4 s) is still playing, its mark received and pending, when Live hears the
+    # caller over it: the gateway sends `clear`; the page drops what it had queued and, like
+    # Twilio, returns the turn's pending mark at once.
+    await wait_for(page, browser, "s.marksReceived > s.marksEchoed && s.secondsQueued > 1")
+    await gateway.emulator.interrupt_sessions()
     stats = await wait_for(page, browser, "s.marksCleared >= 1")
     assert stats["clears"] >= 1
     assert stats["secondsQueued"] == 0

@@ -297,6 +297,10 @@ class LiveEmulator:
         self.reasoning_s = REASONING_S
         """Extended thinking: background reasoning between filler and answer (÷ speed), read
         live."""
+        self.playback_follows_caller = True
+        """While the caller streams audio, a turn plays on the caller's clock (as the real
+        service paces it); False: always by the emulator's pacing (÷ speed), so a turn ends —
+        and its mark goes out — while a real-time caller is still hearing it."""
         self.faults = EmulatorFaults()
         """Fault injection, read live: tests and benchmarks may change it mid-session."""
         self.audio_chunks_received = 0
@@ -383,6 +387,12 @@ class LiveEmulator:
 
     async def wait_tool_responses(self, n: int) -> None:
         await self._wait_for(lambda: len(self.tool_responses) >= n)
+
+    async def interrupt_sessions(self) -> None:
+        """Send `interrupted` to every open session, as the service does when it hears the
+        caller over the model (for tests of what the carrier side does with a late `clear`)."""
+        for session in list(self._sessions):
+            await session.send_quietly(build_interrupted())
 
     async def go_away(self, time_left_s: float = 50.0) -> None:
         """Send `goAway` to every open session (the emulator does not cut them itself)."""
@@ -857,7 +867,10 @@ class _EmulatorSession:
         loop = asyncio.get_running_loop()
         while self._vad.time_s < reply.end_clock_s:
             now = loop.time()
-            streaming = now - self._last_audio_at < CALLER_STREAMING_S
+            streaming = (
+                self._emu.playback_follows_caller
+                and now - self._last_audio_at < CALLER_STREAMING_S
+            )
             if not streaming and now >= reply.play_end_wall:
                 return
             wait_s = CALLER_STREAMING_S if streaming else reply.play_end_wall - now
