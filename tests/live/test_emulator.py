@@ -424,16 +424,22 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def tls_contexts(tls_files: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) TLS contexts for the emulator on 127.0.0.1 and an SDK that trusts it
+    (the SDK always dials wss)."""
+    cert_path, key_path = tls_files
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_path, key_path)
+    return server_tls, ssl.create_default_context(cafile=str(cert_path))
+
+
 async def test_the_official_google_genai_client_holds_a_session(
     tls_files: tuple[Path, Path],
 ) -> None:
     from google import genai
     from google.genai import types
 
-    cert_path, key_path = tls_files
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert_path, key_path)
-    client_tls = ssl.create_default_context(cafile=str(cert_path))
+    server_tls, client_tls = tls_contexts(tls_files)
     emulator = LiveEmulator(speed=FAST, record_frames=True)
     await emulator.start(ssl_context=server_tls)
     try:

@@ -15,7 +15,7 @@ from gateway.live.models import Backend
 from tests.generations import GENERATIONS, Generation
 from tests.live.conftest import FAST
 from tests.live.sdk import validate_server_frame
-from tests.live.test_emulator import tls_files, utterance
+from tests.live.test_emulator import tls_contexts, tls_files, utterance
 
 __all__ = ["tls_files"]  # the fixture, shared with test_emulator
 
@@ -74,10 +74,7 @@ async def test_the_sdk_holds_a_session_under_every_profile(
 ) -> None:
     from google.genai import types
 
-    cert_path, key_path = tls_files
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert_path, key_path)
-    client_tls = ssl.create_default_context(cafile=str(cert_path))
+    server_tls, client_tls = tls_contexts(tls_files)
     emulator = LiveEmulator(speed=FAST, record_frames=True)
     await emulator.start(ssl_context=server_tls)
     try:
