@@ -31,7 +31,6 @@ from pydantic import (
 from gateway.live.models import (
     DEFAULT_MODEL,
     THINKING_LEVELS,
-    Refusal,
     SetupFeatures,
     ToolBehavior,
     profile_for,
@@ -258,7 +257,8 @@ class AgentConfig(BaseModel):
             vocabulary=bool(self.vocabulary),
         )
         problems: list[tuple[tuple[str | int, ...], str]] = [
-            ((refusal.field,), _named(refusal, model)) for refusal in refusals(profile, features)
+            ((refusal.field,), refusal.message)
+            for refusal in refusals(profile, features, model=model)
         ]
         if self.vocabulary and not self.transcription.input:
             problems.append((("vocabulary",), "needs transcription.input (it biases it)"))
@@ -268,8 +268,8 @@ class AgentConfig(BaseModel):
                 tool_behaviors=(spec.behavior,) if spec.behavior is not None else (),
                 scheduling=spec.scheduling is not None,
             )
-            found = refusals(profile, tool)
-            problems.extend(((*loc, r.field), _named(r, model)) for r in found)
+            found = refusals(profile, tool, model=model)
+            problems.extend(((*loc, r.field), r.message) for r in found)
             if found or spec.scheduling is None:
                 continue
             if profile.tool_behavior(spec.behavior) is ToolBehavior.BLOCKING:
@@ -311,11 +311,6 @@ class AgentConfig(BaseModel):
                     "\n".join(f"{where}: {_dotted(p.loc)}: {p.message}" for p in exc.problems)
                 ) from None
         return self._toolset
-
-
-def _named(refusal: Refusal, model: str) -> str:
-    """A refusal's message, naming the model as the agent wrote it."""
-    return refusal.message.replace(profile_for(model).name, model, 1)
 
 
 def _dotted(loc: Iterable[str | int]) -> str:

@@ -328,9 +328,12 @@ class Refusal:
     message: str
 
 
-def refusals(profile: ModelProfile, features: SetupFeatures) -> list[Refusal]:
-    """Everything in `features` the model refuses (the real service closes with 1007)."""
-    model = profile.name
+def refusals(
+    profile: ModelProfile, features: SetupFeatures, *, model: str | None = None
+) -> list[Refusal]:
+    """Everything in `features` the model refuses (the real service closes with 1007);
+    messages name `model` as its user wrote it (default: the profile's own name)."""
+    model = model or profile.name
     out: list[Refusal] = []
     if features.thinking_level is not None:
         if profile.thinking != "level":
