@@ -133,6 +133,8 @@ class AgentConfig(BaseModel):
     source_path: Path | None = Field(default=None, exclude=True)
 
     _toolset: ToolSet | None = PrivateAttr(default=None)
+    _instruction_text: str | None = PrivateAttr(default=None)
+    """`system_instruction_file`'s text, read once when the agent loads (never mid-call)."""
 
     @field_validator("name")
     @classmethod
@@ -292,9 +294,12 @@ class AgentConfig(BaseModel):
         """The system instruction text, inline or from `system_instruction_file`."""
         if self.system_instruction is not None:
             return self.system_instruction
+        if self._instruction_text is not None:
+            return self._instruction_text
         if self.system_instruction_file:
             path = self.agent_dir / self.system_instruction_file
-            return path.read_text(encoding="utf-8")
+            self._instruction_text = path.read_text(encoding="utf-8")
+            return self._instruction_text
         return None
 
     @property
@@ -392,11 +397,13 @@ def load_agent_file(path: Path, *, default_model: str = DEFAULT_MODEL) -> AgentC
         )
     if agent.system_instruction_file:
         target = agent.agent_dir / agent.system_instruction_file
+        where = f"{_where(path, text, ('system_instruction_file',))}: system_instruction_file"
         if not target.is_file():
-            raise AgentConfigError(
-                f"{_where(path, text, ('system_instruction_file',))}: system_instruction_file: "
-                f"{target} does not exist"
-            )
+            raise AgentConfigError(f"{where}: {target} does not exist")
+        try:
+            agent._instruction_text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AgentConfigError(f"{where}: cannot read {target}: {exc}") from None
     try:
         agent._toolset = build_toolset(
             agent.tools, agent_dir=agent.agent_dir, transfer=agent.transfer

@@ -5,17 +5,42 @@ its logger and, for the duration of the call, in structlog's context variables, 
 by other modules (the Live client, observers, libraries using stdlib `logging`) on behalf of
 the call carry them too. Stdlib log records go through the same renderer, so production output
 is JSON throughout. Prometheus metrics live in `gateway.metrics`.
+
+Strings a caller chose (stream parameters, SIDs, event names, parser errors) go into log fields
+through `clip`, so no caller can write kilobyte lines or forge line breaks.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Final, overload
 
 import structlog
 
 _HANDLER_MARK = "_gateway_log_handler"
+
+MAX_LOGGED_CHARS: Final = 120
+"""Longest caller-supplied string `clip` lets into a log field (a SID is 34, a number ~16)."""
+
+
+@overload
+def clip(text: str, limit: int = MAX_LOGGED_CHARS) -> str: ...
+
+
+@overload
+def clip(text: None, limit: int = MAX_LOGGED_CHARS) -> None: ...
+
+
+def clip(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
+    """`text` as a log field: cut to `limit` chars (noting the full length), control and other
+    unprintable characters escaped. For every string a caller chose; None passes through."""
+    if text is None:
+        return None
+    cut = text if len(text) <= limit else text[:limit]
+    if not cut.isprintable():
+        cut = cut.encode("unicode_escape").decode("ascii")[:limit]
+    return cut if len(text) <= limit and cut == text else f"{cut}… ({len(text)} chars)"
 
 
 class _CurrentStderr:

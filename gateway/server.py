@@ -329,7 +329,7 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, partial(store.reload, trigger="sighup"))
+    loop.add_signal_handler(signal.SIGHUP, store.request_reload, "sighup")
     watcher = asyncio.create_task(store.watch(), name="agents_watch")
     bound = [address for address in runner.addresses if isinstance(address, tuple)]
     log.info(

@@ -1,5 +1,6 @@
-"""Hot reload of the agent set: new calls get the new set, live calls keep theirs, and a broken
-reload keeps the previous good set (in-process, and via SIGHUP to a real `gateway serve`)."""
+"""Hot reload of the agent set: new calls get the new set, live calls keep theirs, a broken
+reload keeps the previous good set (in-process, and via SIGHUP to a real `gateway serve`), and
+the event loop keeps running while a reload imports tool modules."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import aiohttp
@@ -130,6 +133,115 @@ async def test_twiml_routes_with_the_current_set(tmp_path: Path) -> None:
         (directory / "support.yaml").write_text("name: support\nlines: [oops]\n")
         store.reload()
         assert await agent_for(gw, "+15550003333") == "support"  # the last good set
+
+
+# --------------------------------------------------------------------------- off the loop
+
+GATED_TOOL = """
+import reload_gate  # the test's gate (put in sys.modules): this import waits until released
+
+reload_gate.imports += 1
+reload_gate.overlaps += reload_gate.importing  # another import of this module still running?
+reload_gate.importing += 1
+reload_gate.entered.set()
+reload_gate.release.wait(timeout=10)  # only a guard against a hung test run, never reached
+reload_gate.importing -= 1
+reload_gate.finished.set()
+
+
+def ping():
+    return "pong"
+"""
+GATED_AGENT = """
+    name: slow
+    tools:
+      - {name: ping, description: Answers pong., python: 'tools:ping'}
+"""
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """What the gated tool module waits on; released at the end whatever happened."""
+    gate = SimpleNamespace(
+        entered=threading.Event(), release=threading.Event(), finished=threading.Event(),
+        imports=0, importing=0, overlaps=0,
+    )  # fmt: skip
+    monkeypatch.setitem(sys.modules, "reload_gate", gate)
+    yield gate
+    gate.release.set()
+
+
+async def test_the_loop_keeps_running_while_a_reload_imports_a_slow_tool_module(
+    tmp_path: Path, gate: SimpleNamespace
+) -> None:
+    directory = agents_dir(tmp_path)
+    store = AgentStore(load_agents(directory), directory)
+    before = store.current
+    write_agent(directory, "slow", GATED_AGENT, tools_py=GATED_TOOL)
+    watcher = asyncio.create_task(store.watch(interval_s=0.01))  # notices the new agent
+    try:
+        assert await asyncio.to_thread(gate.entered.wait, 30)
+        ran = asyncio.Event()
+        asyncio.get_running_loop().call_soon(ran.set)  # as every call's audio pump would
+        await ran.wait()
+        assert not gate.finished.is_set(), "the loop was blocked until the import finished"
+        assert store.current is before  # a call starting now gets the previous set, whole
+        gate.release.set()
+        await store.wait_reloads(1)
+    finally:
+        watcher.cancel()
+    assert store.current.for_call("slow", None).toolset.get("ping") is not None
+    assert store.current.agents.keys() == {"default", "sales", "slow"}
+
+
+async def test_reloads_run_one_at_a_time_requests_merge_and_a_broken_set_is_refused(
+    tmp_path: Path, gate: SimpleNamespace
+) -> None:
+    directory = agents_dir(tmp_path)
+    store = AgentStore(load_agents(directory), directory)
+    write_agent(directory, "slow", GATED_AGENT, tools_py=GATED_TOOL)
+    watcher = asyncio.create_task(store.watch(interval_s=3600))  # only requests reload
+    try:
+        with capture_logs() as logs:
+            store.request_reload("sighup")
+            assert await asyncio.to_thread(gate.entered.wait, 30)
+            (directory / "support.yaml").write_text("name: support\n")
+            for _ in range(3):  # SIGHUPs while the first reload imports: one more reload
+                store.request_reload("sighup")
+            gate.release.set()
+            await store.wait_reloads(2)
+            assert store.current.agents.keys() == {"default", "sales", "slow", "support"}
+            good = store.current
+            (directory / "support.yaml").write_text("name: support\nlines: 12\n")
+            store.request_reload("sighup")
+            await store.wait_reloads(3)
+    finally:
+        watcher.cancel()
+    assert (gate.imports, gate.overlaps) == (3, 0)  # the broken set was loaded too, alone
+    assert store.current is good and (store.reloads, store.failed_reloads) == (2, 1)
+    events = [(e["event"], e["trigger"]) for e in logs if e["event"].startswith("agents_")]
+    assert events == [
+        ("agents_reloaded", "sighup"), ("agents_reloaded", "sighup"),
+        ("agents_reload_failed", "sighup"),
+    ]  # fmt: skip
+    [failed] = [e for e in logs if e["event"] == "agents_reload_failed"]
+    assert "support.yaml:2: lines" in failed["error"]
+
+
+def test_prompt_files_are_read_when_the_set_loads_never_when_a_call_starts(
+    tmp_path: Path,
+) -> None:
+    directory = agents_dir(tmp_path)
+    shop = write_agent(directory, "shop", "system_instruction_file: prompt.md\n")
+    (shop / "prompt.md").write_text("Sell things.")
+    store = AgentStore(load_agents(directory), directory)
+    (shop / "prompt.md").unlink()  # a call starting now reads nothing from disk
+    assert store.current.for_call("shop", None).instructions == "Sell things."
+    (shop / "prompt.md").write_bytes(b"\xff\xfe not utf-8")
+    with capture_logs() as logs:
+        assert store.reload() is False  # refused at load, not a failure in every call
+    [failed] = [entry for entry in logs if entry["event"] == "agents_reload_failed"]
+    assert "system_instruction_file: cannot read" in failed["error"]
 
 
 # --------------------------------------------------------------------------- SIGHUP, for real

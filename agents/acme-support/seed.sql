@@ -4,6 +4,7 @@
 CREATE TABLE IF NOT EXISTS orders (
     id              TEXT PRIMARY KEY,
     customer        TEXT NOT NULL,
+    phone           TEXT NOT NULL,          -- E.164; only a call from this number sees the order
     status          TEXT NOT NULL
                     CHECK (status IN ('processing', 'shipped', 'delivered', 'cancelled')),
     placed_on       TEXT NOT NULL,          -- ISO date
@@ -32,12 +33,14 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at TEXT NOT NULL                -- ISO 8601 UTC
 );
 
-INSERT OR IGNORE INTO orders (id, customer, status, placed_on, eta, carrier, tracking_number)
+-- A database seeded before orders had a phone (schema 1) gets the numbers; nothing else changes.
+INSERT INTO orders (id, customer, phone, status, placed_on, eta, carrier, tracking_number)
 VALUES
-    ('A1001', 'Jordan Lee',   'shipped',    '2026-11-20', '2026-11-28', 'UPS', '1Z999AA10123456784'),
-    ('A1002', 'Sam Rivera',   'processing', '2026-11-24', '2026-12-03', NULL,  NULL),
-    ('A1003', 'Priya Nair',   'delivered',  '2026-11-02', NULL,         'USPS', '9400111899223100012345'),
-    ('A1004', 'Chris Morgan', 'cancelled',  '2026-11-15', NULL,         NULL,  NULL);
+    ('A1001', 'Jordan Lee',   '+15551230000', 'shipped',    '2026-11-20', '2026-11-28', 'UPS', '1Z999AA10123456784'),
+    ('A1002', 'Sam Rivera',   '+15551230001', 'processing', '2026-11-24', '2026-12-03', NULL,  NULL),
+    ('A1003', 'Priya Nair',   '+15551230002', 'delivered',  '2026-11-02', NULL,         'USPS', '9400111899223100012345'),
+    ('A1004', 'Chris Morgan', '+15551230003', 'cancelled',  '2026-11-15', NULL,         NULL,  NULL)
+ON CONFLICT (id) DO UPDATE SET phone = excluded.phone WHERE orders.phone IS NULL;
 
 INSERT OR IGNORE INTO order_items (order_id, line, sku, name, quantity)
 VALUES

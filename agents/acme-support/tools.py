@@ -7,12 +7,18 @@ plain sync Python: the gateway runs them in a worker thread, so SQLite never blo
 Every answer is explicit, so the model neither invents nor re-asks: results come with a
 plain-language `message` the model can relay (`ToolResult`), and "no such order" is a
 `ToolError` with status `not_found` saying what to do next (agents/README.md, Tools).
+
+A caller hears only about their own orders. Who is calling is the call's `from_number`, which
+the gateway sets from the carrier; the model only chooses the order number, so a caller who
+reads out someone else's order number (or talks the model into trying many) learns nothing:
+another customer's order is "not found", word for word like one that does not exist.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -23,8 +29,10 @@ from gateway.tools import ToolContext, ToolError, ToolResult, ToolStatus
 
 SEED_SQL = Path(__file__).with_name("seed.sql")
 DB_NAME = "acme.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump to re-run the (idempotent) seed on existing databases."""
+UPGRADES = {2: "ALTER TABLE orders ADD COLUMN phone TEXT"}
+"""What a database of the version before needs before the seed runs again (a new one: none)."""
 
 TIMEZONE = "America/New_York"
 OPENING_HOURS: dict[str, tuple[str, str] | None] = {
@@ -52,12 +60,37 @@ def connect(data_dir: Path) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-        seed = SEED_SQL.read_text(encoding="utf-8")
-        # One write transaction: concurrent first calls seed once, the others wait.
-        db.executescript(
-            f"BEGIN IMMEDIATE;\n{seed}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-        )
+        _seed(db)
     return db
+
+
+def _seed(db: sqlite3.Connection) -> None:
+    """Upgrade and seed in one write transaction: of concurrent first calls one does it, the
+    others wait for it and then find the database current."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            upgrades = []  # a new database: the seed creates it as it is now
+            if version:
+                upgrades = [UPGRADES[v] for v in range(version + 1, SCHEMA_VERSION + 1)]
+            for statement in [*upgrades, *_statements(SEED_SQL.read_text(encoding="utf-8"))]:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """The statements of a script, one at a time (`executescript` would commit our transaction)."""
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
 
 
 def normalise_order_id(order_id: str) -> str:
@@ -77,19 +110,29 @@ def _order_key(order_id: str | None) -> str:
 
 def _no_such_order(key: str, then: str) -> ToolError:
     return ToolError(
-        f"There is no order {key}. {then} Order numbers look like A1001.",
+        f"There is no order {key} for the phone number this call comes from. {then} Order "
+        "numbers look like A1001.",
         status=ToolStatus.NOT_FOUND,
     )
 
 
+def _callers_order(db: sqlite3.Connection, key: str, context: ToolContext) -> sqlite3.Row | None:
+    """Order `key` if it belongs to the calling number; None when it does not exist *or* is
+    someone else's (one query, one answer: no way to tell the two apart)."""
+    if not context.from_number:
+        return None  # a withheld number owns no orders
+    return db.execute(
+        "SELECT id, status, placed_on, eta, carrier, tracking_number FROM orders "
+        "WHERE id = ? AND phone = ?",
+        (key, context.from_number),
+    ).fetchone()
+
+
 def lookup_order(order_id: str, context: ToolContext) -> ToolResult:
-    """Status, items and delivery estimate of one order."""
+    """Status, items and delivery estimate of one of the caller's orders."""
     key = _order_key(order_id)
     with closing(connect(context.data_dir)) as db:
-        order = db.execute(
-            "SELECT id, status, placed_on, eta, carrier, tracking_number FROM orders WHERE id = ?",
-            (key,),
-        ).fetchone()
+        order = _callers_order(db, key, context)
         if order is None:
             raise _no_such_order(
                 key,
@@ -141,14 +184,12 @@ def create_ticket(
     with closing(connect(context.data_dir)) as db:
         db.execute("BEGIN IMMEDIATE")
         try:
-            if key is not None:
-                found = db.execute("SELECT 1 FROM orders WHERE id = ?", (key,)).fetchone()
-                if found is None:
-                    raise _no_such_order(
-                        key,
-                        "No ticket was opened: check the number with the caller, or open "
-                        "the ticket without an order number.",
-                    )
+            if key is not None and _callers_order(db, key, context) is None:
+                raise _no_such_order(
+                    key,
+                    "No ticket was opened: check the number with the caller, or open the "
+                    "ticket without an order number.",
+                )
             cursor = db.execute(
                 "INSERT INTO tickets (summary, order_id, call_sid, caller, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",

@@ -39,6 +39,7 @@ from gateway.live.protocol import (
     parse_server_message,
 )
 from gateway.settings import LiveBackend, Settings
+from gateway.url_redaction import redact_url
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -338,6 +339,7 @@ class LiveConnector:
         setup = build_setup(replace(config, model=endpoint.model_path))
         headers = await self._headers()
         url = endpoint.url
+        shown = redact_url(url)  # LIVE_URL may carry `?key=…`: logs and errors never show it
         ws: ClientConnection | None = None
         try:
             try:
@@ -356,7 +358,7 @@ class LiveConnector:
             except TimeoutError:
                 what = "connecting to" if ws is None else "waiting for setupComplete from"
                 raise LiveConnectionClosed(
-                    None, f"timed out after {open_timeout_s:g} s {what} {url}"
+                    None, f"timed out after {open_timeout_s:g} s {what} {shown}"
                 ) from None
             except ConnectionClosed as exc:
                 raise _closed(exc) from None
@@ -365,14 +367,17 @@ class LiveConnector:
                 body = exc.response.body or b""
                 detail = body.decode("utf-8", "replace")[:200]
                 raise LiveConnectionClosed(
-                    None, f"{url} refused the WebSocket upgrade: HTTP {status} {detail}".rstrip()
+                    None, f"{shown} refused the WebSocket upgrade: HTTP {status} {detail}".rstrip()
                 ) from None
-            except (OSError, InvalidHandshake, InvalidURI) as exc:
-                raise LiveConnectionClosed(None, f"cannot connect to {url}: {exc}") from None
+            except (InvalidURI, ValueError):  # a bad port is a ValueError; both repeat the URL
+                raise LiveConnectionClosed(None, f"{shown} is not a valid WebSocket URL") from None
+            except (OSError, InvalidHandshake) as exc:
+                raise LiveConnectionClosed(None, f"cannot connect to {shown}: {exc}") from None
             message = parse_server_message(first)
             if not message.setup_complete:
                 raise LiveProtocolError(
-                    f"expected setupComplete as the first message from {url}, got {_preview(first)}"
+                    f"expected setupComplete as the first message from {shown}, "
+                    f"got {_preview(first)}"
                 )
         except BaseException:
             if ws is not None:
@@ -380,7 +385,7 @@ class LiveConnector:
             raise
         log.info(
             "live_session_opened",
-            url=url,
+            url=shown,
             model=endpoint.model_path,
             session_id=message.session_id,
         )

@@ -14,6 +14,11 @@ What the model hears (the answer contract is in `gateway.tools.runner`):
 * the service cannot be reached (refused, reset, DNS) or answers 5xx, 408, 425 or 429:
   "unavailable", retryable;
 * any other 4xx: "error", not retryable; a reply that is not JSON: "error".
+
+What leaves and what is read is bounded: a redirect is followed only within the URL's origin
+(scheme, host and port, at most `MAX_REDIRECTS`), so the body, configured headers (an API key)
+and the signature never go to another host; a redirect elsewhere is an "error". A reply longer
+than `MAX_REPLY_BYTES` is an "error" too, and is never read further than that.
 """
 
 from __future__ import annotations
@@ -23,19 +28,35 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from gateway.tools.context import ToolContext, ToolError, ToolResult, ToolStatus
 from gateway.tools.python_tool import ToolInvoker
 from gateway.tools.signing import signature_headers
 from gateway.tools.spec import HttpToolConfig
+from gateway.url_redaction import redact_url
 
-__all__ = ["MAX_ERROR_BODY_CHARS", "http_invoker", "own_answer"]
+__all__ = [
+    "MAX_ERROR_BODY_CHARS",
+    "MAX_REDIRECTS",
+    "MAX_REPLY_BYTES",
+    "http_invoker",
+    "own_answer",
+]
 
 MAX_ERROR_BODY_CHARS = 200
 """How much of an error reply's body the model gets to see."""
 
 RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429})
 """Besides 5xx: statuses that say "try again later"."""
+
+MAX_REPLY_BYTES = 256 * 1024
+"""The longest reply body read (after decompression): far more than a model can use."""
+
+MAX_REDIRECTS = 5
+"""Same-origin redirects followed per call (a trailing-slash fix, a moved route)."""
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _CONTRACT_KEYS = ("status", "retryable", "message")
 _SUCCESSES = (ToolStatus.OK, ToolStatus.NO_RESULTS)
@@ -78,6 +99,81 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
+class _Refused(Exception):
+    """No usable reply: `reason` goes to the model, `event` and `fields` to the log."""
+
+    def __init__(self, event: str, reason: str, **fields: Any) -> None:
+        super().__init__(reason)
+        self.event = event
+        self.reason = reason
+        self.fields = fields
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
+    """The body, or None once it is longer than `MAX_REPLY_BYTES` (reading stops there)."""
+    data = bytearray()
+    while chunk := await response.content.read(MAX_REPLY_BYTES + 1 - len(data)):
+        data += chunk
+        if len(data) > MAX_REPLY_BYTES:
+            return None
+    return bytes(data)
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
+) -> tuple[int, str]:
+    """POST `body`, following same-origin redirects only; (HTTP status, reply text)."""
+    target = URL(url)
+    origin = _origin(target)
+    method, data = "POST", body
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.request(
+            method, target, data=data, headers=headers, allow_redirects=False
+        ) as response:
+            location = response.headers.get("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                reply = await _read_capped(response)
+                if reply is None:
+                    raise _Refused(
+                        "http_tool_reply_too_large",
+                        f"answered with more than {MAX_REPLY_BYTES // 1024} KiB, which is not "
+                        "read",
+                        limit_bytes=MAX_REPLY_BYTES,
+                    )
+                return response.status, _decode(reply, response.charset)
+            try:
+                following = response.url.join(URL(location))
+            except ValueError:
+                following = URL()
+            if _origin(following) != origin:
+                raise _Refused(
+                    "http_tool_redirect_refused",
+                    "redirected the request to another site, where it is not sent",
+                    http_status=response.status,
+                    url=redact_url(str(response.url)),
+                    location=redact_url(location),
+                )
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, data = "GET", b""  # what browsers (and aiohttp) do: see the other URL
+            target = following
+    raise _Refused(
+        "http_tool_redirect_refused",
+        f"redirected the request more than {MAX_REDIRECTS} times",
+        url=redact_url(url),
+    )
+
+
 def http_invoker(tool_name: str, config: HttpToolConfig, secret: str | None) -> ToolInvoker:
     """`invoke(args, context)` that POSTs to `config.url`; `secret` signs the body if set."""
     service = f"The service behind {tool_name}"
@@ -96,12 +192,15 @@ def http_invoker(tool_name: str, config: HttpToolConfig, secret: str | None) -> 
         if secret is not None:
             headers.update(signature_headers(secret, body, config.hmac_header))
         try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(config.url, data=body, headers=headers) as response,
-            ):
-                status = response.status
-                text = await response.text(errors="replace")
+            async with aiohttp.ClientSession() as session:
+                status, text = await _exchange(session, config.url, body, headers)
+        except _Refused as refused:
+            context.log.warning(refused.event, tool=tool_name, **refused.fields)
+            raise ToolError(
+                f"{service} {refused.reason}; trying again will not help.",
+                status=ToolStatus.ERROR,
+                retryable=False,
+            ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             context.log.warning("http_tool_unreachable", tool=tool_name, error=repr(exc))
             raise ToolError(

@@ -3,7 +3,9 @@
 The module is imported from the agent's folder by file path (`tools:lookup_order` →
 `<agent dir>/tools.py`, `pkg.mod:f` → `<agent dir>/pkg/mod.py`) under a name private to the
 agent, so two agents may both have a `tools.py`. Every (re)load of the agent set imports it
-afresh: calls already running keep the functions they started with.
+afresh: calls already running keep the functions they started with. A reload imports in a
+worker thread (`gateway.agent_store`), one reload at a time, so a slow import never stalls the
+event loop and two imports of one module never race over its `sys.modules` entry.
 
 A function receives the validated arguments as keyword arguments, plus `context`
 (`ToolContext`) if it has a parameter of that name. Sync functions run in a worker thread so a
@@ -53,7 +55,7 @@ def _import(agent_dir: Path, module: str) -> ModuleType:
     sys.modules[name] = loaded  # dataclasses and pickling look modules up by name
     try:
         spec.loader.exec_module(loaded)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import breaks the agent, not us
         if previous is None:
             sys.modules.pop(name, None)
         else:

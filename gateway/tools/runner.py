@@ -23,6 +23,7 @@ short technical reason, which metrics and recordings look for):
     {"status": "unknown_tool", "retryable": false, "message": "…", "error": "unknown tool 'x'"}
     {"status": "invalid_argument", "retryable": false, "message": "… which argument …",
      "error": "invalid arguments: n: expected integer, got string 'three'"}
+                          (also over the size limits of gateway.tools.schema: the tool never runs)
     {"status": "timeout", "retryable": true, "message": "The tool f did not answer within 5 s;
      you may try once more.", "error": "the tool f did not answer within 5 s"}
     {"status": "error", "retryable": false, "message": "…", "error": "the tool f failed"}
@@ -87,6 +88,20 @@ def answer_scheduling(profile: ModelProfile, tool: Tool | None) -> ToolSchedulin
     if tool is not None and tool.scheduling is not None:
         return tool.scheduling
     return ToolScheduling.WHEN_IDLE
+
+
+MAX_LOGGED_ARGS_CHARS = 1000
+"""Arguments longer than this (as JSON) are logged clipped: the model may send 16 KiB."""
+
+
+def _loggable_args(args: Any) -> Any:
+    try:
+        text = json.dumps(args, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return "<not JSON>"
+    if len(text) <= MAX_LOGGED_ARGS_CHARS:
+        return args
+    return f"{text[:MAX_LOGGED_ARGS_CHARS]}… ({len(text)} chars)"
 
 
 def _answer(status: str, retryable: bool, message: str, **rest: Any) -> dict[str, Any]:
@@ -217,7 +232,7 @@ class ToolRunner:
         behavior = self._profile.tool_behavior(tool.behavior if tool is not None else None)
         log = self._log.bind(tool=call.name, tool_call_id=call.id)
         log.info("tool_call_started", kind=tool.kind if tool else None, behavior=behavior.value)
-        log.debug("tool_call_args", args=call.args)
+        log.debug("tool_call_args", args=_loggable_args(call.args))
         try:
             outcome, body = await self._answer(call, tool, log)
         except asyncio.CancelledError:

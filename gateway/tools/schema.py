@@ -5,17 +5,24 @@ An agent declares each tool's parameters as a JSON schema (`type: object`, `prop
 keyword path, so the mistake shows up in `gateway agents check` rather than mid-call.
 `validate_args` checks the model's arguments against the same schema before a tool runs: a
 model can (rarely) send a wrong type or forget a required argument, and the tool should never
-see that.
+see that. Arguments are bounded before anything looks at them: at most `MAX_ARGS_JSON_BYTES`
+of JSON, strings at most `maxLength` (else `MAX_STRING_CHARS`), whole numbers within int64
+(so a 400-digit "integer" is an argument error, not an OverflowError in a tool).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_ARGS_JSON_BYTES",
+    "MAX_STRING_CHARS",
     "SCHEMA_KEYWORDS",
     "SCHEMA_TYPES",
     "SchemaError",
@@ -35,6 +42,15 @@ SCHEMA_KEYWORDS = frozenset(
     }
 )  # fmt: skip
 """The keywords of the OpenAPI schema subset Gemini's function declarations understand."""
+
+MAX_ARGS_JSON_BYTES = 16 * 1024
+"""A tool call's arguments, as compact JSON, may be this long: a tool gets words, not files."""
+MAX_STRING_CHARS = 4096
+"""The longest string argument when its schema sets no `maxLength`."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Whole-number arguments must fit here (what databases and most services take)."""
+_SHOWN_CHARS = 60
+"""How much of a bad value an error message repeats (it goes to the model and the log)."""
 
 _NUMBER_KEYWORDS = ("minimum", "maximum")
 _COUNT_KEYWORDS = (
@@ -137,7 +153,10 @@ def _kind(value: Any) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number: any int (exact, never converted to float) or a finite float."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 # --------------------------------------------------------------------------- arguments
@@ -146,9 +165,31 @@ def _is_number(value: Any) -> bool:
 def validate_args(schema: Mapping[str, Any], args: Any) -> None:
     """Raise `SchemaError` (naming the argument) unless `args` fits a checked schema.
 
-    Unknown arguments are rejected too: a tool is called with exactly what it declared.
+    Unknown arguments are rejected too: a tool is called with exactly what it declared. Their
+    size is checked first (`MAX_ARGS_JSON_BYTES`), so nothing walks an oversized value.
     """
+    _check_size(args)
     _validate(schema, args, "")
+
+
+def _check_size(args: Any) -> None:
+    try:
+        size = len(json.dumps(args, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        raise SchemaError("arguments: not plain JSON (or nested too deeply)") from None
+    if size > MAX_ARGS_JSON_BYTES:
+        raise SchemaError(
+            f"arguments: {size} bytes of JSON, at most {MAX_ARGS_JSON_BYTES} are accepted"
+        )
+
+
+def _clip(text: str) -> str:
+    """`text`, clipped: a bad value may be long and is repeated to the model and the log."""
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} chars)"
+
+
+def _show(value: Any) -> str:
+    return _clip(repr(value))
 
 
 def _validate(schema: Mapping[str, Any], value: Any, path: str) -> None:
@@ -168,16 +209,26 @@ def _validate(schema: Mapping[str, Any], value: Any, path: str) -> None:
             raise SchemaError(f"{where}: matches none of the allowed forms ({'; '.join(problems)})")
     kind = schema.get("type")
     if kind is not None and not _has_type(value, kind):
-        raise SchemaError(f"{where}: expected {kind}, got {_json_kind(value)} {value!r}")
+        raise SchemaError(f"{where}: expected {kind}, got {_json_kind(value)} {_show(value)}")
     enum = schema.get("enum")
     if enum is not None and value not in enum:
-        raise SchemaError(f"{where}: must be one of {enum!r}, not {value!r}")
+        raise SchemaError(f"{where}: must be one of {enum!r}, not {_show(value)}")
     if isinstance(value, str):
         _check_bounds(len(value), schema, "minLength", "maxLength", where, "characters")
+        if "maxLength" not in schema and len(value) > MAX_STRING_CHARS:
+            raise SchemaError(
+                f"{where}: allows at most {MAX_STRING_CHARS} characters, has {len(value)}"
+            )
         pattern = schema.get("pattern")
         if pattern is not None and re.search(pattern, value) is None:
-            raise SchemaError(f"{where}: {value!r} does not match {pattern!r}")
+            raise SchemaError(f"{where}: {_show(value)} does not match {pattern!r}")
     elif _is_number(value):
+        if isinstance(value, int) or kind == "integer":
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise SchemaError(
+                    f"{where}: {_show(value)} is out of range for a whole number "
+                    f"({INT64_MIN} to {INT64_MAX})"
+                )
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and value < low:
             raise SchemaError(f"{where}: must be >= {low}, not {value}")
@@ -198,7 +249,7 @@ def _validate(schema: Mapping[str, Any], value: Any, path: str) -> None:
         for name, item in value.items():
             sub = properties.get(name)
             if sub is None:
-                raise SchemaError(f"{_join(path, name)}: unknown argument")
+                raise SchemaError(f"{_join(path, _clip(str(name)))}: unknown argument")
             _validate(sub, item, _join(path, name))
 
 
@@ -222,7 +273,9 @@ def _has_type(value: Any, kind: str) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "integer":
-        return _is_number(value) and float(value).is_integer()
+        if isinstance(value, float):
+            return value.is_integer()  # False for inf and nan
+        return _is_number(value)
     if kind == "number":
         return _is_number(value)
     if kind == "array":

@@ -260,6 +260,52 @@ async def test_http_refusal_and_unreachable_hosts_are_connection_closed() -> Non
         await raw_connector(url).connect(SessionConfig(model="m"))  # server is gone
 
 
+async def test_the_live_url_is_logged_and_reported_without_its_query(
+    emulator: LiveEmulator,
+) -> None:
+    """LIVE_URL may carry `?key=…`: no log line and no error message repeats it."""
+    secret = "key=AIza-sekrit"
+
+    def connector(url: str) -> LiveConnector:
+        return LiveConnector(emulator_settings(live_url=f"{url}?{secret}"))
+
+    async def silent(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.wait_closed()
+
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        return Response(403, "Forbidden", Headers(), b"no")
+
+    errors: list[str] = []
+    with capture_logs() as logs:
+        session = await connector(emulator.url).connect(SessionConfig(model="m"))
+        await session.close()
+        (opened,) = [entry for entry in logs if entry["event"] == "live_session_opened"]
+        assert opened["url"] == emulator.url
+        async with raw_server(silent) as url:
+            with pytest.raises(LiveConnectionClosed) as timed_out:
+                await connector(url).connect(SessionConfig(model="m"), open_timeout_s=0.2)
+            errors.append(str(timed_out.value))
+        async with raw_server(silent, process_request=refuse) as url:
+            with pytest.raises(LiveConnectionClosed) as refused:
+                await connector(url).connect(SessionConfig(model="m"))
+            errors.append(str(refused.value))
+        with pytest.raises(LiveConnectionClosed) as unreachable:
+            await connector(url).connect(SessionConfig(model="m"))  # that server is gone
+        errors.append(str(unreachable.value))
+        with pytest.raises(LiveConnectionClosed) as invalid:
+            await connector("ws://127.0.0.1:99999/ws").connect(SessionConfig(model="m"))
+        errors.append(str(invalid.value))
+    assert "timed out after 0.2 s waiting for setupComplete from ws://127.0.0.1:" in errors[0]
+    assert errors[1].endswith("/ws refused the WebSocket upgrade: HTTP 403 no")
+    assert errors[2].startswith("cannot connect to ws://127.0.0.1:")
+    assert errors[3] == "ws://127.0.0.1:99999/ws is not a valid WebSocket URL" or (
+        errors[3].startswith("cannot connect to ws://127.0.0.1:99999/ws")
+    )
+    for text in [*errors, *(json.dumps(entry, default=str) for entry in logs)]:
+        assert "sekrit" not in text, text
+
+
 # --------------------------------------------------------------------------- session IO
 
 

@@ -19,28 +19,40 @@ from tests.tools.harness import CALL_SID, CALLER, script, tool_gateway
 REPO = Path(__file__).parent.parent.parent
 AGENTS = REPO / "agents"
 ACME = AGENTS / "acme-support"
+OWNERS = {
+    "A1001": CALLER, "A1002": "+15551230001", "A1003": "+15551230002", "A1004": "+15551230003",
+}  # fmt: skip
+"""Who placed each seeded order (seed.sql): only a call from that number hears about it."""
 
 
 def acme_tool(name: str) -> Any:
     return load_agents(AGENTS).agents["acme-support"].toolset.get(name)
 
 
-def context(data_dir: Path) -> ToolContext:
+def context(data_dir: Path, caller: str = CALLER) -> ToolContext:
     return ToolContext(
-        call_sid=CALL_SID, agent="acme-support", from_number=CALLER, data_dir=data_dir
+        call_sid=CALL_SID, agent="acme-support", from_number=caller, data_dir=data_dir
     )
 
 
-async def answer(name: str, data_dir: Path, **args: Any) -> ToolResult:
+async def answer(name: str, data_dir: Path, caller: str = CALLER, **args: Any) -> ToolResult:
     tool = acme_tool(name)
     assert tool is not None
-    result = await tool.invoke(args, context(data_dir))
+    result = await tool.invoke(args, context(data_dir, caller))
     assert isinstance(result, ToolResult) and result.message  # every answer explains itself
     return result
 
 
-async def invoke(name: str, data_dir: Path, **args: Any) -> Any:
-    return (await answer(name, data_dir, **args)).result
+async def invoke(name: str, data_dir: Path, caller: str = CALLER, **args: Any) -> Any:
+    return (await answer(name, data_dir, caller, **args)).result
+
+
+def not_found(order_id: str) -> str:
+    return (
+        f"There is no order {order_id} for the phone number this call comes from. Do not guess "
+        "its details: ask the caller to check the number, or offer a ticket. Order numbers "
+        "look like A1001."
+    )
 
 
 def test_the_agent_declares_its_tools_and_routes_by_its_line() -> None:
@@ -82,10 +94,7 @@ async def test_an_unknown_order_is_reported_not_invented(tmp_path: Path) -> None
     with pytest.raises(ToolError) as caught:
         await invoke("lookup_order", tmp_path, order_id="z-9999")
     assert (caught.value.status, caught.value.retryable) == ("not_found", False)
-    assert str(caught.value) == (
-        "There is no order Z9999. Do not guess its details: ask the caller to check the "
-        "number, or offer a ticket. Order numbers look like A1001."
-    )
+    assert str(caught.value) == not_found("Z9999")
     with pytest.raises(ToolError, match="is not an order number") as nonsense:
         await invoke("lookup_order", tmp_path, order_id="--")
     assert nonsense.value.status == "invalid_argument"
@@ -93,11 +102,49 @@ async def test_an_unknown_order_is_reported_not_invented(tmp_path: Path) -> None
 
 async def test_other_orders_say_what_the_caller_should_hear(tmp_path: Path) -> None:
     said = {
-        order_id: (await answer("lookup_order", tmp_path, order_id=order_id)).message
-        for order_id in ("A1002", "A1003", "A1004")
+        order_id: (await answer("lookup_order", tmp_path, owner, order_id=order_id)).message
+        for order_id, owner in OWNERS.items()
     }
     assert said["A1002"] is not None and "is being prepared" in said["A1002"]
     assert all(message and message.startswith("Order A100") for message in said.values())
+
+
+async def test_an_order_is_revealed_only_to_the_number_it_belongs_to(tmp_path: Path) -> None:
+    """Someone else's order answers exactly like an order that does not exist (no oracle)."""
+    for order_id, owner in OWNERS.items():
+        for caller in {*OWNERS.values(), "", "anonymous"} - {owner}:
+            with pytest.raises(ToolError) as caught:
+                await invoke("lookup_order", tmp_path, caller, order_id=order_id.lower())
+            assert (caught.value.status, str(caught.value)) == ("not_found", not_found(order_id))
+        with pytest.raises(ToolError) as ticket:
+            await invoke("create_ticket", tmp_path, "+15559990000", summary="Where is it?",
+                         order_id=order_id)  # fmt: skip
+        assert ticket.value.status == "not_found"
+        assert str(ticket.value).startswith(f"There is no order {order_id} for the phone number")
+    with sqlite3.connect(tmp_path / "acme.db") as db:
+        assert db.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+
+
+async def test_a_database_from_before_phone_numbers_is_upgraded(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "acme.db") as db:  # schema 1: orders had no phone
+        db.executescript(
+            "CREATE TABLE orders (id TEXT PRIMARY KEY, customer TEXT NOT NULL, status TEXT NOT "
+            "NULL, placed_on TEXT NOT NULL, eta TEXT, carrier TEXT, tracking_number TEXT);"
+            "INSERT INTO orders VALUES ('A1001', 'Jordan Lee', 'shipped', '2026-11-20', "
+            "'2026-11-28', 'UPS', '1Z999AA10123456784');"
+            "INSERT INTO orders VALUES ('B7', 'Someone', 'shipped', '2026-11-01', NULL, NULL, "
+            "NULL);"
+            "PRAGMA user_version = 1;"
+        )
+    db.close()
+    found = await invoke("lookup_order", tmp_path, order_id="A1001")
+    assert found["status"] == "shipped"
+    with pytest.raises(ToolError, match="There is no order B7 for the phone number"):
+        await invoke("lookup_order", tmp_path, order_id="B7")  # kept, but nobody's
+    with sqlite3.connect(tmp_path / "acme.db") as db:
+        assert db.execute("SELECT phone FROM orders WHERE id = 'B7'").fetchone() == (None,)
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()
 
 
 async def test_create_ticket_persists_and_returns_a_number(tmp_path: Path) -> None:
@@ -128,7 +175,8 @@ async def test_create_ticket_persists_and_returns_a_number(tmp_path: Path) -> No
 
 
 async def test_create_ticket_refuses_an_unknown_order_and_writes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(ToolError, match=r"There is no order Q1\. No ticket was opened") as caught:
+    refused = r"There is no order Q1 for the phone number this call comes from\. No ticket was"
+    with pytest.raises(ToolError, match=refused) as caught:
         await invoke("create_ticket", tmp_path, summary="Where is my parcel?", order_id="Q1")
     assert caught.value.status == "not_found"
     with pytest.raises(ToolError, match="The summary is too short") as short:
@@ -140,7 +188,7 @@ async def test_create_ticket_refuses_an_unknown_order_and_writes_nothing(tmp_pat
 
 async def test_first_use_by_concurrent_calls_seeds_the_database_once(tmp_path: Path) -> None:
     orders = await asyncio.gather(
-        *(invoke("lookup_order", tmp_path, order_id="A1002") for _ in range(8))
+        *(invoke("lookup_order", tmp_path, OWNERS["A1002"], order_id="A1002") for _ in range(8))
     )
     assert {o["status"] for o in orders} == {"processing"}
     with sqlite3.connect(tmp_path / "acme.db") as db:
@@ -233,20 +281,20 @@ async def test_transfer_to_human_dials_the_support_team(tmp_path: Path) -> None:
     assert transfer.form == {"Twiml": "<Response><Dial>+15550100199</Dial></Response>"}
 
 
-async def test_an_unknown_order_reaches_the_model_as_not_found(tmp_path: Path) -> None:
-    turns = script(("lookup_order", {"order_id": "A9999"}), after_tool="Let me check that.")
+@pytest.mark.parametrize("order_id", ["A9999", "A1002"])  # none, and another customer's
+async def test_an_order_not_of_this_caller_reaches_the_model_as_not_found(
+    tmp_path: Path, order_id: str
+) -> None:
+    turns = script(("lookup_order", {"order_id": order_id}), after_tool="Let me check that.")
     async with tool_gateway(AGENTS, turns, data_dir=tmp_path / "data") as gw:
-        async with gw.call(to="+15550100100") as phone:
+        async with gw.call(to="+15550100100") as phone:  # from CALLER, who owns A1001 only
             await phone.until("mark")  # the greeting
             await phone.send(phone.twilio.dtmf("1"))
             await gw.emulator.wait_tool_responses(1)
             await phone.send(phone.twilio.stop())
             await phone.rest()
     [answer] = [r.response for r in gw.emulator.tool_responses]
-    message = (
-        "There is no order A9999. Do not guess its details: ask the caller to check the "
-        "number, or offer a ticket. Order numbers look like A1001."
-    )
+    message = not_found(order_id)
     assert answer == {
         "status": "not_found",
         "retryable": False,

@@ -244,6 +244,32 @@ async def test_every_failure_becomes_an_error_response_with_its_outcome() -> Non
         assert isinstance(body["retryable"], bool) and body["message"] and body["status"]
 
 
+async def test_arguments_too_large_for_the_tool_are_answered_and_never_reach_it() -> None:
+    """A 400-digit integer used to raise OverflowError in validation: no answer, ever."""
+    ran: list[Mapping[str, Any]] = []
+
+    async def records(args: Mapping[str, Any], context: ToolContext) -> Any:
+        ran.append(args)
+        return "ran"
+
+    run, rec = runner(tool("f", records))
+    calls = {"huge": {"n": 10**400}, "int64": {"n": 2**63}, "long": {"n": 1, "pad": "x" * 20_000}}
+    for call_id, args in calls.items():
+        run.start(FunctionCall(call_id, "f", args))
+    await run.wait_idle()  # every call's task has ended, however it ended
+    answers = {r.id: r.response for r in rec.responses}
+    assert sorted(answers) == sorted(calls) and ran == []
+    assert {a["status"] for a in answers.values()} == {"invalid_argument"}
+    assert answers["int64"]["error"] == (
+        "invalid arguments: n: 9223372036854775808 is out of range for a whole number "
+        "(-9223372036854775808 to 9223372036854775807)"
+    )
+    assert answers["long"]["error"] == (
+        "invalid arguments: arguments: 20016 bytes of JSON, at most 16384 are accepted"
+    )
+    assert all(len(a["message"]) < 400 for a in answers.values())
+
+
 @pytest.mark.parametrize(
     ("profile", "behavior", "scheduling", "expected"),
     [

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from gateway.tools.schema import SchemaError, check_parameters_schema, validate_args
+from gateway.tools.schema import (
+    MAX_ARGS_JSON_BYTES,
+    MAX_STRING_CHARS,
+    SchemaError,
+    check_parameters_schema,
+    validate_args,
+)
 
 ORDER = {
     "type": "OBJECT",
@@ -81,3 +87,63 @@ def test_any_of() -> None:
     validate_args(schema, {"v": 3})
     with pytest.raises(SchemaError, match="v: matches none of the allowed forms"):
         validate_args(schema, {"v": [1]})
+
+
+# --------------------------------------------------------------------------- limits
+
+
+NOTE = check_parameters_schema(
+    {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "short": {"type": "string", "maxLength": 5},
+            "long": {"type": "string", "maxLength": 10_000},
+            "n": {"type": "integer"},
+            "capped": {"type": "integer", "maximum": 10},
+            "x": {"type": "number"},
+            "items": {"type": "array"},
+        },
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"text": "a" * (MAX_STRING_CHARS + 1)},
+         f"text: allows at most {MAX_STRING_CHARS} characters, has {MAX_STRING_CHARS + 1}"),
+        ({"short": "abcdef"}, "short: allows at most 5 characters, has 6"),
+        ({"long": "a" * 9_000, "text": "b" * 9_000},
+         f"arguments: 18021 bytes of JSON, at most {MAX_ARGS_JSON_BYTES} are accepted"),
+        ({"items": list(range(10_000))}, "arguments: 48901 bytes of JSON, at most"),
+        ({"n": 2**63}, "n: 9223372036854775808 is out of range for a whole number"),
+        ({"n": -(2**63) - 1}, "n: -9223372036854775809 is out of range"),
+        ({"n": 10**400}, r"n: 1000000000.*… \(401 chars\) is out of range for a whole number"),
+        ({"n": 1e300}, r"n: 1e\+300 is out of range for a whole number"),
+        ({"x": 10**300}, "x: 1000000000.* is out of range for a whole number"),
+        ({"capped": 11}, "capped: must be <= 10, not 11"),
+        ({"capped": 10**30}, "capped: 1000000000000000000000000000000 is out of range"),
+        ({"n": "9" * 500}, r"n: expected integer, got string '99999.*… \(502 chars\)$"),
+        ({"z" * 1000: 1}, r"^zzzz.*… \(1000 chars\): unknown argument$"),
+    ],
+)  # fmt: skip
+def test_oversized_arguments_are_refused_before_the_tool_sees_them(
+    args: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SchemaError, match=message) as caught:
+        validate_args(NOTE, args)
+    assert len(str(caught.value)) < 200  # what the model (and the log) is told stays short
+
+
+def test_arguments_at_the_limits_pass() -> None:
+    validate_args(NOTE, {"text": "a" * MAX_STRING_CHARS, "long": "b" * 10_000})
+    validate_args(NOTE, {"n": 2**63 - 1, "capped": -(2**63), "x": 1.5e300})
+    validate_args(NOTE, {"n": 3.0})  # a whole float is still an integer
+
+
+def test_a_huge_bound_in_a_schema_is_accepted_not_a_crash() -> None:
+    schema = check_parameters_schema(
+        {"type": "object", "properties": {"n": {"type": "integer", "maximum": 10**400}}}
+    )
+    validate_args(schema, {"n": 5})
