@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -45,6 +45,7 @@ from gateway.live.protocol import (
     build_text_turn,
     build_tool_response,
 )
+from gateway.observability import clip
 from gateway.prompts import APOLOGY, load_prompt_mulaw, prompt_duration_s
 from gateway.telephony.base import (
     Connected,
@@ -61,18 +62,33 @@ from gateway.telephony.transcript import TranscriptRole, build_transcript, wants
 from gateway.telephony.twilio_rest import TwilioRest
 from gateway.tools import ToolContext, ToolRunner
 
+if TYPE_CHECKING:
+    from gateway.security import AudioBudget
+
 log = structlog.get_logger("gateway.call")
 
-START_TIMEOUT_S = 10.0
-"""How long a fresh stream may take to send `start` before we give up on it."""
+START_TIMEOUT_S = 3.0
+"""How long a fresh stream may take to send `start` before we give up on it (Twilio sends
+`connected` and `start` at once; a stream that waits holds a call slot). START_TIMEOUT_S."""
+CARRIER_IDLE_TIMEOUT_S = 10.0
+"""A started stream without media for this long has lost its caller (Twilio sends a frame
+every 20 ms, silence included). CARRIER_IDLE_TIMEOUT_S; 0 disables."""
 PROMPT_MARK = "prompt-apology"
 """The mark sent after the apology prompt; its echo means the caller heard it."""
 PROMPT_FRAME_BYTES = 160
 """Prompt audio goes out in 20 ms μ-law frames, like agent audio."""
 PROMPT_ECHO_MARGIN_S = 10.0
 """How long past the prompt's own length we wait for its mark echo before hanging up."""
-MAX_BUFFERED_CALLER_FRAMES = 500
-"""Caller audio kept while Live is still connecting (500 × 20 ms = 10 s); oldest dropped first."""
+MAX_BUFFERED_CALLER_AUDIO_S = 10.0
+"""Caller audio kept while Live is still connecting, by duration whatever the framing; oldest
+dropped first."""
+MAX_BUFFERED_DTMF = 32
+"""Keys kept while Live is still connecting; later ones are dropped."""
+MAX_LOGGED_ERROR_CHARS = 300
+"""A malformed frame's error (which quotes the frame, cut short) in logs and recordings."""
+MALFORMED_LOG_FIRST = 10
+"""Malformed frames logged one by one; after these, every MALFORMED_LOG_EVERY-th."""
+MALFORMED_LOG_EVERY = 100
 
 
 class CallerTransport(Protocol):
@@ -110,6 +126,8 @@ class EndReason(StrEnum):
     LIVE_FAILED = "live_failed"
     GATEWAY_SHUTDOWN = "gateway_shutdown"
     INTERNAL_ERROR = "internal_error"
+    CALLER_AUDIO_FLOOD = "caller_audio_flood"
+    """The caller sent audio faster than real time for too long (security.AudioBudget)."""
     # The gateway ended the call on purpose (gateway.call_control.EndCause):
     AGENT_ENDED = "agent_ended"
     END_PHRASE = "end_phrase"
@@ -132,6 +150,8 @@ class CallStats:
     tool_calls: int = 0
     dtmf_digits: int = 0
     caller_frames_dropped_while_connecting: int = 0
+    caller_frames_dropped_over_real_time: int = 0
+    """Caller frames whose audio ran ahead of real time past the burst (security.AudioBudget)."""
     live_reconnects: int = 0
     """Live sessions that dropped and were replaced mid-call (see `Call.note_live_reconnect`)."""
 
@@ -154,8 +174,19 @@ class Call:
         observers: Sequence[CallObserver] = (),
         carrier_rest: TwilioRest | None = None,
         data_dir: Path = Path("data"),
+        audio_budget: AudioBudget | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+        carrier_idle_timeout_s: float = CARRIER_IDLE_TIMEOUT_S,
     ) -> None:
+        self._start_timeout_s = start_timeout_s
+        self._carrier_idle_timeout_s = carrier_idle_timeout_s
+        """0: no limit. Checked from one rescheduled timer, never per frame."""
+        self._last_media_at = 0.0
+        """Loop time of the last media frame (or of `start`)."""
+        self._carrier_idle_handle: asyncio.TimerHandle | None = None
         self._carrier_rest = carrier_rest
+        self._audio_budget = audio_budget
+        """Caller audio beyond real time is dropped before Live (None: no limit)."""
         """Hangs up / transfers through the carrier's REST API (None: just close the stream)."""
         self._data_dir = data_dir
         """Agents' writable state lives in `data_dir/<agent name>/` (given to tools)."""
@@ -178,7 +209,9 @@ class Call:
         """Frames for the caller, oldest first, each with `True` if it is audio."""
         self._outbound_ready = asyncio.Event()
         self._pending_marks: set[str] = set()
-        self._buffered_caller_audio: deque[bytes] = deque(maxlen=MAX_BUFFERED_CALLER_FRAMES)
+        self._buffered_caller_audio: deque[bytes] = deque()
+        self._buffered_caller_bytes = 0
+        self._max_buffered_caller_bytes = int(MAX_BUFFERED_CALLER_AUDIO_S * live_input_rate_hz) * 2
 
         self._live: LiveSessionLike | None = None
         self._live_ready = False
@@ -256,6 +289,7 @@ class Call:
             live_reconnects=stats.live_reconnects,
             dtmf_digits=stats.dtmf_digits,
             caller_frames_dropped_while_connecting=stats.caller_frames_dropped_while_connecting,
+            caller_frames_dropped_over_real_time=stats.caller_frames_dropped_over_real_time,
         )
         self.events.call_ended(self._end_reason, stats)
         return self._end_reason
@@ -263,7 +297,7 @@ class Call:
     async def _await_start(self) -> StreamStart | None:
         """Read frames until `start`; a stream that never starts is dropped after a timeout."""
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
+            async with asyncio.timeout(self._start_timeout_s):
                 while True:
                     frame = await self._transport.receive()
                     if frame is None:
@@ -277,7 +311,7 @@ class Call:
                     if event is not None and not isinstance(event, Connected):
                         self.log.warning("event_before_start", kind=type(event).__name__)
         except TimeoutError:
-            self.log.warning("no_start_event", timeout_s=START_TIMEOUT_S)
+            self.log.warning("no_start_event", timeout_s=self._start_timeout_s)
             return None
 
     def _begin(self, start: StreamStart) -> None:
@@ -293,8 +327,8 @@ class Call:
         self._transcript_to_caller = wants_transcript(params)
         self.log.info(
             "call_started",
-            caller=params.get("from"),
-            line=params.get("to"),
+            caller=clip(params.get("from")),
+            line=clip(params.get("to")),
             encoding=start.encoding,
             sample_rate_hz=start.sample_rate_hz,
             model=self.session.model,
@@ -351,15 +385,57 @@ class Call:
     # ------------------------------------------------------------------ caller → Live
 
     def _parse(self, frame: str | bytes) -> object | None:
+        """The frame's event, or None for a malformed one: it broke the protocol, or is of a
+        kind Twilio never sends (it sends six)."""
         try:
-            return self._codec.parse(frame)
+            event = self._codec.parse(frame)
         except TelephonyProtocolError as exc:
-            self.stats.malformed_frames += 1
-            self.log.warning("malformed_caller_frame", error=str(exc))
-            self.events.error("malformed_caller_frame", str(exc))
+            self._malformed(str(exc))
             return None
+        if isinstance(event, UnknownEvent):
+            self._malformed(f"event {clip(event.event, 60)!r} is not a media-stream event")
+            return None
+        return event
+
+    def _malformed(self, error: str) -> None:
+        """Count a malformed frame; logged clipped, the first few and then now and then."""
+        error = clip(error, MAX_LOGGED_ERROR_CHARS)
+        stats = self.stats
+        stats.malformed_frames += 1
+        count = stats.malformed_frames
+        if count <= MALFORMED_LOG_FIRST or count % MALFORMED_LOG_EVERY == 0:
+            self.log.warning("malformed_caller_frame", error=error, malformed_frames=count)
+        self.events.error("malformed_caller_frame", error)
 
     async def _caller_pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_media_at = loop.time()
+        if self._carrier_idle_timeout_s > 0:
+            self._carrier_idle_handle = loop.call_later(
+                self._carrier_idle_timeout_s, self._check_carrier_idle
+            )
+        try:
+            await self._pump_caller_frames(loop)
+        finally:
+            if self._carrier_idle_handle is not None:
+                self._carrier_idle_handle.cancel()
+                self._carrier_idle_handle = None
+
+    def _check_carrier_idle(self) -> None:
+        """The carrier-idle timer: end the call if no media came for the timeout, else look
+        again when it would expire (one handle per call, not one per frame)."""
+        loop = asyncio.get_running_loop()
+        quiet_s = loop.time() - self._last_media_at
+        timeout_s = self._carrier_idle_timeout_s
+        if quiet_s < timeout_s:
+            handle = loop.call_later(timeout_s - quiet_s, self._check_carrier_idle)
+            self._carrier_idle_handle = handle
+            return
+        self._carrier_idle_handle = None
+        self.log.warning("caller_disconnected", reason="carrier_idle", quiet_s=round(quiet_s, 1))
+        self._end(EndReason.CALLER_DISCONNECTED)
+
+    async def _pump_caller_frames(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             frame = await self._transport.receive()
             if frame is None:
@@ -368,7 +444,10 @@ class Call:
             self.events.carrier_in(frame)
             event = self._parse(frame)
             if isinstance(event, MediaFrame):
+                self._last_media_at = loop.time()
                 await self._on_caller_audio(event)
+                if self._ended.is_set():  # a flood ends the call now, unread frames and all
+                    return
             elif isinstance(event, MarkEcho):
                 self._on_mark_echo(event.name)
             elif isinstance(event, Dtmf):
@@ -377,8 +456,6 @@ class Call:
                 self.log.info("caller_hung_up")
                 self._end(EndReason.CALLER_HUNG_UP)
                 return
-            elif isinstance(event, UnknownEvent):
-                self.log.info("unknown_caller_event", kind=event.event)
             elif isinstance(event, StreamStart | Connected):
                 self.log.warning("unexpected_caller_event", kind=type(event).__name__)
 
@@ -386,15 +463,38 @@ class Call:
         if frame.track not in ("inbound", "inbound_track", ""):
             return
         self.stats.caller_frames += 1
+        budget = self._audio_budget
+        if budget is not None and not budget.take(len(frame.payload)):  # 8 kHz μ-law samples
+            self._over_real_time(budget)
+            return
         pcm16 = self._decoder.decode(frame.payload)
         live = self._live
         if live is not None and self._live_ready:
             self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
             return
-        if len(self._buffered_caller_audio) == self._buffered_caller_audio.maxlen:
+        buffered = self._buffered_caller_audio
+        buffered.append(pcm16)
+        self._buffered_caller_bytes += len(pcm16)
+        while self._buffered_caller_bytes > self._max_buffered_caller_bytes:
+            self._buffered_caller_bytes -= len(buffered.popleft())
             self.stats.caller_frames_dropped_while_connecting += 1
-        self._buffered_caller_audio.append(pcm16)
+
+    def _over_real_time(self, budget: AudioBudget) -> None:
+        """A frame of audio ahead of real time was dropped; a sustained excess ends the call."""
+        self.stats.caller_frames_dropped_over_real_time += 1
+        if budget.flooding:
+            if not self._ended.is_set():
+                self.log.warning(
+                    "caller_audio_flood_ended_call", dropped_s=round(budget.dropped_s, 3)
+                )
+            self._end(EndReason.CALLER_AUDIO_FLOOD)
+        elif budget.log_due:
+            self.log.warning(
+                "caller_audio_dropped",
+                frames_dropped=budget.chunks_dropped,
+                dropped_s=round(budget.dropped_s, 3),
+            )
 
     async def _on_dtmf(self, digit: str) -> None:
         """Keypresses reach the model as text, so menus ("press 1 for…") work.
@@ -407,7 +507,7 @@ class Call:
             self.control.caller_active()
         if self._live is not None and self._live_ready:
             await self._send_text(dtmf_text(digit))
-        else:
+        elif len(self._buffered_dtmf) < MAX_BUFFERED_DTMF:
             self._buffered_dtmf.append(digit)
 
     def _on_mark_echo(self, name: str) -> None:
@@ -525,6 +625,7 @@ class Call:
         """Send audio heard while connecting, in order, then switch to direct sending."""
         while self._buffered_caller_audio:
             pcm16 = self._buffered_caller_audio.popleft()
+            self._buffered_caller_bytes -= len(pcm16)
             self.events.live_audio_out(pcm16, self._live_input_rate_hz)
             await live.send_audio(pcm16, self._live_input_rate_hz)
         while self._buffered_dtmf:

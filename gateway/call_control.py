@@ -22,6 +22,13 @@ Extended-thinking models report `interactionStatus`: while it is IN_PROGRESS the
 still working in the background (and may have spoken only a filler), so no idle reminder or
 idle hang-up fires, a completed turn is not taken for the goodbye, and the end grace waits
 (bounded by `BACKGROUND_GRACE_S`) — the end-of-call wait holds until it says IDLE.
+
+A silent caller is always ended by `idle_timeout_s`: idle time counts from the last Live
+message or mark echo, or from when the agent's audio has played (its length, counted as it
+arrives) if later — never from marks the carrier does not echo. Only the caller's own doing
+resets the reminders: a key press, or speech Live transcribed. A bare `interrupted` is not
+proof (our own reminder can interrupt the model), except on sessions without input
+transcription, where it counts unless one of our prompts may have caused it.
 """
 
 from __future__ import annotations
@@ -144,6 +151,11 @@ class CallSupervisor:
         self._turn_audio = False
         self._turn_barged_in = False
         self._last_activity = time.monotonic()
+        self._played_until = 0.0
+        """When the agent audio queued so far has played (monotonic s), if it plays at once."""
+        self._prompted = False
+        """One of our prompts went to Live since the last completed turn: an `interrupted`
+        now may be its doing, not the caller's."""
         self._reminders_sent = 0
         self._unplayed_marks: dict[str, None] = {}
         """Marks of turns queued for the caller and not yet echoed, oldest first."""
@@ -226,7 +238,10 @@ class CallSupervisor:
 
     def live_message(self, message: ServerMessage) -> None:
         """Every Live message (before its `turnComplete` is handled): activity, end phrases."""
-        self._last_activity = time.monotonic()
+        now = self._last_activity = time.monotonic()
+        if message.audio:
+            audio_s = sum(len(chunk) for chunk in message.audio) / 2 / message.audio_rate_hz
+            self._played_until = max(self._played_until, now) + audio_s
         if message.interaction_status is not None:
             self._background_work = message.interaction_status == IN_PROGRESS
         if message.audio or message.output_transcription or message.tool_calls:
@@ -265,6 +280,7 @@ class CallSupervisor:
         self._turn_barged_in = False
         self._last_activity = time.monotonic()
         self._model_in_turn = False
+        self._prompted = False
         if mark is not None:
             self._unplayed_marks[mark] = None
         pending = self._pending
@@ -286,16 +302,24 @@ class CallSupervisor:
         """Twilio echoed `name`: the caller has heard that turn to its end."""
         self._unplayed_marks.pop(name, None)
         self._last_activity = time.monotonic()
+        if not self._unplayed_marks and not self._turn_audio:  # all queued audio was heard
+            self._played_until = min(self._played_until, self._last_activity)
         pending = self._pending
         if pending is not None and pending.mark == name:
             self._finish()
 
     def barged_in(self) -> None:
-        """The caller talked over the agent: queued audio and its marks are gone."""
+        """Live interrupted the agent (`interrupted`): queued audio and its marks are gone.
+
+        Caller activity only without input transcription and none of our prompts in flight;
+        with transcription, the caller's speech shows as such (`live_message`).
+        """
         self._unplayed_marks.clear()
         self._turn_barged_in = True
         self._turn_audio = False
-        self.caller_active()
+        self._played_until = time.monotonic()
+        if not self._agent.transcription.input and not self._prompted:
+            self.caller_active()
         if self._pending is not None and not self._finishing:
             self._pending.mark = None  # wait for the next completed turn
 
@@ -330,20 +354,22 @@ class CallSupervisor:
         timeout_s = self._agent.idle_timeout_s
         if timeout_s is None or self._pending is not None:
             return
-        if self._background_work:  # the model is working on the caller's request
-            self._arm("idle", timeout_s, self._on_idle_timer)
+        # Idle since the last thing that happened, or since the agent's audio has played:
+        # unechoed marks delay the timer by no more than the audio they stand for.
+        idle_s = time.monotonic() - max(self._last_activity, self._played_until)
+        if self._background_work and idle_s < timeout_s + BACKGROUND_GRACE_S:
+            self._arm("idle", timeout_s, self._on_idle_timer)  # working on the caller's request
             return
-        idle_s = time.monotonic() - self._last_activity
         if idle_s < timeout_s:  # something happened since: look again when it would expire
             self._arm("idle", timeout_s - idle_s, self._on_idle_timer)
             return
-        if self._unplayed_marks or self._turn_audio:  # the agent is still being heard
-            self._arm("idle", timeout_s, self._on_idle_timer)
-            return
+        if self._unplayed_marks:
+            self._log.info("idle_despite_unechoed_marks", marks=len(self._unplayed_marks))
         if self._reminders_sent == 0:
             self._reminders_sent += 1
             self._last_activity = time.monotonic()
             self._log.info("idle_reminder", idle_s=round(idle_s, 1))
+            self._prompted = True
             self._spawn(self._hooks.send_prompt(self._agent.idle_reminder))
             self._arm("idle", timeout_s, self._on_idle_timer)
             return
@@ -384,6 +410,7 @@ class CallSupervisor:
         self._pending = pending
         self._arm("grace", END_GRACE_S, self._on_grace_expired)
         if prompt is not None:
+            self._prompted = True
             self._spawn(self._prompt_then_arm(prompt, pending))
 
     async def _prompt_then_arm(self, prompt: str, pending: _PendingEnd) -> None:
@@ -430,6 +457,7 @@ class CallSupervisor:
         self._hooks.claim_end(None)
         self._pending = None
         self._finishing = False
+        self._prompted = True
         await self._hooks.send_prompt(TRANSFER_FAILED_PROMPT)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -28,6 +28,7 @@ from gateway.call_events import CallObserver
 from gateway.live.protocol import FunctionResponse, ServerMessage
 
 __all__ = [
+    "DROP_AUDIO_RATE_LIMITED",
     "DROP_BARGE_IN",
     "DROP_CALLER_BUFFER_FULL",
     "DROP_MALFORMED",
@@ -59,6 +60,9 @@ DROP_CALLER_BUFFER_FULL: Final = "caller_buffer_full"
 """Caller frames dropped because Live took too long to connect (buffer overflow)."""
 DROP_RATE_LIMITED: Final = "rate_limited"
 """Carrier frames over the per-call rate limit (MAX_CARRIER_FRAMES_PER_S), dropped unread."""
+DROP_AUDIO_RATE_LIMITED: Final = "audio_rate_limited"
+"""Caller frames whose audio ran ahead of real time past the burst, dropped before Live
+(security.AudioBudget)."""
 
 
 class GatewayMetrics:
@@ -110,7 +114,13 @@ class GatewayMetrics:
         )
         for reason in EndReason:
             self.calls.labels(outcome=reason.value)
-        for drop in (DROP_BARGE_IN, DROP_MALFORMED, DROP_CALLER_BUFFER_FULL, DROP_RATE_LIMITED):
+        for drop in (
+            DROP_BARGE_IN,
+            DROP_MALFORMED,
+            DROP_CALLER_BUFFER_FULL,
+            DROP_RATE_LIMITED,
+            DROP_AUDIO_RATE_LIMITED,
+        ):
             self.frames_dropped.labels(reason=drop)
 
     def observer(self, clock: Callable[[], float] = time.monotonic) -> CallMetrics:
@@ -187,6 +197,10 @@ class CallMetrics(CallObserver):
         if stats.caller_frames_dropped_while_connecting:
             metrics.frames_dropped.labels(reason=DROP_CALLER_BUFFER_FULL).inc(
                 stats.caller_frames_dropped_while_connecting
+            )
+        if stats.caller_frames_dropped_over_real_time:
+            metrics.frames_dropped.labels(reason=DROP_AUDIO_RATE_LIMITED).inc(
+                stats.caller_frames_dropped_over_real_time
             )
 
 

@@ -37,10 +37,12 @@ def clip(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
     unprintable characters escaped. For every string a caller chose; None passes through."""
     if text is None:
         return None
-    cut = text if len(text) <= limit else text[:limit]
+    cut = text[:limit]
     if not cut.isprintable():
-        cut = cut.encode("unicode_escape").decode("ascii")[:limit]
-    return cut if len(text) <= limit and cut == text else f"{cut}… ({len(text)} chars)"
+        cut = cut.encode("unicode_escape").decode("ascii")
+    if len(text) <= limit and len(cut) <= limit:
+        return cut
+    return f"{cut[:limit]}… ({len(text)} chars)"
 
 
 class _CurrentStderr:

@@ -3,6 +3,8 @@
 A `CallObserver` (one per call) collects what the summary needs while the call runs; when the
 call ends it hands the JSON to a background task and returns at once, so a slow or broken
 receiver never delays a call. Failures are logged with the call's id; there is no retry.
+Redirects are not followed (a 3xx is logged as a failure), so the transcript and its signature
+reach the configured URL and no other; a failing receiver's reply is read only for the log line.
 
 Body (JSON): `call_sid`, `stream_sid`, `agent`, `from`, `to`, `started_at` / `ended_at`
 (ISO 8601 UTC), `duration_s`, `end_reason`, `transcript` ([{role, text}], caller/agent turns in
@@ -26,6 +28,7 @@ from gateway.call_events import CallObserver
 from gateway.live.protocol import FunctionCall, FunctionResponse
 from gateway.tools.signing import signature_headers
 from gateway.tools.spec import WebhookConfig
+from gateway.url_redaction import redact_url
 
 if TYPE_CHECKING:
     from gateway.call import Call, CallStats, EndReason
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["PostCallWebhook", "merge_transcript", "pending_deliveries", "wait_for_deliveries"]
 
 log = structlog.get_logger("gateway.post_call")
+
+MAX_ERROR_DETAIL_BYTES = 200
+"""How much of a failing receiver's reply is read, for the log."""
 
 _DELIVERIES: set[asyncio.Task[None]] = set()
 """Deliveries in flight (strong references, so they are not garbage-collected mid-flight)."""
@@ -123,7 +129,7 @@ class PostCallWebhook(CallObserver):
             "turns": stats.turns,
         }
         body = json.dumps(summary, ensure_ascii=False, default=str).encode()
-        bound = log.bind(call_sid=call.start.call_sid, url=config.url)
+        bound = log.bind(call_sid=call.start.call_sid, url=redact_url(config.url))
         task = asyncio.get_running_loop().create_task(_deliver(config, body, bound))
         _DELIVERIES.add(task)
         task.add_done_callback(_DELIVERIES.discard)
@@ -142,10 +148,20 @@ async def _deliver(config: WebhookConfig, body: bytes, bound: Any) -> None:
         timeout = aiohttp.ClientTimeout(total=config.timeout_s)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(config.url, data=body, headers=headers) as response,
+            session.post(config.url, data=body, headers=headers, allow_redirects=False) as response,
         ):
+            if 300 <= response.status < 400:  # never resend the transcript and signature
+                location = redact_url(response.headers.get("Location", ""))
+                bound.error(
+                    "post_call_webhook_failed",
+                    status=response.status,
+                    detail="redirects are not followed",
+                    location=location,
+                )
+                return
             if response.status >= 400:
-                detail = (await response.text(errors="replace"))[:200]
+                shown = await response.content.read(MAX_ERROR_DETAIL_BYTES)
+                detail = shown.decode("utf-8", errors="replace")
                 bound.error("post_call_webhook_failed", status=response.status, detail=detail)
                 return
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -10,6 +10,11 @@ call's hot path, so they only append to a bounded in-memory queue; a writer task
 to a worker thread, which serialises and writes them. A full queue (the disk cannot keep up) or
 a write error (full disk, permissions) stops the recording of that call with one log line; the
 call never notices.
+
+What a caller sends is bounded before it reaches the disk: a call's files stop growing at
+`MAX_RECORDING_BYTES_PER_CALL` (the recording then ends with `recording_stopped`, still
+readable and replayable), and junk frames — malformed, or of a kind Twilio never sends — are
+kept as their first JUNK_FRAME_CHARS with their length (`truncated_from`), not in full.
 """
 
 from __future__ import annotations
@@ -43,14 +48,22 @@ from gateway.recording_format import (
     server_message_to_wire,
 )
 from gateway.recording_transcript import TranscriptBuilder
-from gateway.telephony.base import Dtmf, MediaFrame, StreamStop, TelephonyProtocolError
-from gateway.telephony.twilio import parse_event
+from gateway.telephony.base import (
+    Dtmf,
+    MediaFrame,
+    StreamStop,
+    TelephonyProtocolError,
+    UnknownEvent,
+)
+from gateway.telephony.twilio import MAX_FRAME_CHARS, MAX_STREAMING_FRAME_CHARS, parse_event
 
 if TYPE_CHECKING:
     from gateway.call import Call, CallStats, EndReason
     from gateway.settings import Settings
 
 __all__ = [
+    "DEFAULT_MAX_RECORDING_BYTES",
+    "JUNK_FRAME_CHARS",
     "MAX_QUEUED_EVENTS",
     "RECORDINGS",
     "CallRecorder",
@@ -67,6 +80,15 @@ MAX_QUEUED_EVENTS: Final = 4096
 """Events waiting for the writer (≈ 20 s of a busy call, a few MB); more stops the recording."""
 MAX_EVENTS_BEFORE_START: Final = 64
 """Frames kept from before `start` (normally `connected` and `start`), oldest dropped first."""
+MAX_CHARS_BEFORE_START: Final = 64 * 1024
+"""…and at most this much of them (a `start` is up to 32 KiB), oldest dropped first."""
+DEFAULT_MAX_RECORDING_BYTES: Final = 256 * 1024 * 1024
+"""MAX_RECORDING_BYTES_PER_CALL's default: a recorded call-minute is ~10 MiB (JSONL ~8, WAV ~2),
+so ~25 minutes of a busy call."""
+JUNK_FRAME_CHARS: Final = 256
+"""A junk caller frame is recorded as its first this many chars (bytes, if binary)."""
+MAX_BYTES_REASON: Final = "max_bytes"
+"""`recording_stopped` / `recording_disabled` reason: the call's byte budget is spent."""
 _TOOL_TEXT_CHARS: Final = 200
 
 
@@ -96,16 +118,48 @@ class RecordingFiles:
 _Item = tuple[float, EventKind, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Truncated:
+    """A caller frame too big to be anything but junk, cut in the hook (bounded queue)."""
+
+    head: str | bytes
+    length: int
+
+
+def _junk_fields(frame: str | bytes, length: int) -> dict[str, Any]:
+    """How a junk frame is recorded: its head, and how long it was."""
+    head = frame[:JUNK_FRAME_CHARS]
+    if isinstance(head, bytes):
+        return {"frame_b64": base64.b64encode(head).decode("ascii"), "truncated_from": length}
+    return {"frame": head, "truncated_from": length}
+
+
+def _size(payload: Any) -> int:
+    """Roughly what an early (pre-`start`) event holds in memory, in chars."""
+    if isinstance(payload, str | bytes):
+        return len(payload)
+    if isinstance(payload, _Truncated):
+        return len(payload.head)
+    return JUNK_FRAME_CHARS  # an error event (its detail is clipped by the call)
+
+
 class RecordingSink:
     """Writes one call's files, a batch at a time, from a worker thread (never the loop).
 
     Opens nothing until the first batch, so a call that is not recorded costs no file.
+    With `max_bytes` (0: no limit) the JSONL and the WAV together stop growing at that size:
+    `full` is set and later events are not written (the final `recording_stopped` line and
+    the transcript come on top).
     """
 
-    def __init__(self, directory: Path, stem: str) -> None:
+    def __init__(self, directory: Path, stem: str, *, max_bytes: int = 0) -> None:
         self.directory = directory
         self.stem = stem
+        self.max_bytes = max_bytes
+        self.full = False
+        """The byte budget is spent; nothing more is written but the closing line."""
         self._jsonl: IO[str] | None = None
+        self._jsonl_bytes = 0
         self._mixer: StereoCallMixer | None = None
         self._transcript = TranscriptBuilder()
         self._files: RecordingFiles | None = None
@@ -114,13 +168,29 @@ class RecordingSink:
     def write(self, batch: list[_Item]) -> None:
         if self._jsonl is None:
             self._open()
-        assert self._jsonl is not None
+        assert self._jsonl is not None and self._mixer is not None
         lines = []
         for t, kind, payload in batch:
+            if self.full:
+                break
+            if self.max_bytes:
+                self._mixer.room_bytes = self._room()
+            line = encode_event(t, kind, self._fields(t, kind, payload))
+            size = len(line.encode("utf-8")) + 1
+            if self.max_bytes and size > self._room():
+                self.full = True
+                break
             self._last_t = t
-            lines.append(encode_event(t, kind, self._fields(t, kind, payload)))
-        self._jsonl.write("\n".join(lines) + "\n")
-        self._jsonl.flush()
+            self._jsonl_bytes += size
+            lines.append(line)
+        if lines:
+            self._jsonl.write("\n".join(lines) + "\n")
+            self._jsonl.flush()
+
+    def _room(self) -> int:
+        """Bytes the budget still allows, JSONL and WAV together."""
+        assert self._mixer is not None
+        return self.max_bytes - self._jsonl_bytes - self._mixer.bytes_written
 
     def finish(self, stopped_reason: str | None) -> RecordingFiles:
         """Close the JSONL (noting an early stop), finish the WAV, write the transcript."""
@@ -128,11 +198,14 @@ class RecordingSink:
             self._open()
         assert self._jsonl is not None and self._files is not None and self._mixer is not None
         if stopped_reason is not None:
-            stopped = encode_event(
-                self._last_t, EventKind.RECORDING_STOPPED, {"reason": stopped_reason}
-            )
+            fields: dict[str, Any] = {"reason": stopped_reason}
+            if stopped_reason == MAX_BYTES_REASON:
+                fields["max_bytes"] = self.max_bytes
+            stopped = encode_event(self._last_t, EventKind.RECORDING_STOPPED, fields)
             self._jsonl.write(stopped + "\n")
         self._jsonl.close()
+        if self.max_bytes:
+            self._mixer.room_bytes = self._room()
         self._mixer.close()
         self._files.txt.write_text(self._transcript.render(), encoding="utf-8")
         return dataclasses.replace(self._files, complete=stopped_reason is None)
@@ -168,7 +241,10 @@ class RecordingSink:
 
     def _fields(self, t: float, kind: EventKind, payload: Any) -> dict[str, Any]:
         if kind is EventKind.TWILIO_IN:
-            self._caller_frame(t, payload)
+            if isinstance(payload, _Truncated):
+                return _junk_fields(payload.head, payload.length)
+            if self._caller_frame(t, payload) and len(payload) > JUNK_FRAME_CHARS:
+                return _junk_fields(payload, len(payload))
             if isinstance(payload, bytes):
                 return {"frame_b64": base64.b64encode(payload).decode("ascii")}
             return {"frame": payload}
@@ -222,12 +298,15 @@ class RecordingSink:
             return dict(payload)
         raise ValueError(f"unexpected event kind {kind}")
 
-    def _caller_frame(self, t: float, frame: str | bytes) -> None:
+    def _caller_frame(self, t: float, frame: str | bytes) -> bool:
+        """Feed the WAV and transcript; True when the frame is junk (malformed or unknown)."""
         assert self._mixer is not None
         try:
             event = parse_event(frame)
         except TelephonyProtocolError:
-            return  # malformed: kept in the JSONL, not audible
+            return True  # malformed: kept in the JSONL (cut short), not audible
+        if isinstance(event, UnknownEvent):
+            return True
         if isinstance(event, MediaFrame):
             if event.track in ("inbound", "inbound_track", ""):
                 self._mixer.caller_audio(event.payload, event.timestamp_ms)
@@ -236,6 +315,7 @@ class RecordingSink:
         elif isinstance(event, StreamStop):
             self._mixer.caller_hung_up()
             self._transcript.note(t, "(caller hung up)")
+        return False
 
     def _agent_frame(self, frame: str) -> None:
         assert self._mixer is not None
@@ -269,7 +349,8 @@ def _transcript_header(meta: Mapping[str, Any]) -> str:
     )
 
 
-SinkFactory = Callable[[Path, str], RecordingSink]
+SinkFactory = Callable[..., RecordingSink]
+"""Makes a call's sink: `(directory, stem, *, max_bytes)`, like RecordingSink."""
 
 
 class Recordings:
@@ -283,6 +364,7 @@ class Recordings:
         live_input_rate_hz: int = 16000,
         live_backend: str | None = None,
         max_queued_events: int = MAX_QUEUED_EVENTS,
+        max_recording_bytes: int = DEFAULT_MAX_RECORDING_BYTES,
         sink_factory: SinkFactory = RecordingSink,
     ) -> None:
         self.directory = directory
@@ -290,6 +372,8 @@ class Recordings:
         self.live_input_rate_hz = live_input_rate_hz
         self.live_backend = live_backend
         self.max_queued_events = max_queued_events
+        self.max_recording_bytes = max_recording_bytes
+        """Per call, JSONL and WAV together (0: no limit): MAX_RECORDING_BYTES_PER_CALL."""
         self.sink_factory = sink_factory
         self.written: list[RecordingFiles] = []
         """Recordings finished by this gateway, oldest first (complete or stopped early)."""
@@ -302,6 +386,7 @@ class Recordings:
             RecordCalls(settings.record_calls),
             live_input_rate_hz=settings.live_input_rate_hz,
             live_backend=settings.backend.value,
+            max_recording_bytes=settings.max_recording_bytes_per_call,
         )
 
     def recorder(self) -> CallRecorder:
@@ -365,7 +450,8 @@ class CallRecorder(CallObserver):
         self._recordings = recordings
         self._state = _State.WAITING
         self._t0: float | None = None
-        self._early: deque[_Item] = deque(maxlen=MAX_EVENTS_BEFORE_START)
+        self._early: deque[_Item] = deque()
+        self._early_chars = 0
         self._pending: list[_Item] = []
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -389,7 +475,7 @@ class CallRecorder(CallObserver):
             self._t0 = now
         item = (now - self._t0, kind, payload)
         if self._state is _State.WAITING:
-            self._early.append(item)
+            self._keep_early(item)
             return
         pending = self._pending
         pending.append(item)
@@ -398,8 +484,26 @@ class CallRecorder(CallObserver):
         elif not self._wakeup.is_set():
             self._wakeup.set()
 
+    def _keep_early(self, item: _Item) -> None:
+        """Before `start`: keep the latest frames, bounded in count and in size."""
+        early = self._early
+        early.append(item)
+        self._early_chars += _size(item[2])
+        while len(early) > 1 and (
+            len(early) > MAX_EVENTS_BEFORE_START or self._early_chars > MAX_CHARS_BEFORE_START
+        ):
+            self._early_chars -= _size(early.popleft()[2])
+
     def carrier_in(self, frame: str | bytes) -> None:
-        if self._state is not _State.OFF:
+        state = self._state
+        if state is _State.OFF:
+            return
+        # Bigger than any frame Twilio sends (after `start`, than any but `start`): junk,
+        # cut here so the queue holds no more than its head.
+        limit = MAX_STREAMING_FRAME_CHARS if state is _State.ON else _MAX_START_FRAME_CHARS
+        if len(frame) > limit:
+            self._push(EventKind.TWILIO_IN, _Truncated(frame[:JUNK_FRAME_CHARS], len(frame)))
+        else:
             self._push(EventKind.TWILIO_IN, frame)
 
     def carrier_out(self, frame: str) -> None:
@@ -447,6 +551,7 @@ class CallRecorder(CallObserver):
     def call_started(self, call: Call) -> None:
         early = list(self._early)
         self._early.clear()
+        self._early_chars = 0
         if not self._recordings.wants(call.agent) or call.start is None:
             self._state = _State.OFF
             self.done.set()
@@ -477,7 +582,9 @@ class CallRecorder(CallObserver):
         self._state = _State.ON
         self._push(EventKind.CALL_STARTED, meta)
         stem = f"{started_at:%Y%m%dT%H%M%SZ}-{_safe(start.call_sid or start.stream_sid)}"
-        self._sink = self._recordings.sink_factory(self._recordings.directory, stem)
+        self._sink = self._recordings.sink_factory(
+            self._recordings.directory, stem, max_bytes=self._recordings.max_recording_bytes
+        )
         task = asyncio.get_running_loop().create_task(
             self._write_loop(self._sink), name=f"recording-{start.call_sid}"
         )
@@ -509,7 +616,9 @@ class CallRecorder(CallObserver):
         self._pending = []
         self._closing = True
         self._wakeup.set()
-        self._log.error("recording_disabled", reason=reason, **fields)
+        # A spent budget is policy, not a failure.
+        emit = self._log.warning if reason == MAX_BYTES_REASON else self._log.error
+        emit("recording_disabled", reason=reason, **fields)
 
     # ------------------------------------------------------------------ writer (off the hot path)
 
@@ -521,6 +630,8 @@ class CallRecorder(CallObserver):
                 batch, self._pending = self._pending, []
                 if batch and self._stopped_reason is None:
                     await asyncio.to_thread(sink.write, batch)
+                    if sink.full:
+                        self._stop(MAX_BYTES_REASON, max_bytes=sink.max_bytes)
                 if self._closing and not self._pending:
                     break
             files = await asyncio.to_thread(sink.finish, self._stopped_reason)
@@ -541,6 +652,7 @@ class CallRecorder(CallObserver):
             self.done.set()
 
 
+_MAX_START_FRAME_CHARS: Final = max(MAX_STREAMING_FRAME_CHARS, *MAX_FRAME_CHARS.values())
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

@@ -10,6 +10,7 @@ way. Frames dropped by the gateway before reaching Twilio never appear.
 
 The mixer streams: everything older than `LATE_FRAME_MARGIN_S` behind the caller clock is final
 and written out, so memory stays bounded on long calls (agent audio scheduled ahead is held).
+`room_bytes` caps what it may still write (the recording's byte budget); the file stays valid.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ LATE_FRAME_MARGIN_S: Final = 0.5
 MAX_TIMESTAMP_JUMP_S: Final = 10.0
 """A caller timestamp further ahead than this is distrusted (the frame goes at the running end)."""
 _WRITE_CHUNK_SAMPLES: Final = SAMPLE_RATE_HZ  # write at least 1 s at a time
+_FRAME_BYTES: Final = 4  # one stereo sample of 16-bit PCM
+_WAV_HEADER_BYTES: Final = 44
 
 
 class _Track:
@@ -82,6 +85,10 @@ class StereoCallMixer:
         self._caller_clock = 0
         """End of the latest caller frame, in samples: "now" on the phone line."""
         self._agent_playhead = 0
+        self.room_bytes: int | None = None
+        """Sample bytes the WAV may still grow by (None: no limit); beyond, audio is cut."""
+        self.bytes_written = 0
+        """Header and samples written so far."""
 
     def caller_audio(self, mulaw: bytes, timestamp_ms: int | None) -> None:
         pcm = decode_mulaw(mulaw)
@@ -140,8 +147,16 @@ class StereoCallMixer:
             wav.setsampwidth(2)
             wav.setframerate(SAMPLE_RATE_HZ)
             self._wav = wav
+            self.bytes_written = _WAV_HEADER_BYTES
         if until <= self._caller.base:
             return
         left = self._caller.take(until)
         right = self._agent.take(until)
-        self._wav.writeframes(np.column_stack((left, right)).astype("<i2").tobytes())
+        data = np.column_stack((left, right)).astype("<i2").tobytes()
+        if self.room_bytes is not None and len(data) > self.room_bytes:
+            data = data[: max(0, self.room_bytes) // _FRAME_BYTES * _FRAME_BYTES]
+        if data:
+            self._wav.writeframes(data)
+            self.bytes_written += len(data)
+            if self.room_bytes is not None:
+                self.room_bytes -= len(data)

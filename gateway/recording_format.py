@@ -6,6 +6,7 @@ Every line has `t` (seconds since the call's first frame, monotonic clock) and `
 | kind | fields | what |
 |---|---|---|
 | `twilio_in` | `frame` (text) or `frame_b64` (binary) | a raw carrier frame, malformed too |
+| `twilio_in` | … and `truncated_from` | junk (malformed or unknown) cut to 256 chars: its length |
 | `twilio_out` | `frame` | a frame actually written to the carrier |
 | `live_out` | `audio` (base64 PCM16LE), `rate_hz` | caller audio sent to Live |
 | `live_out` | `message` | any other client message, in wire form |
@@ -18,7 +19,8 @@ Every line has `t` (seconds since the call's first frame, monotonic clock) and `
 | `live_reconnected` | `close_code` | the Live connection dropped and a new session took over |
 | `call_started` | `format`, `call_sid`, `stream_sid`, `agent`, `from`, `to`, … | call metadata |
 | `call_ended` | `reason`, `duration_s`, `stats` | the last event of a whole recording |
-| `recording_stopped` | `reason` | recording was cut short (queue full, write error) |
+| `recording_stopped` | `reason` | cut short: `queue_full`, `write_failed` or `max_bytes` |
+| `recording_stopped` | … and `max_bytes` | the call's MAX_RECORDING_BYTES_PER_CALL was spent |
 """
 
 from __future__ import annotations

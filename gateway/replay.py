@@ -492,6 +492,7 @@ async def _in_process_gateway(
             "twilio_auth_token": None,
             "twilio_account_sids": None,
             "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
+            "max_caller_audio_speed": 0,
             "record_calls": "all" if options.record_to else "off",
             "data_dir": data_dir,
         }

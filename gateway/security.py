@@ -3,7 +3,8 @@
 The endpoint is on the public internet. With `TWILIO_AUTH_TOKEN` set, `POST /twiml` and the
 `/media` upgrade must carry a valid `X-Twilio-Signature` computed against `PUBLIC_URL` (what
 Twilio called, not what a proxy forwarded). `GuardedTransport` rate-limits a call's frames and
-checks the stream's `start.accountSid` before the call acts on anything. Secrets (the token,
+checks the stream's `start.accountSid` before the call acts on anything; `AudioBudget` holds
+the caller's audio to real time (Live bills by the second). Secrets (the token,
 signatures) are never logged: failures log the reason and the URL only.
 """
 
@@ -17,12 +18,15 @@ import structlog
 from twilio.request_validator import RequestValidator
 
 from gateway.call import CallerTransport
+from gateway.observability import clip
 from gateway.telephony.base import MediaStreamCodec, StreamStart, TelephonyProtocolError
+from gateway.telephony.call_binding import BindingRefused, CallBinder
 
 __all__ = [
     "ABUSE_AFTER_S",
     "BURST_S",
     "SIGNATURE_HEADER",
+    "AudioBudget",
     "CallSlots",
     "GuardedTransport",
     "SignatureCheck",
@@ -115,8 +119,11 @@ class GuardedTransport:
 
     * frames beyond `max_frames_per_s` (burst BURST_S worth) are dropped with a log line; a
       call whose drops reach ABUSE_AFTER_S worth is ended (`receive` returns None);
-    * with an allow-list, a `start` from another Account SID ends the stream before the call
-      starts (only frames before `start` are parsed here, so the hot path stays a pass-through).
+    * with a `binder` (gateway.telephony.call_binding), a `start` whose call identity `/twiml`
+      did not issue (binding missing, forged, expired or used before) ends the stream before
+      the call starts, so what the call acts on (its SIDs, agent, numbers) is what we issued;
+    * with an allow-list, a `start` from another Account SID ends the stream likewise.
+    Only frames before `start` are parsed here, so the hot path stays a pass-through.
     """
 
     def __init__(
@@ -126,6 +133,7 @@ class GuardedTransport:
         *,
         max_frames_per_s: float = 0.0,
         account_sids: frozenset[str] = frozenset(),
+        binder: CallBinder | None = None,
     ) -> None:
         self._inner = inner
         self._codec = codec
@@ -136,10 +144,12 @@ class GuardedTransport:
         )
         self._abuse_limit = max_frames_per_s * ABUSE_AFTER_S
         self._account_sids = account_sids
-        self._started = not account_sids
+        self._binder = binder
+        self._started = not account_sids and binder is None
         self.frames_dropped = 0
         self.rejected: str | None = None
-        """Why the guard ended the stream (`account_not_allowed`, `frame_flood`), if it did."""
+        """Why the guard ended the stream (`account_not_allowed`, `frame_flood`,
+        `binding_<reason>`), if it did."""
 
     async def receive(self) -> str | bytes | None:
         if self.rejected is not None:
@@ -169,14 +179,20 @@ class GuardedTransport:
         if not isinstance(event, StreamStart):
             return True
         self._started = True
-        if event.account_sid in self._account_sids:
+        if self._binder is not None:
+            bound = self._binder.verify(event.call_sid, event.account_sid, event.custom_parameters)
+            if isinstance(bound, BindingRefused):
+                self.rejected = f"binding_{bound.reason}"
+        if self.rejected is None and (
+            not self._account_sids or event.account_sid in self._account_sids
+        ):
             return True
-        self.rejected = "account_not_allowed"
+        self.rejected = self.rejected or "account_not_allowed"
         log.warning(
             "stream_rejected",
             reason=self.rejected,
-            account_sid=event.account_sid,
-            call_sid=event.call_sid,
+            account_sid=clip(event.account_sid),
+            call_sid=clip(event.call_sid),
         )
         return False
 
@@ -187,3 +203,63 @@ class GuardedTransport:
         if self.frames_dropped:
             log.info("carrier_frames_dropped_total", frames_dropped=self.frames_dropped)
         await self._inner.close()
+
+
+class AudioBudget:
+    """Caller audio may reach Live at most `speed` times real time (MAX_CALLER_AUDIO_SPEED),
+    plus a burst of `burst_s` saved up (Twilio catching up after a network stall).
+
+    Counts seconds of audio (samples), not messages: one message can carry any amount, and
+    Live bills by the second. `take` runs for every caller frame (50 a second per call): one
+    clock read and a little arithmetic. Audio refused adds to `dropped_s`; once that reaches
+    `flood_after_s` the caller is `flooding` and the call ends it. `clock` is injectable.
+    """
+
+    def __init__(
+        self,
+        rate_hz: int = 8000,
+        *,
+        speed: float = 1.0,
+        burst_s: float = BURST_S,
+        flood_after_s: float = ABUSE_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate_hz = rate_hz
+        self._samples_per_s = speed * rate_hz
+        self.burst_s = burst_s
+        self.flood_after_s = flood_after_s
+        self._clock = clock
+        self._burst_samples = burst_s * rate_hz
+        self._credit = self._burst_samples
+        """Samples that may still pass now (whole numbers while the clock stands still)."""
+        self._at = clock()
+        self.chunks_dropped = 0
+        self.samples_dropped = 0
+
+    def take(self, samples: int) -> bool:
+        """Whether `samples` of audio (at `rate_hz`) may go on to Live now."""
+        now = self._clock()
+        credit = self._credit + (now - self._at) * self._samples_per_s
+        if credit > self._burst_samples:
+            credit = self._burst_samples
+        self._at = now
+        if credit + 0.5 >= samples:  # half a sample of slack for float clock arithmetic
+            self._credit = credit - samples
+            return True
+        self._credit = credit
+        self.chunks_dropped += 1
+        self.samples_dropped += samples
+        return False
+
+    @property
+    def dropped_s(self) -> float:
+        return self.samples_dropped / self.rate_hz
+
+    @property
+    def flooding(self) -> bool:
+        return self.samples_dropped >= self.flood_after_s * self.rate_hz
+
+    @property
+    def log_due(self) -> bool:
+        """Worth a log line: the first drop, then every DROP_LOG_EVERY-th."""
+        return self.chunks_dropped == 1 or self.chunks_dropped % DROP_LOG_EVERY == 0

@@ -8,6 +8,8 @@ SIGTERM/SIGINT, then stops accepting calls and lets live calls finish (bounded b
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 import signal
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
@@ -20,6 +22,7 @@ from gateway.agent_store import AgentStore
 from gateway.agents import AgentSet
 from gateway.call import Call, EndReason, LiveConnectorLike
 from gateway.frame_batcher import FrameBatcher
+from gateway.http_guard import GuardedSite
 from gateway.live.client import LiveConnector
 from gateway.live.emulator import LiveEmulator
 from gateway.live.models import NEWEST_PROFILE, is_known_model
@@ -27,10 +30,22 @@ from gateway.live.resilient import ResilientLiveConnector
 from gateway.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
 from gateway.post_call import PostCallWebhook, wait_for_deliveries
 from gateway.recording import RECORDINGS, add_recordings
-from gateway.security import SIGNATURE_HEADER, CallSlots, GuardedTransport, SignatureCheck
+from gateway.security import (
+    SIGNATURE_HEADER,
+    AudioBudget,
+    CallSlots,
+    GuardedTransport,
+    SignatureCheck,
+)
 from gateway.session_config import session_config_for
 from gateway.settings import LiveBackend, Settings
 from gateway.softphone import add_softphone_routes
+from gateway.telephony.call_binding import (
+    BINDING_PARAMETER,
+    CallBinder,
+    is_account_sid,
+    is_call_sid,
+)
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
@@ -65,6 +80,10 @@ CALLS: web.AppKey[set[Call]] = web.AppKey("calls")
 STATE = web.AppKey("state", GatewayState)
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 CALL_SLOTS = web.AppKey("call_slots", CallSlots)
+CALL_BINDER: web.AppKey[CallBinder | None] = web.AppKey("call_binder")
+"""Issues `/twiml` bindings and verifies them at `/media` (None without TWILIO_AUTH_TOKEN:
+streams are then unauthenticated, and calls never use Twilio REST)."""
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class WebSocketTransport:
@@ -87,7 +106,11 @@ class WebSocketTransport:
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return None
             if message.type is WSMsgType.ERROR:
-                log.warning("caller_socket_error", error=repr(self._ws.exception()))
+                error = self._ws.exception()
+                if isinstance(error, ConnectionError):  # the peer went away: call_ended says so
+                    log.debug("caller_socket_lost", error=repr(error))
+                else:  # e.g. no pong to the heartbeat
+                    log.warning("caller_socket_error", error=repr(error))
                 return None
 
     async def send(self, frame: str) -> None:
@@ -101,12 +124,35 @@ class WebSocketTransport:
 
 
 def _public_base_url(request: web.Request, settings: Settings) -> str:
-    """Where Twilio reaches us: PUBLIC_URL if set, else what the request itself says."""
+    """Where Twilio reaches us: PUBLIC_URL if set, else what the request itself says.
+
+    X-Forwarded-Proto/-Host count only from a peer in TRUSTED_PROXIES: from anyone else they
+    would let a signature made for another URL (another app on the account) pass.
+    """
     if settings.public_url:
         return settings.public_url
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-    return f"{proto}://{host}"
+    if _from_trusted_proxy(request, settings):
+        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        return f"{proto}://{host}"
+    return f"{request.scheme}://{request.host}"
+
+
+def _from_trusted_proxy(request: web.Request, settings: Settings) -> bool:
+    networks = settings.trusted_proxy_networks
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not networks or not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    except ValueError:  # a Unix socket or an unparsable peer: not a proxy we know
+        return False
+    return any(address in network for network in networks)
+
+
+def _form_value(form: Mapping[str, Any], name: str) -> str:
+    """A webhook form field without control characters (they never reach TwiML or logs)."""
+    return _CONTROL_CHARACTERS.sub("", str(form.get(name, "")))
 
 
 def _require_twilio_signature(request: web.Request, url: str, params: Mapping[str, Any]) -> None:
@@ -135,29 +181,40 @@ async def handle_twiml(request: web.Request) -> web.Response:
     form = await request.post()
     base_url = _public_base_url(request, settings)
     _require_twilio_signature(request, base_url + request.raw_path, form)  # as Twilio sent it
+    call_sid = _form_value(form, "CallSid")
+    account_sid = _form_value(form, "AccountSid")
+    binder = request.app[CALL_BINDER]
+    for name, value, valid in (
+        ("CallSid", call_sid, is_call_sid),
+        ("AccountSid", account_sid, is_account_sid),
+    ):
+        if (value or binder is not None) and not valid(value):
+            log.warning("request_rejected", reason=f"bad_{name}", path=request.path)
+            raise web.HTTPBadRequest(text=f"{name} is not a Twilio {name[:-3]} SID")
     allowed = settings.account_sid_allowlist
-    if allowed and str(form.get("AccountSid", "")) not in allowed:
+    if allowed and account_sid not in allowed:
         log.warning("request_rejected", reason="account_not_allowed", path=request.path)
         raise web.HTTPForbidden(text="account not allowed")
     if request.app[CALL_SLOTS].full:
-        log.warning("call_refused", reason="busy", call_sid=form.get("CallSid"))
+        log.warning("call_refused", reason="busy", call_sid=call_sid)
         busy = build_say_hangup_twiml(BUSY_MESSAGE)
         return web.Response(text=busy, content_type="application/xml")
-    to_number = str(form.get("To", "")) or None
-    from_number = str(form.get("From", "")) or None
-    call_sid = str(form.get("CallSid", "")) or None
-    requested = request.query.get("agent") or str(form.get("agent", "")) or None
+    to_number = _form_value(form, "To") or None
+    from_number = _form_value(form, "From") or None
+    requested = (
+        _CONTROL_CHARACTERS.sub("", request.query.get("agent", "")) or _form_value(form, "agent")
+    ) or None
     agent = agents.for_call(requested, to_number)
-    stream_url = media_stream_url(_public_base_url(request, settings), MEDIA_PATH)
-    twiml = build_connect_twiml(
-        stream_url,
-        {
-            "agent": agent.name,
-            "to": to_number or "",
-            "from": from_number or "",
-            "call_sid": call_sid or "",
-        },
-    )
+    stream_url = media_stream_url(base_url, MEDIA_PATH)
+    parameters = {
+        "agent": agent.name,
+        "to": to_number or "",
+        "from": from_number or "",
+        "call_sid": call_sid,
+    }
+    if binder is not None:  # the stream must bring this back for /media to start the call
+        parameters[BINDING_PARAMETER] = binder.issue(call_sid, account_sid, parameters)
+    twiml = build_connect_twiml(stream_url, parameters)
     log.info("twiml_answered", call_sid=call_sid, agent=agent.name, line=to_number)
     return web.Response(text=twiml, content_type="application/xml")
 
@@ -177,17 +234,27 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     if slots.full:
         log.warning("call_refused", reason="busy", active_calls=slots.in_use)
         raise web.HTTPServiceUnavailable(text="all lines are busy")
-    ws = web.WebSocketResponse(max_msg_size=settings.max_carrier_frame_bytes, autoping=True)
-    await ws.prepare(request)
+    ws = web.WebSocketResponse(
+        max_msg_size=settings.max_carrier_frame_bytes,
+        autoping=True,
+        heartbeat=settings.media_heartbeat_s or None,  # a peer that stops answering is closed
+    )
+    try:
+        await ws.prepare(request)
+    except ConnectionError as exc:  # the client went away mid-handshake: nothing to serve
+        log.debug("media_upgrade_aborted", error=repr(exc))
+        return web.Response(status=499, reason="Client Closed Request")  # nginx's convention
     if not slots.try_acquire():  # another upgrade took the last slot while we prepared
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
         return ws
     codec = TwilioCodec()
+    binder = request.app[CALL_BINDER]
     transport = GuardedTransport(
         WebSocketTransport(ws, request.transport),
         codec,
         max_frames_per_s=settings.max_carrier_frames_per_s,
         account_sids=settings.account_sid_allowlist,
+        binder=binder,
     )
     call = Call(
         transport,
@@ -207,8 +274,16 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
             request.app[RECORDINGS].recorder(),
             PostCallWebhook(),
         ],
-        carrier_rest=TwilioRest.from_settings(settings),
+        # Twilio REST acts on the call's SID: only when /twiml vouched for it (the binding).
+        carrier_rest=TwilioRest.from_settings(settings) if binder is not None else None,
         data_dir=settings.data_dir,
+        audio_budget=(
+            AudioBudget(speed=settings.max_caller_audio_speed)
+            if settings.max_caller_audio_speed > 0
+            else None
+        ),
+        start_timeout_s=settings.start_timeout_s,
+        carrier_idle_timeout_s=settings.carrier_idle_timeout_s,
     )
     calls = request.app[CALLS]
     calls.add(call)
@@ -274,8 +349,17 @@ def create_app(
     app[STATE] = GatewayState()
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token)
     app[CALL_SLOTS] = CallSlots(settings.max_concurrent_calls)
-    if settings.twilio_auth_token and not settings.public_url:
+    token = settings.twilio_auth_token
+    app[CALL_BINDER] = CallBinder(token) if token else None
+    if token and not settings.public_url and not settings.trusted_proxies:
         log.warning("signatures_checked_without_public_url")  # behind a proxy they will fail
+    if not token and (settings.twilio_api_key_sid or settings.twilio_account_sid):
+        log.warning(
+            "streams_unauthenticated",
+            message="TWILIO_AUTH_TOKEN is not set: /twiml and /media accept anyone and a "
+            "stream's call identity cannot be verified, so calls will not use Twilio REST "
+            "(end_call closes the stream, transfer_call is off). Set TWILIO_AUTH_TOKEN.",
+        )
     warn_unknown_models(settings.model, store.current)
     if connector is not None:
         app[CONNECTOR] = connector
@@ -314,6 +398,8 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     """Run the gateway until SIGTERM/SIGINT, then drain and stop.
 
     SIGHUP, or a file change under AGENTS_DIR, reloads the agents (a broken set is refused).
+    Requests that arrive too slowly are cut off (gateway.http_guard: HEADER_TIMEOUT_S,
+    MAX_PENDING_REQUESTS_PER_IP).
     """
     store = AgentStore(
         agents, settings.agents_dir, ignore=settings.data_dir, default_model=settings.model
@@ -321,7 +407,13 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     app = create_app(settings, store)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = GuardedSite(  # slow or never-finished requests cannot hold connections open
+        runner,
+        settings.host,
+        settings.port,
+        header_timeout_s=settings.header_timeout_s,
+        max_pending_per_ip=settings.max_pending_requests_per_ip,
+    )
     await site.start()
     # Signals are handled before we announce we are listening: a supervisor (or a test) may
     # send SIGHUP/SIGTERM as soon as it reads `gateway_listening`.

@@ -6,6 +6,7 @@ never has to guess which variable is off.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     """0 picks a free port (tests); the bound port is logged."""
     public_url: str | None = None
     """Base URL Twilio uses to reach us (https://gw.example.com); the media URL is derived."""
+    trusted_proxies: str | None = None
+    """Comma-separated IPs / CIDR networks of reverse proxies whose X-Forwarded-Proto/-Host
+    headers are believed (without PUBLIC_URL); from anyone else they are ignored."""
 
     live_backend: LiveBackend | None = None
     """vertex | gemini | emulator; None means: pick from the credentials present."""
@@ -98,11 +102,33 @@ class Settings(BaseSettings):
     """Largest media-stream WebSocket message accepted (a Twilio frame is ~300 bytes)."""
     max_carrier_frames_per_s: float = Field(default=100.0, ge=0)
     """Sustained media-stream messages per second per call (Twilio sends ~50); 0: no limit."""
+    max_caller_audio_speed: float = Field(default=1.0, ge=0)
+    """Seconds of caller audio per second that reach Live (it bills them): 1 is real time, as
+    Twilio sends, with 2 s of catch-up; beyond, audio is dropped and 5 s dropped ends the call
+    (security.AudioBudget). 0: no limit (replays and tests run faster than real time)."""
+    start_timeout_s: float = Field(default=3.0, gt=0)
+    """How long a new media stream may take to send `start` (Twilio sends it at once); a
+    stream that has not by then is closed and its call slot freed."""
+    carrier_idle_timeout_s: float = Field(default=10.0, ge=0)
+    """A started stream with no media frame for this long is ended as disconnected (Twilio
+    sends one every 20 ms, silence included); 0: never."""
+    media_heartbeat_s: float = Field(default=20.0, ge=0)
+    """WebSocket ping interval on /media while the peer sends nothing; a peer that does not
+    answer within half of it is closed. 0: no pings."""
+    header_timeout_s: float = Field(default=10.0, ge=0)
+    """How long an HTTP request (head and body, upgrades included) may take to arrive; a
+    slower connection is closed. 0: no limit."""
+    max_pending_requests_per_ip: int = Field(default=20, ge=0)
+    """Connections one IP may have still sending a request; more are closed at once (behind a
+    proxy that does not buffer requests, every client shares its IP). 0: no limit."""
 
     recordings_dir: Path = Path("recordings")
     """Where call recordings (.jsonl, .wav, .txt) are written."""
     record_calls: Literal["agent", "all", "off"] = "agent"
     """agent: as each agent's `recording` says; all: every call; off: none."""
+    max_recording_bytes_per_call: int = Field(default=256 * 1024 * 1024, ge=0)
+    """A call's recording (.jsonl and .wav together) stops growing here, ~25 minutes of a busy
+    call at ~10 MiB a minute; the call goes on. 0: no limit."""
 
     drain_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long live calls may run on before they are cut."""
@@ -158,6 +184,23 @@ class Settings(BaseSettings):
             raise ValueError("LIVE_URL must be a ws:// or wss:// URL")
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str | None) -> str | None:
+        for entry in _split_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """TRUSTED_PROXIES parsed; empty means no proxy is trusted."""
+        return tuple(
+            ipaddress.ip_network(entry, strict=False) for entry in _split_list(self.trusted_proxies)
+        )
+
     @property
     def account_sid_allowlist(self) -> frozenset[str]:
         """TWILIO_ACCOUNT_SIDS as a set; empty means every account may call in."""
@@ -184,6 +227,10 @@ class Settings(BaseSettings):
         if self.live_model:
             return self.live_model
         return DEFAULT_VERTEX_MODEL if self.backend is LiveBackend.VERTEX else DEFAULT_GEMINI_MODEL
+
+
+def _split_list(raw: str | None) -> list[str]:
+    return [entry.strip() for entry in (raw or "").split(",") if entry.strip()]
 
 
 def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:

@@ -19,6 +19,17 @@ def _recordings_in_a_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Itera
     patch.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _caller_audio_at_any_speed() -> Iterator[None]:
+    """Test callers talk to a 50× emulator and send audio faster than real time: gateways
+    started by tests hold no audio-time budget (MAX_CALLER_AUDIO_SPEED=0) unless the test
+    sets one (tests/test_bounded_input.py tests it)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MAX_CALLER_AUDIO_SPEED", "0")
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def generation(request: pytest.FixtureRequest) -> Generation:
     """The Live model generation × backend a test runs against: gemini-3.8-live on the

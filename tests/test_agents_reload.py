@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from gateway.agent_store import AgentStore, agents_dir_snapshot
 from gateway.agents import load_agents
 from tests.tools.harness import ToolGateway, script, tool_gateway, write_agent
+from tests.twilio_frames import CALL_SID
 
 REPO = Path(__file__).parent.parent
 
@@ -120,7 +121,7 @@ async def test_twiml_routes_with_the_current_set(tmp_path: Path) -> None:
     store = AgentStore(load_agents(directory), directory)
 
     async def agent_for(gw: ToolGateway, to: str) -> str | None:
-        response = await gw.client.post("/twiml", data={"To": to, "CallSid": "CA1"})
+        response = await gw.client.post("/twiml", data={"To": to, "CallSid": CALL_SID})
         root = ElementTree.fromstring(await response.text())
         params = {p.get("name"): p.get("value") for p in root.iter("Parameter")}
         return params["agent"]
@@ -309,7 +310,7 @@ async def test_sighup_reloads_and_a_broken_set_is_refused(served: tuple[Server, 
     failed = await server.wait_for("agents_reload_failed", trigger="sighup")
     assert "support.yaml:2: lines" in str(failed["error"])
     async with aiohttp.ClientSession() as http:
-        async with http.post(url, data={"To": "+15550002222", "CallSid": "CA1"}) as response:
+        async with http.post(url, data={"To": "+15550002222", "CallSid": CALL_SID}) as response:
             assert response.status == 200
             assert 'name="agent" value="support"' in await response.text()
     server.proc.send_signal(signal.SIGTERM)

@@ -263,10 +263,10 @@ async def test_malformed_frames_are_skipped_and_the_call_goes_on() -> None:
     run.transport.push("{not json")
     bad_media = {"event": "media", "streamSid": run.caller.stream_sid, "media": {"payload": "@@"}}
     run.transport.push(bad_media)
-    run.transport.push({"event": "something_new"})
+    run.transport.push({"event": "something_new"})  # Twilio sends six kinds: junk too
     run.transport.push(run.caller.media(MULAW_FRAME))
     await live.wait_audio(1)
-    assert run.call.stats.malformed_frames == 2
+    assert run.call.stats.malformed_frames == 3
     run.transport.push(run.caller.stop())
     assert await run.task is EndReason.CALLER_HUNG_UP
 

@@ -202,6 +202,49 @@ async def test_the_caller_answering_a_reminder_starts_the_reminders_over() -> No
     assert await run.task is EndReason.CALLER_HUNG_UP
 
 
+async def test_a_silent_caller_is_hung_up_even_if_the_carrier_never_echoes_marks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_control, "END_GRACE_S", 0.05)
+    run = await start(agent(idle_timeout_s=0.05, idle_reminder="Still there?", idle_goodbye="Bye"))
+    assert await run.prompts(1) == ["Still there?"]
+    await run.say_turn("Are you still there?")  # the carrier never echoes this mark
+    async with asyncio.timeout(5):
+        assert await run.prompts(2) == ["Still there?", "Bye"]
+        await run.say_turn("Goodbye!")  # nor this one: the end grace bounds the wait
+        assert await run.task is EndReason.IDLE_TIMEOUT
+
+
+async def test_an_interruption_the_caller_did_not_cause_does_not_start_the_reminders_over() -> None:
+    """Our own reminder can interrupt the model (Live, the emulator): without the caller's
+    speech transcribed, that `interrupted` is no sign of the caller."""
+    run = await start(agent(idle_timeout_s=0.05, idle_reminder="Still there?", idle_goodbye="Bye"))
+    assert await run.prompts(1) == ["Still there?"]
+    run.push(interrupted=True)  # what the reminder cut short
+    run.push(turn_complete=True)
+    await run.transport.next_sent("clear")
+    mark = await run.say_turn("Are you still there?")
+    run.transport.push(run.caller.mark(mark))
+    async with asyncio.timeout(5):
+        assert await run.prompts(2) == ["Still there?", "Bye"]  # not a second reminder
+        mark = await run.say_turn("Goodbye!")
+        run.transport.push(run.caller.mark(mark))
+        assert await run.task is EndReason.IDLE_TIMEOUT
+
+
+async def test_a_barge_in_with_the_callers_words_starts_the_reminders_over() -> None:
+    run = await start(agent(idle_timeout_s=0.2, idle_reminder="Still there?", idle_goodbye="Bye"))
+    assert await run.prompts(1) == ["Still there?"]
+    run.push(interrupted=True)
+    run.push(input_transcription="yes, I'm here")
+    run.push(turn_complete=True)
+    mark = await run.say_turn("Great, how can I help?")
+    run.transport.push(run.caller.mark(mark))
+    assert await run.prompts(2) == ["Still there?", "Still there?"]  # a reminder again
+    run.transport.push(run.caller.stop())
+    assert await run.task is EndReason.CALLER_HUNG_UP
+
+
 async def test_dtmf_pressed_while_live_connects_is_sent_once_it_is_ready() -> None:
     connector = FakeConnector()
     connector.gate.clear()
@@ -341,6 +384,56 @@ async def test_no_idle_reminder_while_the_model_works_in_the_background(
     for _ in range(3):
         await asyncio.sleep(0)  # the spawned prompt task runs
     assert hooks.prompts == [AgentConfig(name="x").idle_reminder]
+    await supervisor.close()
+
+
+async def _prompts_sent(hooks: _Hooks) -> list[str]:
+    for _ in range(3):
+        await asyncio.sleep(0)  # the spawned prompt task runs (no time passes)
+    return hooks.prompts
+
+
+async def test_unechoed_marks_hold_the_idle_timer_only_while_their_audio_plays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, hooks, clock = _supervisor(monkeypatch, idle_timeout_s=5.0)
+    supervisor.start()
+    two_seconds = b"\x00\x00" * 24000 * 2  # 24 kHz PCM16
+    supervisor.live_message(ServerMessage(audio=(two_seconds,)))
+    supervisor.live_message(ServerMessage(turn_complete=True))
+    supervisor.turn_completed("turn-1", interrupted=False)  # never echoed
+    clock[0] += 5.5  # past the timeout, but the caller may still be hearing the turn
+    supervisor._on_idle_timer()
+    assert await _prompts_sent(hooks) == []
+    clock[0] += 2.0  # the turn has played, and the caller has been quiet since
+    supervisor._on_idle_timer()
+    assert await _prompts_sent(hooks) == [AgentConfig(name="x").idle_reminder]
+    await supervisor.close()
+
+
+async def test_without_input_transcription_a_barge_in_counts_unless_we_prompted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, hooks, clock = _supervisor(
+        monkeypatch, idle_timeout_s=5.0, transcription={"input": False}
+    )
+    supervisor.start()
+    clock[0] += 6.0
+    supervisor._on_idle_timer()  # the reminder
+    supervisor.barged_in()  # the reminder interrupting the model: not the caller
+    supervisor.live_message(ServerMessage(turn_complete=True))
+    supervisor.turn_completed(None, interrupted=True)
+    supervisor.barged_in()  # no prompt in flight: the caller talked over the agent
+    supervisor.turn_completed(None, interrupted=True)
+    clock[0] += 6.0
+    supervisor._on_idle_timer()
+    assert supervisor.waiting_for is None  # a new reminder, not the goodbye
+    reminder = AgentConfig(name="x").idle_reminder
+    assert await _prompts_sent(hooks) == [reminder, reminder]
+    supervisor.barged_in()  # our reminder again
+    clock[0] += 6.0
+    supervisor._on_idle_timer()
+    assert supervisor.waiting_for == "answer"  # the idle goodbye
     await supervisor.close()
 
 

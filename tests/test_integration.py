@@ -21,7 +21,7 @@ from gateway.server import CALLS, create_app, drain
 from gateway.settings import Settings, load_settings
 from tests.caller_audio import rms_dbfs, silence_frames, speech_frames
 from tests.generations import DEFAULT_GENERATION, GENERATIONS, Generation
-from tests.twilio_frames import TwilioCaller
+from tests.twilio_frames import ACCOUNT_SID, CALL_SID, TwilioCaller
 
 
 @dataclass
@@ -241,10 +241,10 @@ async def test_twiml_connects_the_call_to_the_media_stream(gateway: Gateway) -> 
     response = await gateway.client.post(
         "/twiml",
         data={
-            "CallSid": "CA123",
+            "CallSid": CALL_SID,
             "From": "+15551230000",
             "To": "+15550002222",
-            "AccountSid": "AC1",
+            "AccountSid": ACCOUNT_SID,
         },
     )
     assert response.status == 200
@@ -257,7 +257,7 @@ async def test_twiml_connects_the_call_to_the_media_stream(gateway: Gateway) -> 
         "agent": "greeter",
         "to": "+15550002222",
         "from": "+15551230000",
-        "call_sid": "CA123",
+        "call_sid": CALL_SID,
     }
 
 

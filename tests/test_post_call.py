@@ -30,6 +30,7 @@ class Receiver:
         self.release = asyncio.Event()
         self.release.set()
         self.status = 200
+        self.redirect_to: str | None = None
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -49,6 +50,8 @@ class Receiver:
         self.bodies.append((json.loads(body), signed))
         self.received.set()
         await self.release.wait()
+        if self.redirect_to is not None:
+            return web.Response(status=self.status, headers={"Location": self.redirect_to})
         return web.Response(status=self.status)
 
 
@@ -168,6 +171,36 @@ async def test_an_unreachable_receiver_is_logged(
             await wait_for_deliveries(timeout_s=30)
     [failure] = [e for e in logs if e["event"] == "post_call_webhook_failed"]
     assert "error" in failure
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_not_followed_so_the_summary_goes_nowhere_else(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """The transcript and its signature once followed a redirect to any host."""
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    elsewhere = Receiver()  # another origin (its own port)
+    try:
+        receiver.status = status
+        target = f"{await elsewhere.start()}?token=sekrit"
+        receiver.redirect_to = target
+        agents = agent_with_webhook(tmp_path, f"{await receiver.start()}?key=sekrit")
+        with capture_logs() as logs:
+            async with tool_gateway(agents, data_dir=tmp_path / "data") as gw:
+                async with gw.call() as phone:
+                    await phone.send(phone.twilio.stop())
+                    await phone.rest()
+                await receiver.received.wait()
+                assert await wait_for_deliveries(timeout_s=30) == 0
+    finally:
+        if elsewhere.runner is not None:
+            await elsewhere.runner.cleanup()
+    assert len(receiver.bodies) == 1 and elsewhere.bodies == []
+    [failure] = [e for e in logs if e["event"] == "post_call_webhook_failed"]
+    assert failure["status"] == status and failure["call_sid"] == CALL_SID
+    assert failure["detail"] == "redirects are not followed"
+    assert failure["location"] == target.removesuffix("?token=sekrit")
+    assert "sekrit" not in json.dumps(logs, default=str)
 
 
 def test_transcript_fragments_become_turns() -> None:

@@ -7,11 +7,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 from xml.etree import ElementTree
 
 import aiohttp
 import pytest
 import structlog
+from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
 from gateway.live.client import LiveConnector, LiveSession
@@ -25,15 +27,20 @@ from tests.caller_audio import silence_frames, speech_frames
 from tests.fakes import FakeTransport
 from tests.gateway_harness import loopback_gateway
 from tests.test_integration import PhoneCall
-from tests.twilio_frames import ACCOUNT_SID, TwilioCaller
+from tests.twilio_frames import ACCOUNT_SID, TwilioCaller, stream_parameters, twiml_form
 
 TOKEN = "auth-token-0123456789abcdef-SECRET"
 PUBLIC = "https://gw.example.com"
-FORM = {"CallSid": "CA1", "AccountSid": ACCOUNT_SID, "From": "+15551230000", "To": "+15550001"}
+FORM = twiml_form(From="+15551230000", To="+15550001")
 
 
 def sign(url: str, params: dict[str, str] | None = None, token: str = TOKEN) -> str:
     return str(RequestValidator(token).compute_signature(url, params or {}))
+
+
+async def signed_stream_parameters(client: TestClient[Any, Any], **fields: str) -> dict[str, str]:
+    """The stream parameters (binding included) of a /twiml that Twilio signed for PUBLIC."""
+    return await stream_parameters(client, token=TOKEN, signed_url=f"{PUBLIC}/twiml", **fields)
 
 
 def media_headers(token: str = TOKEN) -> dict[str, str]:
@@ -74,9 +81,10 @@ async def test_the_media_upgrade_needs_a_valid_signature_over_the_wss_url() -> N
                 await gw.client.ws_connect("/media", headers=headers)
             assert refused.value.status == 403
         assert gw.emulator.sessions_opened == 0
+        issued = await signed_stream_parameters(gw.client)
         async with gw.client.ws_connect("/media", headers=media_headers()) as ws:
             phone = PhoneCall(ws)
-            await phone.start()
+            await phone.start(**issued)
             assert await answer_one_question(phone) > 25
             await phone.send(phone.twilio.stop())
             await phone.rest()
@@ -96,14 +104,14 @@ async def test_without_a_token_nothing_is_checked() -> None:
 
 
 async def test_twiml_from_an_account_not_on_the_allow_list_is_refused() -> None:
-    async with loopback_gateway(twilio_account_sids=f"ACother, {ACCOUNT_SID}") as gw:
+    async with loopback_gateway(twilio_account_sids=f"AC{'1' * 32}, {ACCOUNT_SID}") as gw:
         assert (await gw.client.post("/twiml", data=FORM)).status == 200
-        stranger = {**FORM, "AccountSid": "ACstranger"}
+        stranger = {**FORM, "AccountSid": "AC" + "2" * 32}
         assert (await gw.client.post("/twiml", data=stranger)).status == 403
 
 
 async def test_a_stream_from_an_account_not_on_the_allow_list_ends_before_live() -> None:
-    async with loopback_gateway(twilio_account_sids="ACsomeone-else") as gw:
+    async with loopback_gateway(twilio_account_sids="AC" + "3" * 32) as gw:
         async with gw.client.ws_connect("/media") as ws:
             phone = PhoneCall(ws)
             await phone.start()
@@ -240,9 +248,10 @@ async def test_secrets_never_reach_the_logs(
             None, live_backend="gemini", gemini_api_key=api_key, live_url=gw.emulator.url
         )
         late.target = LiveConnector(settings)
+        issued = await signed_stream_parameters(gw.client)
         async with gw.client.ws_connect("/media", headers=media_headers()) as ws:
             phone = PhoneCall(ws)
-            await phone.start()
+            await phone.start(**issued)
             assert await answer_one_question(phone) > 25
             await phone.send(phone.twilio.stop())
             await phone.rest()

@@ -3,6 +3,10 @@
 No sockets and no state here, so the WebSocket handler stays thin and every wire rule is
 testable with plain strings. `parse_event` runs ~50 times a second per call, so it uses
 json + binascii directly and only checks what the gateway relies on; unknown fields pass.
+
+Everything in a frame is the caller's to choose, so every part has a size: a frame of each kind
+(`MAX_FRAME_CHARS`), a media payload (20 ms, as Twilio sends), SIDs, mark names, the stream's
+custom parameters (Twilio's 4000-char TwiML limit bounds them) and DTMF keys (one of 0-9*#A-D).
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from gateway.telephony.base import (
 )
 
 __all__ = [
+    "DTMF_KEYS",
+    "MAX_CUSTOM_PARAMETERS",
+    "MAX_CUSTOM_PARAMETERS_CHARS",
+    "MAX_FRAME_CHARS",
     "MAX_MEDIA_PAYLOAD_BYTES",
+    "MAX_STREAMING_FRAME_CHARS",
     "TwilioCodec",
     "build_clear",
     "build_connect_twiml",
@@ -41,8 +50,27 @@ __all__ = [
     "parse_event",
 ]
 
-MAX_MEDIA_PAYLOAD_BYTES: Final = 16_000
-"""Largest decoded inbound payload accepted: 2 s of 8 kHz μ-law (Twilio sends 160 bytes)."""
+MAX_MEDIA_PAYLOAD_BYTES: Final = 160
+"""Largest decoded inbound payload: 20 ms of 8 kHz μ-law, what Twilio sends in every frame.
+A longer one is malformed, not split: nothing but a hostile peer sends it."""
+MAX_STREAMING_FRAME_CHARS: Final = 2048
+"""Largest frame of any kind but `start` (a Twilio media frame is ~350 chars); unknown kinds
+too. Counted in chars of a text frame, bytes of a binary one."""
+MAX_FRAME_CHARS: Final[Mapping[str, int]] = MappingProxyType(
+    {"start": 32 * 1024}  # custom parameters (≤ 4000 chars) and JSON escapes
+)
+"""Largest frame per event kind, where it differs from MAX_STREAMING_FRAME_CHARS."""
+_MAX_ANY_FRAME_CHARS: Final = max(MAX_STREAMING_FRAME_CHARS, *MAX_FRAME_CHARS.values())
+MAX_CUSTOM_PARAMETERS: Final = 99
+"""`start.customParameters` entries at most (Twilio's REST streams take parameter1…99)."""
+MAX_CUSTOM_PARAMETERS_CHARS: Final = 4000
+"""Names and values of `start.customParameters` together (Twilio caps TwiML at 4000 chars)."""
+DTMF_KEYS: Final = frozenset("0123456789*#ABCD")
+"""The keys of a telephone keypad; a `dtmf.digit` is exactly one of them."""
+_MAX_SID_CHARS: Final = 64  # Twilio SIDs are 34
+_MAX_MARK_NAME_CHARS: Final = 256  # we name marks `turn-N`; Twilio echoes what we sent
+_MAX_LABEL_CHARS: Final = 64  # track, encoding, protocol, version
+_MAX_TRACKS: Final = 4
 
 # Base64 text longer than this cannot decode to <= MAX_MEDIA_PAYLOAD_BYTES: reject before decoding.
 _MAX_MEDIA_PAYLOAD_B64_CHARS: Final = 4 * -(-MAX_MEDIA_PAYLOAD_BYTES // 3)
@@ -83,7 +111,14 @@ def _object(parent: _JsonObject, key: str, path: str) -> _JsonObject:
     return value
 
 
-def _str(parent: _JsonObject, key: str, path: str, *, nonempty: bool = False) -> str:
+def _str(
+    parent: _JsonObject,
+    key: str,
+    path: str,
+    *,
+    nonempty: bool = False,
+    max_chars: int = _MAX_LABEL_CHARS,
+) -> str:
     value = parent.get(key)
     if value is None:
         raise TelephonyProtocolError(f"missing field {path}")
@@ -91,7 +126,15 @@ def _str(parent: _JsonObject, key: str, path: str, *, nonempty: bool = False) ->
         raise TelephonyProtocolError(f"{path} must be a string, got {_type_name(value)}")
     if nonempty and not value:
         raise TelephonyProtocolError(f"{path} must not be empty")
+    if len(value) > max_chars:
+        raise TelephonyProtocolError(
+            f"{path} is {len(value)} chars, over the limit of {max_chars}"
+        )
     return value
+
+
+def _sid(parent: _JsonObject, key: str, path: str) -> str:
+    return _str(parent, key, path, nonempty=True, max_chars=_MAX_SID_CHARS)
 
 
 def _int(parent: _JsonObject, key: str, path: str) -> int | None:
@@ -145,7 +188,7 @@ def _decode_payload(text: Any) -> bytes:
 def _parse_media(msg: _JsonObject) -> MediaFrame:
     media = _object(msg, "media", "media")
     return MediaFrame(
-        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
+        stream_sid=_sid(msg, "streamSid", "streamSid"),
         track=_str(media, "track", "media.track"),
         chunk=_int(media, "chunk", "media.chunk"),
         timestamp_ms=_int(media, "timestamp", "media.timestamp"),
@@ -163,7 +206,7 @@ def _parse_connected(msg: _JsonObject) -> Connected:
 
 def _parse_start(msg: _JsonObject) -> StreamStart:
     start = _object(msg, "start", "start")
-    stream_sid = _str(start, "streamSid", "start.streamSid", nonempty=True)
+    stream_sid = _sid(start, "streamSid", "start.streamSid")
     outer_sid = msg.get("streamSid")
     if outer_sid is not None and outer_sid != stream_sid:
         raise TelephonyProtocolError(
@@ -173,9 +216,14 @@ def _parse_start(msg: _JsonObject) -> StreamStart:
     tracks = start.get("tracks")
     if tracks is None:
         raise TelephonyProtocolError("missing field start.tracks")
-    if type(tracks) is not list or not all(type(t) is str for t in tracks):
+    if (
+        type(tracks) is not list
+        or len(tracks) > _MAX_TRACKS
+        or not all(type(t) is str and len(t) <= _MAX_LABEL_CHARS for t in tracks)
+    ):
         raise TelephonyProtocolError(
-            f"start.tracks must be an array of strings, got {_show(tracks)}"
+            f"start.tracks must be an array of at most {_MAX_TRACKS} short strings, "
+            f"got {_show(tracks)}"
         )
 
     params = start.get("customParameters")
@@ -185,17 +233,29 @@ def _parse_start(msg: _JsonObject) -> StreamStart:
         raise TelephonyProtocolError(
             f"start.customParameters must be an object, got {_type_name(params)}"
         )
+    if len(params) > MAX_CUSTOM_PARAMETERS:
+        raise TelephonyProtocolError(
+            f"start.customParameters has {len(params)} entries, over the limit of "
+            f"MAX_CUSTOM_PARAMETERS={MAX_CUSTOM_PARAMETERS}"
+        )
+    total_chars = 0
     for name, value in params.items():
         if type(value) is not str:
             raise TelephonyProtocolError(
-                f"start.customParameters.{name} must be a string, got {_type_name(value)}"
+                f"start.customParameters[{_show(name)}] must be a string, got {_type_name(value)}"
             )
+        total_chars += len(name) + len(value)
+    if total_chars > MAX_CUSTOM_PARAMETERS_CHARS:
+        raise TelephonyProtocolError(
+            f"start.customParameters hold {total_chars} chars of names and values, over the "
+            f"limit of MAX_CUSTOM_PARAMETERS_CHARS={MAX_CUSTOM_PARAMETERS_CHARS}"
+        )
 
     media_format = _object(start, "mediaFormat", "start.mediaFormat")
     return StreamStart(
         stream_sid=stream_sid,
-        call_sid=_str(start, "callSid", "start.callSid", nonempty=True),
-        account_sid=_str(start, "accountSid", "start.accountSid", nonempty=True),
+        call_sid=_sid(start, "callSid", "start.callSid"),
+        account_sid=_sid(start, "accountSid", "start.accountSid"),
         tracks=tuple(tracks),
         custom_parameters=MappingProxyType(dict(params)),
         encoding=_str(media_format, "encoding", "start.mediaFormat.encoding"),
@@ -207,9 +267,14 @@ def _parse_start(msg: _JsonObject) -> StreamStart:
 
 def _parse_dtmf(msg: _JsonObject) -> Dtmf:
     dtmf = _object(msg, "dtmf", "dtmf")
+    digit = _str(dtmf, "digit", "dtmf.digit", nonempty=True)
+    if digit not in DTMF_KEYS:  # a "digit" reaches the model as text: only keys pass
+        raise TelephonyProtocolError(
+            f"dtmf.digit must be one key of 0-9, *, #, A-D, got {_show(digit)}"
+        )
     return Dtmf(
-        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
-        digit=_str(dtmf, "digit", "dtmf.digit", nonempty=True),
+        stream_sid=_sid(msg, "streamSid", "streamSid"),
+        digit=digit,
         track=_str(dtmf, "track", "dtmf.track"),
         sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
     )
@@ -218,8 +283,8 @@ def _parse_dtmf(msg: _JsonObject) -> Dtmf:
 def _parse_mark(msg: _JsonObject) -> MarkEcho:
     mark = _object(msg, "mark", "mark")
     return MarkEcho(
-        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
-        name=_str(mark, "name", "mark.name"),
+        stream_sid=_sid(msg, "streamSid", "streamSid"),
+        name=_str(mark, "name", "mark.name", max_chars=_MAX_MARK_NAME_CHARS),
         sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
     )
 
@@ -227,9 +292,9 @@ def _parse_mark(msg: _JsonObject) -> MarkEcho:
 def _parse_stop(msg: _JsonObject) -> StreamStop:
     stop = _object(msg, "stop", "stop")
     return StreamStop(
-        stream_sid=_str(msg, "streamSid", "streamSid", nonempty=True),
-        call_sid=_str(stop, "callSid", "stop.callSid", nonempty=True),
-        account_sid=_str(stop, "accountSid", "stop.accountSid", nonempty=True),
+        stream_sid=_sid(msg, "streamSid", "streamSid"),
+        call_sid=_sid(stop, "callSid", "stop.callSid"),
+        account_sid=_sid(stop, "accountSid", "stop.accountSid"),
         sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
     )
 
@@ -247,9 +312,14 @@ _PARSERS: Final[dict[str, Callable[[_JsonObject], CarrierEvent]]] = {
 def parse_event(frame: str | bytes) -> CarrierEvent:
     """Turn one Twilio text frame into an event; unknown `event` values give UnknownEvent.
 
-    Raises TelephonyProtocolError naming the offending field when the frame is malformed.
-    The caller bounds the frame size (WebSocket max message size).
+    Raises TelephonyProtocolError naming the offending field when the frame is malformed,
+    including a frame over its kind's size (MAX_FRAME_CHARS, else MAX_STREAMING_FRAME_CHARS).
     """
+    size = len(frame)
+    if size > _MAX_ANY_FRAME_CHARS:  # before any decoding work
+        raise TelephonyProtocolError(
+            f"frame is {size} chars, over the limit of {_MAX_ANY_FRAME_CHARS} for any event"
+        )
     if not isinstance(frame, str):
         try:
             frame = bytes(frame).decode("utf-8")
@@ -264,6 +334,11 @@ def parse_event(frame: str | bytes) -> CarrierEvent:
     if type(msg) is not dict:
         raise TelephonyProtocolError(f"frame must be a JSON object, got {_type_name(msg)}")
     event = _str(msg, "event", "event")
+    limit = MAX_FRAME_CHARS.get(event, MAX_STREAMING_FRAME_CHARS)
+    if size > limit:
+        raise TelephonyProtocolError(
+            f"{_show(event)} frame is {size} chars, over the limit of {limit}"
+        )
     parser = _PARSERS.get(event)
     if parser is None:
         return UnknownEvent(event=event, raw=MappingProxyType(msg))

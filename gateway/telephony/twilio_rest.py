@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 import aiohttp
 
 from gateway.settings import Settings
+from gateway.telephony.call_binding import is_account_sid, is_call_sid
 from gateway.tools.spec import TransferTarget
 
 __all__ = [
@@ -105,6 +107,11 @@ class TwilioRest:
         account = account_sid or self.credentials.account_sid
         if not account:
             raise TwilioRestError("no account SID: set TWILIO_ACCOUNT_SID")
+        # Never a path built from text that is not a SID (the library formats it in as given).
+        if not is_account_sid(account):
+            raise TwilioRestError("not a Twilio Account SID (AC + 32 hex digits)")
+        if not is_call_sid(call_sid):
+            raise TwilioRestError("not a Twilio Call SID (CA + 32 hex digits)")
         http = AsyncTwilioHttpClient()
         try:
             client = Client(
@@ -115,7 +122,8 @@ class TwilioRest:
             )
             client.api.base_url = self.credentials.base_url
             async with asyncio.timeout(self.timeout_s):
-                await client.api.v2010.accounts(account).calls(call_sid).update_async(**fields)
+                calls = client.api.v2010.accounts(quote(account, safe="")).calls
+                await calls(quote(call_sid, safe="")).update_async(**fields)
         except TimeoutError:
             raise TwilioRestError(f"no answer from Twilio within {self.timeout_s:g} s") from None
         except TwilioException as exc:

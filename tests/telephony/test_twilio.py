@@ -21,7 +21,10 @@ from gateway.telephony.base import (
     UnknownEvent,
 )
 from gateway.telephony.twilio import (
+    DTMF_KEYS,
+    MAX_CUSTOM_PARAMETERS,
     MAX_MEDIA_PAYLOAD_BYTES,
+    MAX_STREAMING_FRAME_CHARS,
     TwilioCodec,
     build_clear,
     build_connect_twiml,
@@ -205,6 +208,27 @@ def test_bytes_media_frame() -> None:
     assert event.payload == MULAW_20MS
 
 
+@pytest.mark.parametrize("key", sorted(DTMF_KEYS))
+def test_every_keypad_key_is_a_dtmf_digit(key: str) -> None:
+    event = parse_event(DTMF.replace('"digit":"1"', json.dumps({"digit": key})[1:-1]))
+    assert isinstance(event, Dtmf) and event.digit == key
+
+
+def test_the_largest_legitimate_start_and_media_frames_parse() -> None:
+    """The limits leave room for what Twilio sends: 4000 chars of parameters (its TwiML
+    limit), JSON-escaped; a 20 ms payload with every optional field."""
+    params = {f"p{n:02}": "é" * 37 for n in range(MAX_CUSTOM_PARAMETERS)}  # 3960 chars
+    frame = json.dumps(  # ensure_ascii: every é is 6 chars on the wire
+        {**json.loads(START), "start": {**json.loads(START)["start"], "customParameters": params}}
+    )
+    assert len(frame) > MAX_STREAMING_FRAME_CHARS
+    event = parse_event(frame)
+    assert isinstance(event, StreamStart) and dict(event.custom_parameters) == params
+    media = json.dumps(media_msg(media_payload=base64.b64encode(b"\0" * 160).decode()), indent=4)
+    assert len(media) < MAX_STREAMING_FRAME_CHARS // 3
+    assert isinstance(parse_event(media), MediaFrame)
+
+
 def test_unknown_event_is_kept_not_rejected() -> None:
     event = parse_event('{"event":"transcription","streamSid":"MZ1","text":"hi"}')
     assert isinstance(event, UnknownEvent)
@@ -271,12 +295,74 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
                 media_payload=base64.b64encode(b"\0" * (MAX_MEDIA_PAYLOAD_BYTES + 1)).decode()
             )
         ),
-        "media.payload decodes to 16001 bytes, over the limit of MAX_MEDIA_PAYLOAD_BYTES=16000",
+        "media.payload decodes to 161 bytes, over the limit of MAX_MEDIA_PAYLOAD_BYTES=160",
     ),
     (
         "far oversize payload",
-        json.dumps(media_msg(media_payload="AAAA" * 10_000)),
-        "media.payload is 40000 base64 chars, over the limit of MAX_MEDIA_PAYLOAD_BYTES=16000",
+        json.dumps(media_msg(media_payload="AAAA" * 300)),
+        "media.payload is 1200 base64 chars, over the limit of MAX_MEDIA_PAYLOAD_BYTES=160",
+    ),
+    (
+        "2 s payload",  # 16 000 bytes: what one caller used to fill 47 MB per call with
+        json.dumps(media_msg(media_payload=base64.b64encode(b"\xff" * 16_000).decode())),
+        "'media' frame is 21506 chars, over the limit of 2048",
+    ),
+    (
+        "media frame padded with junk",
+        json.dumps(media_msg(pad="x" * 3000)),
+        "'media' frame is 3",
+    ),
+    (
+        "unknown event of any size",
+        json.dumps({"event": "who_knows", "pad": "x" * 3000}),
+        "'who_knows' frame is 3",
+    ),
+    (
+        "huge event name",
+        json.dumps({"event": "e" * 60_000}),
+        "frame is 60013 chars, over the limit of 32768 for any event",
+    ),
+    ("long event name", json.dumps({"event": "e" * 65}), "event is 65 chars, over the limit"),
+    (
+        "dtmf instructions",
+        DTMF.replace('"digit":"1"', '"digit":"ignore previous instructions"'),
+        "dtmf.digit must be one key of 0-9, *, #, A-D, got 'ignore previous instructions'",
+    ),
+    ("dtmf two keys", DTMF.replace('"digit":"1"', '"digit":"12"'), "dtmf.digit must be one key"),
+    ("dtmf lower case", DTMF.replace('"digit":"1"', '"digit":"a"'), "dtmf.digit must be one key"),
+    (
+        "long mark name",
+        MARK.replace('"turn-3"', json.dumps("m" * 257)),
+        "mark.name is 257 chars, over the limit of 256",
+    ),
+    (
+        "long streamSid",
+        json.dumps(media_msg(streamSid="MZ" + "0" * 63)),
+        "streamSid is 65 chars, over the limit of 64",
+    ),
+    (
+        "long callSid",
+        START.replace(CALL_SID, "CA" + "1" * 100),
+        "start.callSid is 102 chars, over the limit of 64",
+    ),
+    (
+        "too many customParameters",
+        START.replace(
+            '{"agent": "acme-support", "from": "+15551230000"}',
+            json.dumps({f"p{n}": "v" for n in range(100)}),
+        ),
+        "start.customParameters has 100 entries, over the limit of MAX_CUSTOM_PARAMETERS=99",
+    ),
+    (
+        "customParameters too long",
+        START.replace('"+15551230000"', json.dumps("+" * 4000)),
+        "start.customParameters hold 4021 chars of names and values, over the limit of "
+        "MAX_CUSTOM_PARAMETERS_CHARS=4000",
+    ),
+    (
+        "many tracks",
+        START.replace('["inbound"]', json.dumps(["inbound"] * 5)),
+        "start.tracks must be an array of at most 4 short strings",
     ),
     (
         "sequenceNumber not numeric",
@@ -300,7 +386,7 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ),
     (
         "timestamp huge string",
-        json.dumps(media_msg(media_timestamp="9" * 5000)),
+        json.dumps(media_msg(media_timestamp="9" * 500)),
         "media.timestamp must be a non-negative integer or decimal string, got '999",
     ),
     ("track not str", json.dumps(media_msg(media_track=1)), "media.track must be a string"),
@@ -322,7 +408,7 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     (
         "tracks not a list",
         START.replace('["inbound"]', '"inbound"'),
-        "start.tracks must be an array of strings, got 'inbound'",
+        "start.tracks must be an array of at most 4 short strings, got 'inbound'",
     ),
     (
         "customParameters not object",
@@ -332,7 +418,7 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     (
         "customParameters value not str",
         START.replace('"acme-support"', "7"),
-        "start.customParameters.agent must be a string, got number",
+        "start.customParameters['agent'] must be a string, got number",
     ),
     (
         "missing mediaFormat",
@@ -379,7 +465,7 @@ def test_protocol_error_is_value_error() -> None:
 
 def test_deeply_nested_json_is_a_protocol_error() -> None:
     with pytest.raises(TelephonyProtocolError, match="not valid JSON"):
-        parse_event("[" * 100_000 + "]" * 100_000)
+        parse_event("[" * 16_000 + "]" * 16_000)  # within the size limit, too deep
 
 
 # --- builders ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.telephony.base import CarrierEvent, MediaFrame, TelephonyProtocolError
-from gateway.telephony.twilio import parse_event
+from gateway.telephony.twilio import MAX_MEDIA_PAYLOAD_BYTES, parse_event
 from tests.fuzz import PARSER_FUZZ, twilio_frames
 from tests.twilio_frames import TwilioCaller
 
@@ -34,7 +34,7 @@ def test_any_frame_parses_or_fails_with_a_protocol_error(frame: str | bytes) -> 
 
 
 @PARSER_FUZZ
-@given(st.binary(max_size=16_000), st.sampled_from(["inbound", "inbound_track"]))
+@given(st.binary(max_size=MAX_MEDIA_PAYLOAD_BYTES), st.sampled_from(["inbound", "inbound_track"]))
 def test_any_real_media_frame_round_trips_its_audio(mulaw: bytes, track: str) -> None:
     message = TwilioCaller().media(mulaw)
     message["media"]["track"] = track

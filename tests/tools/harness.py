@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
@@ -21,7 +22,7 @@ from gateway.settings import Settings, load_settings
 from tests.generations import DEFAULT_GENERATION, Generation
 from tests.test_integration import PhoneCall
 from tests.tools.fake_twilio import FakeTwilioApi
-from tests.twilio_frames import ACCOUNT_SID, CALL_SID
+from tests.twilio_frames import ACCOUNT_SID, CALL_SID, stream_parameters
 
 REST_ACCOUNT_SID = "AC" + "f" * 32
 REST_AUTH_TOKEN = "rest-auth-token"
@@ -41,7 +42,13 @@ class ToolGateway:
         params.setdefault("from", CALLER)
         headers = {}
         token = self.settings.twilio_auth_token
-        if token:  # signed like Twilio signs the media-stream upgrade
+        if token:  # as Twilio does: the voice webhook first, its binding in the stream's start
+            query = f"?agent={quote(params['agent'])}" if "agent" in params else ""
+            fields = {"From": params["from"], **({"To": params["to"]} if "to" in params else {})}
+            issued = await stream_parameters(
+                self.client, token=token, path=f"/twiml{query}", **fields
+            )
+            params = {**params, **issued}
             url = f"ws://127.0.0.1:{self.client.server.port}/media"
             headers["X-Twilio-Signature"] = RequestValidator(token).compute_signature(url, {})
         async with self.client.ws_connect("/media", headers=headers) as ws:
@@ -90,11 +97,12 @@ async def tool_gateway(
     if twilio is not None:
         overrides["twilio_api_base_url"] = await twilio.start()
         overrides["twilio_account_sid"] = REST_ACCOUNT_SID
+        # The auth token signs Twilio's requests (and keys the call binding) either way; REST
+        # authenticates with it, or with the API key when `api_key`.
+        overrides.setdefault("twilio_auth_token", REST_AUTH_TOKEN)
         if api_key:
             overrides["twilio_api_key_sid"] = "SK" + "e" * 32
             overrides["twilio_api_key_secret"] = "api-key-secret"
-        else:
-            overrides["twilio_auth_token"] = REST_AUTH_TOKEN
     settings = load_settings(
         env_file=None,
         live_url=url,

@@ -49,21 +49,28 @@ def test_credentials_from_settings() -> None:
     assert "key-secret" not in repr(by_key)  # the secret never reaches a log line
 
 
+ACCOUNT = "AC" + "1" * 32
+CALLER_ACCOUNT = "AC" + "c" * 32
+CALL = "CA" + "9" * 32
+
+
 async def test_hang_up_and_transfer_requests() -> None:
     twilio = FakeTwilioApi()
     url = await twilio.start()
     try:
-        rest = TwilioRest(TwilioCredentials("AC1", "tok", "AC1", url))
-        await rest.hang_up("ACcall", "CA9")
-        await rest.transfer(None, "CA9", TransferTarget(number="+15550100199"))
+        rest = TwilioRest(TwilioCredentials(ACCOUNT, "tok", ACCOUNT, url))
+        await rest.hang_up(CALLER_ACCOUNT, CALL)
+        await rest.transfer(None, CALL, TransferTarget(number="+15550100199"))
     finally:
         await twilio.stop()
     hang_up, transfer = twilio.requests
-    assert (hang_up.method, hang_up.path) == ("POST", "/2010-04-01/Accounts/ACcall/Calls/CA9.json")
+    assert hang_up.method == "POST"
+    assert hang_up.path == f"/2010-04-01/Accounts/{CALLER_ACCOUNT}/Calls/{CALL}.json"
     assert (hang_up.username, hang_up.password, hang_up.form) == (
-        "AC1", "tok", {"Status": "completed"},
+        ACCOUNT, "tok", {"Status": "completed"},
     )  # fmt: skip
-    assert transfer.path == "/2010-04-01/Accounts/AC1/Calls/CA9.json"  # the configured account
+    # the configured account:
+    assert transfer.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
     assert transfer.form == {"Twiml": "<Response><Dial>+15550100199</Dial></Response>"}
 
 
@@ -71,14 +78,14 @@ async def test_failures_raise_one_error_type() -> None:
     twilio = FakeTwilioApi(status=500)
     url = await twilio.start()
     try:
-        rest = TwilioRest(TwilioCredentials("AC1", "tok", "AC1", url))
+        rest = TwilioRest(TwilioCredentials(ACCOUNT, "tok", ACCOUNT, url))
         with pytest.raises(TwilioRestError, match="500"):
-            await rest.hang_up(None, "CA9")
+            await rest.hang_up(None, CALL)
     finally:
         await twilio.stop()
-    unreachable = TwilioRest(TwilioCredentials("AC1", "tok", "AC1", url))  # nobody listens now
+    unreachable = TwilioRest(TwilioCredentials(ACCOUNT, "tok", ACCOUNT, url))  # nobody listens now
     with pytest.raises(TwilioRestError, match="cannot reach Twilio"):
-        await unreachable.hang_up(None, "CA9")
+        await unreachable.hang_up(None, CALL)
     no_account = TwilioRest(TwilioCredentials("SK1", "s", None, url))
     with pytest.raises(TwilioRestError, match="no account SID"):
-        await no_account.hang_up(None, "CA9")
+        await no_account.hang_up(None, CALL)
