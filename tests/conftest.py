@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from tests.generations import DEFAULT_GENERATION, Generation
 
@@ -35,3 +36,11 @@ def generation(request: pytest.FixtureRequest) -> Generation:
     """The Live model generation × backend a test runs against: gemini-3.8-live on the
     Developer API, unless the test is marked `EVERY_GENERATION` (tests/generations.py)."""
     return getattr(request, "param", DEFAULT_GENERATION)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults_after_each_test() -> Iterator[None]:
+    """A test that configures logging (the CLI's `configure_logging("warning")`, say) must not
+    filter what later tests capture with `structlog.testing.capture_logs`."""
+    yield
+    structlog.reset_defaults()

@@ -597,9 +597,7 @@ async def test_a_failed_transfer_keeps_the_call_and_tells_the_model(
     ) as gw:
         async with gw.call(agent="desk") as phone:
             await phone.send(phone.twilio.dtmf("0"))
-            said = await phone.until("mark")
-            await phone.send(phone.twilio.mark(said[-1]["mark"]["name"]))
-            await twilio.wait_requests(1)
+            await hear_until_the_carrier_is_called(phone, twilio)  # every turn heard, as Twilio
             apology = await phone.until("mark")  # the model speaks about the failure
             assert any(m["event"] == "media" for m in apology)
             await phone.send(phone.twilio.stop())
