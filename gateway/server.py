@@ -61,6 +61,8 @@ MAX_CARRIER_FRAME_BYTES = 64 * 1024
 """A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call.
 The default of the MAX_CARRIER_FRAME_BYTES setting, which the handler uses."""
 BUSY_MESSAGE = "Sorry, all our lines are busy. Please call again later."
+KEEPALIVE_TIMEOUT_S = 75.0
+"""How long `gateway serve` keeps an idle HTTP keep-alive connection (nginx's default)."""
 
 class GatewayState:
     """Mutable process state shared by the handlers."""
@@ -405,7 +407,11 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
         agents, settings.agents_dir, ignore=settings.data_dir, default_model=settings.model
     )
     app = create_app(settings, store)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # Idle keep-alive connections close after KEEPALIVE_TIMEOUT_S (aiohttp's default is an
+    # hour), so idle sockets cannot pile up either.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+    )
     await runner.setup()
     site = GuardedSite(  # slow or never-finished requests cannot hold connections open
         runner,
