@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy gateway
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 bench: $(STAMP)
 	$(BIN)/python bench/codec.py

@@ -89,7 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     from gateway import event_loop
     from gateway.server import serve
 
-    event_loop.run(serve(settings, agents))  # uvloop when installed (gateway[speedups])
+    try:
+        event_loop.run(serve(settings, agents))  # uvloop when installed (gateway[speedups])
+    except OSError as exc:  # cannot listen: one line naming the settings, no traceback
+        reason = exc.strerror or str(exc)
+        print(
+            f"gateway: cannot listen on {settings.host}:{settings.port} ({reason}); "
+            "choose another PORT (or HOST)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -28,6 +28,7 @@ from gateway.live.emulator import LiveEmulator
 from gateway.live.models import NEWEST_PROFILE, is_known_model
 from gateway.live.resilient import ResilientLiveConnector
 from gateway.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
+from gateway.observability import clip
 from gateway.post_call import PostCallWebhook, wait_for_deliveries
 from gateway.recording import RECORDINGS, add_recordings
 from gateway.security import (
@@ -61,6 +62,8 @@ MAX_CARRIER_FRAME_BYTES = 64 * 1024
 """A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call.
 The default of the MAX_CARRIER_FRAME_BYTES setting, which the handler uses."""
 BUSY_MESSAGE = "Sorry, all our lines are busy. Please call again later."
+UNAVAILABLE_MESSAGE = "Sorry, this line is not available. Goodbye."
+"""What a caller hears when `?agent=` names no agent and UNKNOWN_AGENT=reject."""
 KEEPALIVE_TIMEOUT_S = 75.0
 """How long `gateway serve` keeps an idle HTTP keep-alive connection (nginx's default)."""
 
@@ -206,6 +209,17 @@ async def handle_twiml(request: web.Request) -> web.Response:
     requested = (
         _CONTROL_CHARACTERS.sub("", request.query.get("agent", "")) or _form_value(form, "agent")
     ) or None
+    if requested is not None and requested not in agents.agents:
+        log.warning(
+            "agent_unknown",
+            agent=clip(requested),
+            call_sid=call_sid,
+            unknown_agent=settings.unknown_agent,
+        )
+        if settings.unknown_agent == "reject":
+            refusal = build_say_hangup_twiml(UNAVAILABLE_MESSAGE)
+            return web.Response(text=refusal, content_type="application/xml")
+        requested = None
     agent = agents.for_call(requested, to_number)
     stream_url = media_stream_url(base_url, MEDIA_PATH)
     parameters = {
@@ -420,7 +434,11 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
         header_timeout_s=settings.header_timeout_s,
         max_pending_per_ip=settings.max_pending_requests_per_ip,
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError:  # e.g. the port is taken: the caller (`gateway serve`) says so in one line
+        await runner.cleanup()
+        raise
     # Signals are handled before we announce we are listening: a supervisor (or a test) may
     # send SIGHUP/SIGTERM as soon as it reads `gateway_listening`.
     stop = asyncio.Event()

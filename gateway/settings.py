@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     """A call's recording (.jsonl and .wav together) stops growing here, ~25 minutes of a busy
     call at ~10 MiB a minute; the call goes on. 0: no limit."""
 
+    unknown_agent: Literal["default", "reject"] = "default"
+    """`/twiml?agent=NAME` naming no agent: `default` answers with the line's (or the default)
+    agent, `reject` answers that the line is unavailable and hangs up; both log a warning."""
     drain_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long live calls may run on before they are cut."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

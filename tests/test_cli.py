@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -70,6 +71,21 @@ async def test_serve_refuses_a_broken_agent_set(tmp_path: Path) -> None:
     code, _, err = await _run("serve", AGENTS_DIR=str(tmp_path), PORT="0")
     assert code == 2
     assert "refusing to start" in err and "bad.yaml" in err
+
+
+async def test_a_port_in_use_is_one_line_naming_port_and_exit_2() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        code, _, err = await _run("serve", HOST="127.0.0.1", PORT=str(port))
+    finally:
+        taken.close()
+    assert code == 2
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("gateway:")]
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "PORT" in line
 
 
 async def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
