@@ -7,9 +7,14 @@ import asyncio
 import sys
 from pathlib import Path
 
+import structlog
+
+from gateway import gateway_version
 from gateway.agents import AgentConfigError, load_agents
 from gateway.observability import configure_logging
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import SettingsError, load_settings, unknown_env_file_keys
+
+log = structlog.get_logger("gateway.cli")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -18,7 +23,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("serve", help="run the gateway (settings from env / .env)")
+    parser.add_argument("--version", action="version", version=f"gateway {gateway_version()}")
+    serve = commands.add_parser("serve", help="run the gateway (settings from env / .env)")
+    serve.add_argument("--host", help="listen address (overrides HOST; default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (overrides PORT; default 8080)")
 
     emulator = commands.add_parser("emulator", help="run the Live emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -57,12 +65,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    flags = {
+        name: value
+        for name in ("host", "port")
+        if (value := getattr(args, name, None)) is not None
+    }
     try:
-        settings = load_settings()
+        settings = load_settings(**flags)  # `serve --host/--port` win over HOST/PORT
     except SettingsError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    for key, nearest in unknown_env_file_keys(".env"):
+        log.warning("env_file_unknown_key", key=key, did_you_mean=nearest, file=".env")
 
     if args.command == "agents":
         return _agents_check(args.directory or settings.agents_dir, settings.model)

@@ -31,13 +31,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import structlog
 from aiohttp import web
 
+from gateway import gateway_version
 from gateway.call_events import CallObserver
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
 from gateway.recording_audio import StereoCallMixer
@@ -575,7 +575,7 @@ class CallRecorder(CallObserver):
             "live_backend": self._recordings.live_backend,
             "live_model": call.session.model if call.session is not None else None,
             "live_dialect": call.session.backend.value if call.session is not None else None,
-            "gateway_version": _gateway_version(),
+            "gateway_version": gateway_version(),
             "started_at": started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
         self._pending = early
@@ -658,10 +658,3 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name)[:64] or "call"
-
-
-def _gateway_version() -> str:
-    try:
-        return metadata.version("gateway")
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -6,6 +6,7 @@ never has to guess which variable is off.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
@@ -234,6 +235,22 @@ class Settings(BaseSettings):
 
 def _split_list(raw: str | None) -> list[str]:
     return [entry.strip() for entry in (raw or "").split(",") if entry.strip()]
+
+
+def unknown_env_file_keys(env_file: str | Path | None = ".env") -> list[tuple[str, str | None]]:
+    """Keys in `env_file` that name no setting (a typo such as PROT=8080 is otherwise silently
+    ignored), each with the nearest setting's name if one is close; [] without the file."""
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    from dotenv import dotenv_values  # pydantic-settings' own .env reader
+
+    known = [name.upper() for name in Settings.model_fields]
+    unknown = []
+    for key in dotenv_values(env_file):
+        if key.upper() not in known:
+            nearest = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.75)
+            unknown.append((key, nearest[0] if nearest else None))
+    return unknown
 
 
 def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:

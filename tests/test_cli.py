@@ -88,6 +88,22 @@ async def test_a_port_in_use_is_one_line_naming_port_and_exit_2() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in line and "PORT" in line
 
 
+async def test_serve_flags_win_over_host_and_port_and_version_prints() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:  # PORT says 1, the flag says the taken port: the flag is what serve tried
+        code, _, err = await _run("serve", "--host", "127.0.0.1", "--port", str(port), PORT="1")
+    finally:
+        taken.close()
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err
+    code, out, _ = await _run("--version")
+    assert code == 0 and out.startswith("gateway ")
+    code, out, _ = await _run("serve", "--help")
+    assert code == 0 and "--host" in out and "--port" in out
+
+
 async def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve",

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import LiveBackend, Settings, SettingsError, load_settings
+from gateway.settings import (
+    LiveBackend,
+    Settings,
+    SettingsError,
+    load_settings,
+    unknown_env_file_keys,
+)
 
 ALL_SETTINGS = [
     "HOST", "PORT", "PUBLIC_URL", "LIVE_BACKEND", "LIVE_URL", "LIVE_API_VERSION",
@@ -98,3 +104,11 @@ def test_secrets_are_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "super-secret")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "also-secret")
     assert "secret" not in repr(load_settings(None))
+
+
+def test_unknown_keys_in_the_env_file_are_found_with_the_nearest_setting(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("PROT=8080\nPORT=8081\nrecord_calls=off\nCOMPLETELY_ELSE=1\n")
+    assert unknown_env_file_keys(env) == [("PROT", "PORT"), ("COMPLETELY_ELSE", None)]
+    assert unknown_env_file_keys(tmp_path / "missing.env") == []
+    assert unknown_env_file_keys(None) == []
