@@ -10,8 +10,10 @@ files (prompt, python tools, seed data); relative paths in the YAML are relative
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,6 +320,38 @@ class AgentConfig(BaseModel):
         return self._toolset
 
 
+def _did_you_mean(loc: tuple[str | int, ...]) -> str:
+    """`; did you mean language?` for an unknown field at `loc` close to a real one there."""
+    fields = _fields_at(loc[:-1])
+    name = loc[-1] if loc else None
+    if not isinstance(name, str) or not fields:
+        return ""
+    nearest = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.7)
+    return f"; did you mean {nearest[0]}?" if nearest else ""
+
+
+def _fields_at(loc: tuple[str | int, ...]) -> set[str]:
+    """The field names the agent schema allows at `loc` (list indexes skipped; every model
+    of a union counts)."""
+    models: list[type[BaseModel]] = [AgentConfig]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        found: list[type[BaseModel]] = []
+        for model in models:
+            info = model.model_fields.get(part)
+            if info is not None:
+                found.extend(_models_in(info.annotation))
+        models = found
+    return {name for model in models for name in model.model_fields}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
 def _dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -382,7 +416,7 @@ def load_agent_file(path: Path, *, default_model: str = DEFAULT_MODEL) -> AgentC
             loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                message = "unknown field"
+                message = "unknown field" + _did_you_mean(loc)
             line = _yaml_line_of(text, loc) if loc else None
             where = f"{path}:{line}" if line else str(path)
             problems.append((line or 0, f"{where}: {_dotted(loc) or '(top)'}: {message}"))

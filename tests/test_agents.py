@@ -39,6 +39,22 @@ def test_unknown_field_names_file_line_and_field(tmp_path: Path) -> None:
         load_agent_file(path)
 
 
+def test_an_unknown_field_suggests_the_nearest_one_at_its_level(tmp_path: Path) -> None:
+    text = (
+        "name: a\nlangauge: en-US\nzzzqqq: 1\n"
+        "tools:\n  - builtin: end_call\n    descripton: x\nvad:\n  silense_duration_ms: 300\n"
+    )
+    with pytest.raises(AgentConfigError) as caught:
+        load_agent_file(write(tmp_path, "a.yaml", text))
+    assert str(caught.value).splitlines() == [
+        f"{tmp_path / 'a.yaml'}:2: langauge: unknown field; did you mean language?",
+        f"{tmp_path / 'a.yaml'}:3: zzzqqq: unknown field",
+        f"{tmp_path / 'a.yaml'}:6: tools.0.descripton: unknown field; did you mean description?",
+        f"{tmp_path / 'a.yaml'}:8: vad.silense_duration_ms: unknown field; "
+        "did you mean silence_duration_ms?",
+    ]
+
+
 def test_bad_line_number(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "name: a\nlines: ['555-1234']\n")
     with pytest.raises(AgentConfigError, match=r"a\.yaml:2: lines: .*not an E\.164 number"):
