@@ -335,8 +335,7 @@ async def _embedded_emulator(app: web.Application) -> AsyncIterator[None]:
     url_override = None
     if settings.backend is LiveBackend.EMULATOR and not settings.live_url:
         state.emulator = LiveEmulator()
-        url_override = await state.emulator.start("127.0.0.1", 0)
-        log.info("emulator_started", url=url_override)
+        url_override = await state.emulator.start("127.0.0.1", 0)  # it logs emulator_started
     app[CONNECTOR] = ResilientLiveConnector.from_settings(
         LiveConnector(settings, url_override=url_override), settings
     )

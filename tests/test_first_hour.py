@@ -1,13 +1,17 @@
-"""`/twiml?agent=NAME` naming no agent: never silent — a warning, and the operator's choice
-(UNKNOWN_AGENT=default|reject)."""
+"""First-hour surprises, fixed: `/twiml?agent=NAME` naming no agent is never silent (a warning,
+and UNKNOWN_AGENT=default|reject decides); start-up lines say things once."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from xml.etree import ElementTree
 
 import structlog
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.gateway_harness import loopback_gateway
+from gateway.server import create_app
+from gateway.settings import load_settings
+from tests.gateway_harness import loopback_gateway, sample_agents
 from tests.twilio_frames import parameters_of, twiml_form
 
 
@@ -35,3 +39,13 @@ async def test_with_unknown_agent_reject_the_caller_hears_the_line_is_unavailabl
         assert root.find("./Connect") is None and root.find("./Hangup") is not None
         assert "not available" in (root.findtext("./Say") or "")
         assert [line["agent"] for line in logs if line["event"] == "agent_unknown"] == ["nobody"]
+
+
+async def test_the_embedded_emulator_is_announced_once(tmp_path: Path) -> None:
+    settings = load_settings(env_file=None, record_calls="off")  # emulator backend, no LIVE_URL
+    app = create_app(settings, sample_agents())
+    with structlog.testing.capture_logs() as logs:
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        await client.close()
+    assert [line["event"] for line in logs].count("emulator_started") == 1
