@@ -155,13 +155,11 @@ async def test_healthz_answers_while_drippers_hang_and_one_ip_cannot_hold_more()
         refused_writer.close()
 
 
-async def test_a_client_closing_mid_handshake_is_one_debug_line(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    handled = asyncio.Event()
+def sets_when_handled(handled: asyncio.Event) -> Any:
+    """A middleware that sets `handled` once the handler has finished, however it ended."""
 
     @web.middleware
-    async def close_during_prepare(
+    async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
@@ -169,13 +167,21 @@ async def test_a_client_closing_mid_handshake_is_one_debug_line(
         finally:
             handled.set()
 
+    return middleware
+
+
+async def test_a_client_closing_mid_handshake_is_one_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled = asyncio.Event()
+
     async def hang_up(request: web.Request, response: web.StreamResponse) -> None:
         if request.transport is not None:  # the caller is gone before the 101 goes out
             request.transport.close()
 
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as logs:
-        async with guarded_gateway(middleware=close_during_prepare, on_prepare=hang_up) as gw:
+        async with guarded_gateway(middleware=sets_when_handled(handled), on_prepare=hang_up) as gw:
             _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             writer.write(upgrade_request())
             async with asyncio.timeout(5):
@@ -188,18 +194,8 @@ async def test_a_client_closing_mid_handshake_is_one_debug_line(
 
 async def test_a_client_closing_right_after_the_handshake_logs_no_warning() -> None:
     handled = asyncio.Event()
-
-    @web.middleware
-    async def note_done(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        finally:
-            handled.set()
-
     with structlog.testing.capture_logs() as logs:
-        async with guarded_gateway(middleware=note_done) as gw:
+        async with guarded_gateway(middleware=sets_when_handled(handled)) as gw:
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             writer.write(upgrade_request())
             assert (await reader.readline()).startswith(b"HTTP/1.1 101")
