@@ -156,7 +156,8 @@ def _from_trusted_proxy(request: web.Request, settings: Settings) -> bool:
 
 
 def _form_value(form: Mapping[str, Any], name: str) -> str:
-    """A webhook form field without control characters (they never reach TwiML or logs)."""
+    """A webhook form (or query) field without control characters (they never reach TwiML
+    or logs)."""
     return _CONTROL_CHARACTERS.sub("", str(form.get(name, "")))
 
 
@@ -206,9 +207,7 @@ async def handle_twiml(request: web.Request) -> web.Response:
         return web.Response(text=busy, content_type="application/xml")
     to_number = _form_value(form, "To") or None
     from_number = _form_value(form, "From") or None
-    requested = (
-        _CONTROL_CHARACTERS.sub("", request.query.get("agent", "")) or _form_value(form, "agent")
-    ) or None
+    requested = _form_value(request.query, "agent") or _form_value(form, "agent") or None
     if requested is not None and requested not in agents.agents:
         log.warning(
             "agent_unknown",
