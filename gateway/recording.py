@@ -176,7 +176,8 @@ class RecordingSink:
             if self.max_bytes:
                 self._mixer.room_bytes = self._room()
             line = encode_event(t, kind, self._fields(t, kind, payload))
-            size = len(line.encode("utf-8")) + 1
+            # Bytes on disk; nearly every line is ASCII (base64 audio), counted without a copy.
+            size = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
             if self.max_bytes and size > self._room():
                 self.full = True
                 break
