@@ -342,7 +342,8 @@ def _undo_optimizations() -> None:
     """Put back the hot-path code as it was before bench/RESULTS.md's optimizations, so one
     run can measure before and after side by side. The call's own barge-in changes (yield to
     the writer, log after `clear`) are not undone: they change latency, not CPU."""
-    from gateway import call_events, frame_batcher
+    from gateway import frame_batcher
+    from gateway.call import hooks as call_events
     from gateway.live import client, protocol, resilient
 
     async def send_each(self: Any, frame: str) -> None:  # one socket write per frame
@@ -415,8 +416,8 @@ async def _serve_bridge(impl: str, live_url: str) -> None:
         await server.wait_closed()
         return
 
-    from gateway.agents import AgentConfig, AgentSet
-    from gateway.observability import configure_logging
+    from gateway.agents.config import AgentConfig, AgentSet
+    from gateway.ops.logs import configure_logging
     from gateway.server import create_app
     from gateway.settings import load_settings
 

@@ -59,7 +59,7 @@ def run_emulator(conn: Connection, speed: float) -> None:
 
 async def _emulator(conn: Connection, speed: float) -> None:
     _quiet_logs()
-    from gateway.live.emulator import LiveEmulator
+    from gateway.live.emulator.server import LiveEmulator
 
     emulator = LiveEmulator(speed=speed)
     conn.send(await emulator.start("127.0.0.1", 0))
@@ -246,7 +246,7 @@ def _rss_kib() -> tuple[int, int]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from aiohttp import web
 
-    from gateway.agents import AgentConfig, AgentSet
+    from gateway.agents.config import AgentConfig, AgentSet
     from gateway.live.resilient import ResilientLiveConnector
     from gateway.server import CALLS, CONNECTOR, create_app
     from gateway.settings import load_settings

@@ -10,8 +10,8 @@ from pathlib import Path
 import structlog
 
 from gateway import gateway_version
-from gateway.agents import AgentConfigError, load_agents
-from gateway.observability import configure_logging
+from gateway.agents.config import AgentConfigError, load_agents
+from gateway.ops.logs import configure_logging
 from gateway.settings import SettingsError, load_settings, unknown_env_file_keys
 
 log = structlog.get_logger("gateway.cli")
@@ -54,7 +54,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
 
-    from gateway.replay import add_replay_arguments
+    from gateway.recording.replay.player import add_replay_arguments
 
     replay = commands.add_parser(
         "replay", help="replay a recorded call (.jsonl) and check the gateway still matches it"
@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "emulator":
         return _run_emulator(args.host, args.port, args.script)
     if args.command == "replay":
-        from gateway.replay import run_replay_command
+        from gateway.recording.replay.player import run_replay_command
 
         configure_logging("debug" if settings.log_level == "debug" else "warning")
         return run_replay_command(args, settings)
     if args.command == "call":
-        from gateway.softphone_cli import run_call_command
+        from gateway.softphone.cli import run_call_command
 
         configure_logging("debug" if settings.log_level == "debug" else "warning")
         return run_call_command(
@@ -130,7 +130,7 @@ def _agents_check(directory: Path, default_model: str) -> int:
 
 
 def _run_emulator(host: str, port: int, script_path: Path | None) -> int:
-    from gateway.live.emulator import EmulatorScript, serve_emulator
+    from gateway.live.emulator.server import EmulatorScript, serve_emulator
 
     script = EmulatorScript.from_yaml(script_path) if script_path else None
     try:

@@ -18,35 +18,37 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.agent_store import AgentStore
-from gateway.agents import AgentSet
-from gateway.call import Call, EndReason, LiveConnectorLike
+from gateway.agents.config import AgentSet
+from gateway.agents.store import AgentStore
+from gateway.call.bridge import Call
+from gateway.call.outcome import EndReason
+from gateway.call.ports import LiveConnectorLike
+from gateway.call.session_config import session_config_for
 from gateway.frame_batcher import FrameBatcher
-from gateway.http_guard import GuardedSite
 from gateway.live.client import LiveConnector
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.models import NEWEST_PROFILE, is_known_model
 from gateway.live.resilient import ResilientLiveConnector
-from gateway.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
-from gateway.observability import clip
-from gateway.post_call import PostCallWebhook, wait_for_deliveries
-from gateway.recording import RECORDINGS, add_recordings
-from gateway.security import (
+from gateway.ops.logs import clip
+from gateway.ops.metrics import DROP_RATE_LIMITED, METRICS, add_metrics
+from gateway.ops.post_call import PostCallWebhook, wait_for_deliveries
+from gateway.recording.recorder import RECORDINGS, add_recordings
+from gateway.security.call_binding import (
+    BINDING_PARAMETER,
+    CallBinder,
+    is_account_sid,
+    is_call_sid,
+)
+from gateway.security.http_guard import GuardedSite
+from gateway.security.stream_guard import (
     SIGNATURE_HEADER,
     AudioBudget,
     CallSlots,
     GuardedTransport,
     SignatureCheck,
 )
-from gateway.session_config import session_config_for
 from gateway.settings import LiveBackend, Settings
-from gateway.softphone import add_softphone_routes
-from gateway.telephony.call_binding import (
-    BINDING_PARAMETER,
-    CallBinder,
-    is_account_sid,
-    is_call_sid,
-)
+from gateway.softphone.page import add_softphone_routes
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
@@ -412,7 +414,7 @@ async def serve(settings: Settings, agents: AgentSet) -> None:
     """Run the gateway until SIGTERM/SIGINT, then drain and stop.
 
     SIGHUP, or a file change under AGENTS_DIR, reloads the agents (a broken set is refused).
-    Requests that arrive too slowly are cut off (gateway.http_guard: HEADER_TIMEOUT_S,
+    Requests that arrive too slowly are cut off (gateway.security.http_guard: HEADER_TIMEOUT_S,
     MAX_PENDING_REQUESTS_PER_IP).
     """
     store = AgentStore(

@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import LiveConnectorLike
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.ports import LiveConnectorLike
 from gateway.live.client import LiveConnector
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.server import create_app
 from gateway.settings import Settings, load_settings
 

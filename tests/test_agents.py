@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.agents import AgentConfig, AgentConfigError, AgentSet, load_agent_file, load_agents
+from gateway.agents.config import (
+    AgentConfig,
+    AgentConfigError,
+    AgentSet,
+    load_agent_file,
+    load_agents,
+)
 
 REPO = Path(__file__).parent.parent
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.agents import AgentConfigError, load_agent_file, load_agents
+from gateway.agents.config import AgentConfigError, load_agent_file, load_agents
+from gateway.call.session_config import session_config_for
 from gateway.cli import main
 from gateway.live.models import PROFILES, ModelProfile, profile_for
 from gateway.live.protocol import build_setup
-from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.twilio_frames import TwilioCaller
 

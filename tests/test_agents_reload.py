@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.agent_store import AgentStore, agents_dir_snapshot
-from gateway.agents import load_agents
+from gateway.agents.config import load_agents
+from gateway.agents.store import AgentStore, agents_dir_snapshot
 from tests.tools.harness import ToolGateway, script, tool_gateway, write_agent
 from tests.twilio_frames import CALL_SID
 

@@ -21,16 +21,17 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import MAX_BUFFERED_CALLER_AUDIO_S, Call, EndReason
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import MAX_BUFFERED_CALLER_AUDIO_S, Call
+from gateway.call.outcome import EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import ServerMessage
-from gateway.metrics import DROP_AUDIO_RATE_LIMITED, GatewayMetrics
-from gateway.observability import MAX_LOGGED_CHARS, clip
-from gateway.recording import JUNK_FRAME_CHARS, RecordCalls, Recordings
-from gateway.recording_format import read_recording
-from gateway.security import ABUSE_AFTER_S, BURST_S, AudioBudget
+from gateway.ops.logs import MAX_LOGGED_CHARS, clip
+from gateway.ops.metrics import DROP_AUDIO_RATE_LIMITED, GatewayMetrics
+from gateway.recording.format import read_recording
+from gateway.recording.recorder import JUNK_FRAME_CHARS, RecordCalls, Recordings
+from gateway.security.stream_guard import ABUSE_AFTER_S, BURST_S, AudioBudget
 from gateway.server import CALLS
-from gateway.session_config import session_config_for
 from gateway.telephony.base import CarrierEvent, MediaFrame
 from gateway.telephony.twilio import TwilioCodec
 from tests.caller_audio import speech_frames

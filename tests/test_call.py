@@ -10,12 +10,13 @@ from functools import partial
 import numpy as np
 import pytest
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import PROMPT_MARK, Call, EndReason
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import PROMPT_MARK, Call
+from gateway.call.outcome import EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.models import PROFILES, Backend, ModelProfile, TextChannel
 from gateway.live.protocol import FunctionCall, ServerMessage
 from gateway.prompts import APOLOGY, load_prompt_mulaw
-from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.fakes import FakeConnector, FakeTransport, text_of
 from tests.twilio_frames import TwilioCaller

@@ -1,4 +1,4 @@
-"""Ending calls from the gateway's side (gateway.call_control) with in-memory fakes.
+"""Ending calls from the gateway's side (gateway.call.control) with in-memory fakes.
 
 End phrases, `end_call`, time limits and idle reminders all wait for the goodbye to be heard
 (Twilio's mark echo) before the call ends. Timers are short but tests wait on events only.
@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway import call_control
-from gateway.agents import AgentConfig, AgentSet, load_agents
+from gateway.agents.config import AgentConfig, AgentSet, load_agents
 from gateway.audio.mulaw import decode_mulaw
-from gateway.call import Call, EndReason
-from gateway.call_control import MAX_DURATION_PROMPT
-from gateway.call_events import CallObserver
+from gateway.call import control as call_control
+from gateway.call.bridge import Call
+from gateway.call.control import MAX_DURATION_PROMPT
+from gateway.call.hooks import CallObserver
+from gateway.call.outcome import EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
-from gateway.session_config import session_config_for
 from gateway.telephony.base import StreamStart
 from gateway.telephony.twilio import TwilioCodec
 from gateway.tools.dtmf import DTMF_FREQUENCIES_HZ

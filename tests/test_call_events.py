@@ -6,11 +6,12 @@ import asyncio
 import json
 from functools import partial
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import Call, CallStats, EndReason
-from gateway.call_events import CallObserver, ObserverSet
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import Call
+from gateway.call.hooks import CallObserver, ObserverSet
+from gateway.call.outcome import CallStats, EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import ServerMessage
-from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.fakes import FakeConnector, FakeTransport
 from tests.test_call import MULAW_FRAME, tone_pcm16

@@ -1,4 +1,4 @@
-"""Call identity comes from us: `/twiml` binds each call (gateway.telephony.call_binding), `/media`
+"""Call identity comes from us: `/twiml` binds each call (gateway.security.call_binding), `/media`
 starts only bound calls, Twilio REST acts only on verified SIDs, and forwarded headers count
 only from trusted proxies — against the real server on loopback."""
 
@@ -13,10 +13,8 @@ import pytest
 import structlog
 from twilio.request_validator import RequestValidator
 
-from gateway.agents import load_agents
-from gateway.server import CALL_BINDER, create_app
-from gateway.settings import load_settings
-from gateway.telephony.call_binding import (
+from gateway.agents.config import load_agents
+from gateway.security.call_binding import (
     BINDING_LIFETIME_S,
     BINDING_PARAMETER,
     BindingRefused,
@@ -25,6 +23,8 @@ from gateway.telephony.call_binding import (
     is_account_sid,
     is_call_sid,
 )
+from gateway.server import CALL_BINDER, create_app
+from gateway.settings import load_settings
 from gateway.telephony.twilio_rest import TwilioCredentials, TwilioRest, TwilioRestError
 from gateway.tools.spec import TransferTarget
 from tests.gateway_harness import loopback_gateway

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from gateway.metrics import GatewayMetrics
+from gateway.ops.metrics import GatewayMetrics
 from gateway.settings import Settings, load_settings
 
 REPO = Path(__file__).parent.parent

@@ -1,4 +1,4 @@
-"""Slow and never-finished HTTP requests (gateway.http_guard) on real loopback sockets.
+"""Slow and never-finished HTTP requests (gateway.security.http_guard) on real loopback sockets.
 
 The gateway app runs behind `GuardedSite` as `serve()` runs it (an `AppRunner`, no handler
 cancellation); one test runs `gateway serve` itself. Deadlines are tiny; every wait is on
@@ -24,7 +24,7 @@ import pytest
 import structlog
 from aiohttp import web
 
-from gateway.http_guard import GuardedSite
+from gateway.security.http_guard import GuardedSite
 from gateway.server import create_app
 from gateway.settings import load_settings
 from tests.fakes import FakeConnector

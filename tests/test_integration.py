@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import PROMPT_MARK
-from gateway.live.emulator import LiveEmulator
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import PROMPT_MARK
+from gateway.live.emulator.server import LiveEmulator
 from gateway.server import CALLS, create_app, drain
 from gateway.settings import Settings, load_settings
 from tests.caller_audio import rms_dbfs, silence_frames, speech_frames

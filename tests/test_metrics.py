@@ -7,11 +7,12 @@ import asyncio
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.call import Call, CallStats, EndReason
+from gateway.call.bridge import Call
+from gateway.call.outcome import CallStats, EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import FunctionResponse, ServerMessage
-from gateway.metrics import GatewayMetrics, is_speech
+from gateway.ops.metrics import GatewayMetrics, is_speech
 from gateway.server import CALLS
-from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.caller_audio import silence_frames, speech_frames
 from tests.fakes import FakeConnector, FakeTransport

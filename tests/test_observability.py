@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from gateway.observability import configure_logging
+from gateway.ops.logs import configure_logging
 from tests.caller_audio import silence_frames, speech_frames
 from tests.gateway_harness import loopback_gateway
 from tests.test_integration import PhoneCall

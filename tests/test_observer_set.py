@@ -3,7 +3,7 @@ on the instance count, and a failing observer is dropped from every hook at once
 
 from __future__ import annotations
 
-from gateway.call_events import CallObserver, ObserverSet
+from gateway.call.hooks import CallObserver, ObserverSet
 
 
 class Counting(CallObserver):

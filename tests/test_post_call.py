@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from gateway.post_call import merge_transcript, pending_deliveries, wait_for_deliveries
+from gateway.ops.post_call import merge_transcript, pending_deliveries, wait_for_deliveries
 from tests.tools.harness import CALL_SID, CALLER, script, tool_gateway, write_agent
 from tests.twilio_frames import STREAM_SID
 

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import Call, EndReason
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import Call
+from gateway.call.outcome import EndReason
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import FunctionCall, ServerMessage
-from gateway.recording import CallRecorder, RecordCalls, Recordings, RecordingSink
-from gateway.recording_format import read_recording
-from gateway.session_config import session_config_for
+from gateway.recording.format import read_recording
+from gateway.recording.recorder import CallRecorder, RecordCalls, Recordings, RecordingSink
 from gateway.settings import load_settings
 from gateway.telephony.twilio import TwilioCodec
 from tests.caller_audio import speech_frames

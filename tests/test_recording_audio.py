@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.audio.mulaw import encode_mulaw
-from gateway.recording_audio import StereoCallMixer
+from gateway.recording.audio import StereoCallMixer
 
 FRAME = 160  # samples in a 20 ms frame
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from gateway.live.protocol import FunctionCall, ServerMessage, encode_message, parse_server_message
-from gateway.recording_format import (
+from gateway.recording.format import (
     EventKind,
     RecordingFormatError,
     encode_event,
     read_recording,
     server_message_to_wire,
 )
-from gateway.recording_transcript import TranscriptBuilder
+from gateway.recording.transcript import TranscriptBuilder
 
 MESSAGES = [
     ServerMessage(setup_complete=True),

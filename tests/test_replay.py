@@ -15,16 +15,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.agents import AgentConfig, AgentSet, load_agents
-from gateway.call import PROMPT_MARK
+from gateway.agents.config import AgentConfig, AgentSet, load_agents
+from gateway.call.bridge import PROMPT_MARK
 from gateway.cli import main as gateway_main
-from gateway.live.emulator import LiveEmulator
-from gateway.live.emulator_script import EmulatorScript, ScriptToolCall, ScriptTurn
+from gateway.live.emulator.script import EmulatorScript, ScriptToolCall, ScriptTurn
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.models import Backend
 from gateway.live.resilient import ResilientLiveConnector
-from gateway.recording import RECORDINGS
-from gateway.recording_format import EventKind, RecordedEvent, Recording, read_recording
-from gateway.replay import (
+from gateway.recording.format import EventKind, RecordedEvent, Recording, read_recording
+from gateway.recording.recorder import RECORDINGS
+from gateway.recording.replay.player import (
     Action,
     Against,
     ReplayError,
@@ -32,7 +32,7 @@ from gateway.replay import (
     build_plan,
     replay_recording,
 )
-from gateway.replay_script import script_from_recording
+from gateway.recording.replay.script import script_from_recording
 from gateway.server import MEDIA_PATH, create_app
 from gateway.settings import load_settings
 from tests.caller_audio import silence_frames, speech_frames

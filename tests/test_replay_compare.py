@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from gateway.audio.mulaw import encode_mulaw
-from gateway.replay_compare import (
+from gateway.recording.replay.compare import (
     OutputItem,
     Tolerance,
     compare_stream,

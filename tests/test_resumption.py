@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.agents import AgentConfig, AgentSet
+from gateway.agents.config import AgentConfig, AgentSet
 from gateway.audio.codec import CallerAudioDecoder
-from gateway.call import PROMPT_MARK
-from gateway.live.emulator import LiveEmulator
+from gateway.call.bridge import PROMPT_MARK
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.models import profile_for
 from gateway.live.resilient import ResilientLiveConnector
 from gateway.server import CALLS, CONNECTOR, create_app

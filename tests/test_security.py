@@ -18,8 +18,8 @@ from twilio.request_validator import RequestValidator
 
 from gateway.live.client import LiveConnector, LiveSession
 from gateway.live.protocol import SessionConfig
-from gateway.observability import configure_logging
-from gateway.security import GuardedTransport, TokenBucket
+from gateway.ops.logs import configure_logging
+from gateway.security.stream_guard import GuardedTransport, TokenBucket
 from gateway.server import CALL_SLOTS
 from gateway.settings import SettingsError, load_settings
 from gateway.telephony.twilio import TwilioCodec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.agents import AgentConfig, load_agents
+from gateway.agents.config import AgentConfig, load_agents
+from gateway.call.session_config import session_config_for
 from gateway.live.protocol import build_setup
-from gateway.session_config import session_config_for
 from gateway.telephony.base import StreamStart
 from tests.live.sdk import validate_client_message
 

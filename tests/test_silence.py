@@ -15,10 +15,11 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.agents import AgentConfig, AgentSet
-from gateway.call import Call, EndReason
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.call.bridge import Call
+from gateway.call.outcome import EndReason
+from gateway.call.session_config import session_config_for
 from gateway.server import CALLS
-from gateway.session_config import session_config_for
 from gateway.telephony.twilio import TwilioCodec
 from tests.caller_audio import silence_frames
 from tests.fakes import FakeConnector, FakeTransport

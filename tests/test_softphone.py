@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.agents import AgentConfig, AgentSet
+from gateway.agents.config import AgentConfig, AgentSet
 from gateway.audio.codec import MULAW_RATE_HZ
 from gateway.settings import load_settings
-from gateway.softphone import SOFTPHONE_ASSETS
-from gateway.softphone_cli import (
+from gateway.softphone.cli import (
     CallClientError,
     agent_has_greeting,
     call_in_process,
@@ -28,6 +27,7 @@ from gateway.softphone_cli import (
     read_wav_pcm16_8k,
     write_wav_pcm16_8k,
 )
+from gateway.softphone.page import SOFTPHONE_ASSETS
 from gateway.telephony.transcript import build_transcript, wants_transcript
 from tests.caller_audio import silence_frames, speech_frames
 from tests.gateway_harness import loopback_gateway
@@ -57,8 +57,8 @@ async def test_the_page_and_its_scripts_are_served() -> None:
 
 def test_the_static_files_ship_in_the_package() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["gateway"]
-    static = REPO / "gateway" / "static"
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["gateway.softphone"]
+    static = REPO / "gateway" / "softphone" / "static"
     for name in [*SOFTPHONE_ASSETS, "softphone.html"]:
         assert (static / name).is_file()
         assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.url_redaction import redact_url
+from gateway.ops.url_redaction import redact_url
 
 
 @pytest.mark.parametrize(

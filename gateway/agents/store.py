@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from gateway.agents import AgentConfigError, AgentSet, load_agents
+from gateway.agents.config import AgentConfigError, AgentSet, load_agents
 from gateway.live.models import DEFAULT_MODEL
 
 __all__ = ["WATCH_INTERVAL_S", "AgentStore", "agents_dir_snapshot"]

@@ -14,7 +14,7 @@ so no stale frame can be written after it.
 
 Tool calls run as their own tasks in `gateway.tools.runner.ToolRunner` (`Call.tools`); the
 agent's limits and goodbyes — `end_call`, end phrases, time limits, transfers — live in
-`gateway.call_control.CallSupervisor` (`Call.control`), which this call feeds with turns,
+`gateway.call.control.CallSupervisor` (`Call.control`), which this call feeds with turns,
 marks and barge-ins.
 """
 
@@ -25,18 +25,18 @@ import contextlib
 import contextvars
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.agents import AgentConfig, AgentSet
+from gateway.agents.config import AgentConfig, AgentSet
 from gateway.audio.codec import AgentAudioEncoder, CallerAudioDecoder, MulawFramer
-from gateway.call_control import CallSupervisor
-from gateway.call_events import CallObserver, ObserverSet
+from gateway.call.control import CallSupervisor
+from gateway.call.hooks import CallObserver, ObserverSet
+from gateway.call.outcome import CallStats, EndReason
+from gateway.call.ports import CallerTransport, LiveConnectorLike, LiveSessionLike
 from gateway.live.models import ModelProfile, profile_for
 from gateway.live.protocol import (
     FunctionResponse,
@@ -45,7 +45,7 @@ from gateway.live.protocol import (
     build_text_turn,
     build_tool_response,
 )
-from gateway.observability import clip
+from gateway.ops.logs import clip
 from gateway.prompts import APOLOGY, load_prompt_mulaw, prompt_duration_s
 from gateway.telephony.base import (
     Connected,
@@ -63,7 +63,7 @@ from gateway.telephony.twilio_rest import TwilioRest
 from gateway.tools import ToolContext, ToolRunner
 
 if TYPE_CHECKING:
-    from gateway.security import AudioBudget
+    from gateway.security.stream_guard import AudioBudget
 
 log = structlog.get_logger("gateway.call")
 
@@ -89,71 +89,6 @@ MAX_LOGGED_ERROR_CHARS = 300
 MALFORMED_LOG_FIRST = 10
 """Malformed frames logged one by one; after these, every MALFORMED_LOG_EVERY-th."""
 MALFORMED_LOG_EVERY = 100
-
-
-class CallerTransport(Protocol):
-    """The carrier side of a call: text frames in and out (an aiohttp WebSocket in production)."""
-
-    async def receive(self) -> str | bytes | None:
-        """The next frame, or None once the carrier has closed the stream."""
-        ...
-
-    async def send(self, frame: str) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class LiveSessionLike(Protocol):
-    async def send(self, message: Mapping[str, Any]) -> None: ...
-
-    async def send_audio(self, pcm16le: bytes, rate_hz: int) -> None: ...
-
-    def __aiter__(self) -> AsyncIterator[ServerMessage]: ...
-
-    async def close(self) -> None: ...
-
-
-class LiveConnectorLike(Protocol):
-    async def connect(self, config: SessionConfig) -> LiveSessionLike: ...
-
-
-class EndReason(StrEnum):
-    CALLER_HUNG_UP = "caller_hung_up"
-    CALLER_DISCONNECTED = "caller_disconnected"
-    NO_START = "no_start"
-    LIVE_CONNECT_FAILED = "live_connect_failed"
-    LIVE_CLOSED = "live_closed"
-    LIVE_FAILED = "live_failed"
-    GATEWAY_SHUTDOWN = "gateway_shutdown"
-    INTERNAL_ERROR = "internal_error"
-    CALLER_AUDIO_FLOOD = "caller_audio_flood"
-    """The caller sent audio faster than real time for too long (security.AudioBudget)."""
-    # The gateway ended the call on purpose (gateway.call_control.EndCause):
-    AGENT_ENDED = "agent_ended"
-    END_PHRASE = "end_phrase"
-    TRANSFERRED = "transferred"
-    MAX_DURATION = "max_duration"
-    IDLE_TIMEOUT = "idle_timeout"
-
-
-@dataclass
-class CallStats:
-    """What happened on the call, for the end-of-call summary line."""
-
-    started_monotonic: float = field(default_factory=time.monotonic)
-    caller_frames: int = 0
-    malformed_frames: int = 0
-    agent_frames: int = 0
-    turns: int = 0
-    barge_ins: int = 0
-    stale_frames_dropped: int = 0
-    tool_calls: int = 0
-    dtmf_digits: int = 0
-    caller_frames_dropped_while_connecting: int = 0
-    caller_frames_dropped_over_real_time: int = 0
-    """Caller frames whose audio ran ahead of real time past the burst (security.AudioBudget)."""
-    live_reconnects: int = 0
-    """Live sessions that dropped and were replaced mid-call (see `Call.note_live_reconnect`)."""
 
 
 SessionConfigFactory = Callable[[AgentConfig, StreamStart], SessionConfig]
@@ -738,7 +673,7 @@ class Call:
             self.control.tool_response_sent(response.scheduling)
 
     def _begin_tools_and_control(self, start: StreamStart, agent: AgentConfig) -> None:
-        """The agent's tool runner and limits (gateway.call_control) for this call."""
+        """The agent's tool runner and limits (gateway.call.control) for this call."""
         assert self.profile is not None
         params = start.custom_parameters
         self.control = CallSupervisor(agent, start, self, carrier=self._carrier_rest, log=self.log)

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from gateway.agents import AgentConfig
+from gateway.agents.config import AgentConfig
 from gateway.live.models import ToolScheduling
 from gateway.live.protocol import ServerMessage
 from gateway.telephony.base import StreamStart
@@ -92,7 +92,7 @@ class EndCause:
 
 
 class CallHooks(Protocol):
-    """What the supervisor needs from the call (implemented by `gateway.call.Call`)."""
+    """What the supervisor needs from the call (implemented by `gateway.call.bridge.Call`)."""
 
     async def send_prompt(self, text: str) -> None:
         """Tell the model something as a user turn; it answers out loud."""

@@ -8,22 +8,39 @@ the call itself never notices.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
+from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage, SessionConfig
+from gateway.telephony.base import StreamStart
 
 if TYPE_CHECKING:
-    from gateway.call import Call, CallStats, EndReason
+    from gateway.agents.config import AgentConfig
+    from gateway.call.outcome import CallStats, EndReason
 
 log = structlog.get_logger("gateway.call_events")
+
+
+class CallView(Protocol):
+    """What an observer may read of the call it watches (`gateway.call.bridge.Call` is one).
+
+    A protocol, not the call itself, so this module sits below the call: the call imports its
+    hooks, the hooks never import the call.
+    """
+
+    start: StreamStart | None
+    agent: AgentConfig | None
+    session: SessionConfig | None
+    """The Live setup of the call (model, dialect), once it has started."""
+    transcript: list[tuple[str, str]]
+    """(role, text) lines so far."""
 
 
 class CallObserver:
     """Base class: every hook is a no-op; override the ones you need."""
 
-    def call_started(self, call: Call) -> None:
+    def call_started(self, call: CallView) -> None:
         """`start` arrived and the agent is chosen (call.start, call.agent are set)."""
 
     def carrier_in(self, frame: str | bytes) -> None:
@@ -114,7 +131,7 @@ class ObserverSet(CallObserver):
             except Exception as exc:
                 self._failed(observer, hook, exc)
 
-    def call_started(self, call: Call) -> None:
+    def call_started(self, call: CallView) -> None:
         self._each("call_started", call)
 
     def carrier_in(self, frame: str | bytes) -> None:

@@ -6,7 +6,7 @@ The generation-specific shape (thinking, tool behaviour, vocabulary…) is appli
 
 from __future__ import annotations
 
-from gateway.agents import AgentConfig
+from gateway.agents.config import AgentConfig
 from gateway.live.models import Backend
 from gateway.live.protocol import SessionConfig, VadConfig
 from gateway.telephony.base import StreamStart

@@ -38,8 +38,8 @@ from gateway.live.protocol import (
     encode_message,
     parse_server_message,
 )
+from gateway.ops.url_redaction import redact_url
 from gateway.settings import LiveBackend, Settings
-from gateway.url_redaction import redact_url
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

@@ -1,10 +1,10 @@
 """Logging set-up: structlog, JSON lines in production, pretty on a terminal.
 
-Every line of a call carries `call_sid`, `stream_sid` and `agent`: `gateway.call` binds them on
-its logger and, for the duration of the call, in structlog's context variables, so lines logged
-by other modules (the Live client, observers, libraries using stdlib `logging`) on behalf of
+Every line of a call carries `call_sid`, `stream_sid` and `agent`: `gateway.call.bridge` binds
+them on its logger and, for the duration of the call, in structlog's context variables, so lines
+logged by other modules (the Live client, observers, libraries using stdlib `logging`) on behalf of
 the call carry them too. Stdlib log records go through the same renderer, so production output
-is JSON throughout. Prometheus metrics live in `gateway.metrics`.
+is JSON throughout. Prometheus metrics live in `gateway.ops.metrics`.
 
 Strings a caller chose (stream parameters, SIDs, event names, parser errors) go into log fields
 through `clip`, so no caller can write kilobyte lines or forge line breaks.

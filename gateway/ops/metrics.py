@@ -23,8 +23,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.call import CallStats, EndReason
-from gateway.call_events import CallObserver
+from gateway.call.hooks import CallObserver
+from gateway.call.outcome import CallStats, EndReason
 from gateway.live.protocol import FunctionResponse, ServerMessage
 
 __all__ = [

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from gateway.call_events import CallObserver
+from gateway.call.hooks import CallObserver, CallView
 from gateway.live.protocol import FunctionCall, FunctionResponse
+from gateway.ops.url_redaction import redact_url
 from gateway.tools.signing import signature_headers
 from gateway.tools.spec import WebhookConfig
-from gateway.url_redaction import redact_url
 
 if TYPE_CHECKING:
-    from gateway.call import Call, CallStats, EndReason
+    from gateway.call.outcome import CallStats, EndReason
 
 __all__ = ["PostCallWebhook", "merge_transcript", "pending_deliveries", "wait_for_deliveries"]
 
@@ -80,14 +80,14 @@ class PostCallWebhook(CallObserver):
     """Collects one call's summary and delivers it when the call ends (if the agent asks)."""
 
     def __init__(self) -> None:
-        self._call: Call | None = None
+        self._call: CallView | None = None
         self._config: WebhookConfig | None = None
         self._started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
         self._tool_calls: dict[str, dict[str, Any]] = {}
         self._barge_ins = 0
 
-    def call_started(self, call: Call) -> None:
+    def call_started(self, call: CallView) -> None:
         self._call = call
         self._config = call.agent.post_call_webhook if call.agent is not None else None
         self._started_at = datetime.now(UTC)

@@ -35,7 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from gateway.live.emulator_protocol import (
+from gateway.live.emulator.protocol import (
     build_go_away,
     build_session_resumption_update,
     build_tool_call,

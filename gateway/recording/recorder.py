@@ -1,8 +1,8 @@
 """The call recorder: every event of a call, both directions, to `RECORDINGS_DIR`.
 
 Per recorded call three files share one name (`20251125T142700Z-CA123….*`):
-`.jsonl` (every event, see `recording_format`), `.wav` (stereo: caller left, agent right, as the
-caller heard it, see `recording_audio`) and `.txt` (the transcript).
+`.jsonl` (every event, see `format`), `.wav` (stereo: caller left, agent right, as the
+caller heard it, see `audio`) and `.txt` (the transcript).
 
 `CallRecorder` is a `CallObserver`, attached to every call; it switches itself on in
 `call_started` when the agent's `recording` is on (or `RECORD_CALLS=all`). Its hooks run on the
@@ -38,16 +38,16 @@ import structlog
 from aiohttp import web
 
 from gateway import gateway_version
-from gateway.call_events import CallObserver
+from gateway.call.hooks import CallObserver, CallView
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
-from gateway.recording_audio import StereoCallMixer
-from gateway.recording_format import (
+from gateway.recording.audio import StereoCallMixer
+from gateway.recording.format import (
     FORMAT_VERSION,
     EventKind,
     encode_event,
     server_message_to_wire,
 )
-from gateway.recording_transcript import TranscriptBuilder
+from gateway.recording.transcript import TranscriptBuilder
 from gateway.telephony.base import (
     Dtmf,
     MediaFrame,
@@ -58,7 +58,7 @@ from gateway.telephony.base import (
 from gateway.telephony.twilio import MAX_FRAME_CHARS, MAX_STREAMING_FRAME_CHARS, parse_event
 
 if TYPE_CHECKING:
-    from gateway.call import Call, CallStats, EndReason
+    from gateway.call.outcome import CallStats, EndReason
     from gateway.settings import Settings
 
 __all__ = [
@@ -549,7 +549,7 @@ class CallRecorder(CallObserver):
 
     # ------------------------------------------------------------------ start and end
 
-    def call_started(self, call: Call) -> None:
+    def call_started(self, call: CallView) -> None:
         early = list(self._early)
         self._early.clear()
         self._early_chars = 0

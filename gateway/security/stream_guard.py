@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 from twilio.request_validator import RequestValidator
 
-from gateway.call import CallerTransport
-from gateway.observability import clip
+from gateway.call.ports import CallerTransport
+from gateway.ops.logs import clip
+from gateway.security.call_binding import BindingRefused, CallBinder
 from gateway.telephony.base import MediaStreamCodec, StreamStart, TelephonyProtocolError
-from gateway.telephony.call_binding import BindingRefused, CallBinder
 
 __all__ = [
     "ABUSE_AFTER_S",
@@ -119,7 +119,7 @@ class GuardedTransport:
 
     * frames beyond `max_frames_per_s` (burst BURST_S worth) are dropped with a log line; a
       call whose drops reach ABUSE_AFTER_S worth is ended (`receive` returns None);
-    * with a `binder` (gateway.telephony.call_binding), a `start` whose call identity `/twiml`
+    * with a `binder` (gateway.security.call_binding), a `start` whose call identity `/twiml`
       did not issue (binding missing, forged, expired or used before) ends the stream before
       the call starts, so what the call acts on (its SIDs, agent, numbers) is what we issued;
     * with an allow-list, a `start` from another Account SID ends the stream likewise.

@@ -28,7 +28,7 @@ import numpy as np
 from aiohttp import web
 from scipy import signal
 
-from gateway.agents import AgentSet
+from gateway.agents.config import AgentSet
 from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
 from gateway.settings import LiveBackend, Settings
@@ -391,7 +391,7 @@ def run_call_command(
 async def _in_process(
     settings: Settings, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float
 ) -> CallResult:
-    from gateway.agents import AgentConfigError, load_agents
+    from gateway.agents.config import AgentConfigError, load_agents
 
     try:
         agents = load_agents(settings.agents_dir, default_model=settings.model)

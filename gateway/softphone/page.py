@@ -3,7 +3,7 @@
 The page calls an agent from the browser's microphone over the same media-stream protocol a
 phone uses (`/media`, 8 kHz μ-law in 20 ms frames) and asks for transcript frames
 (`transcript=1`, see `gateway.telephony.transcript`). Files are package data in
-`gateway/static/`, served from an allow-list; nothing here touches a call.
+`gateway/softphone/static/`, served from an allow-list; nothing here touches a call.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.agents import AgentConfig, AgentSet
+from gateway.agents.config import AgentConfig, AgentSet
 
 __all__ = [
     "SOFTPHONE_AGENTS_PATH",
@@ -38,8 +38,8 @@ _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
 
 def read_static(name: str) -> bytes:
-    """One file of `gateway/static/` (package data)."""
-    return resources.files("gateway").joinpath("static", name).read_bytes()
+    """One file of `gateway/softphone/static/` (package data)."""
+    return resources.files("gateway.softphone").joinpath("static", name).read_bytes()
 
 
 def agent_listing(agents: AgentSet) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import aiohttp
 
+from gateway.security.call_binding import is_account_sid, is_call_sid
 from gateway.settings import Settings
-from gateway.telephony.call_binding import is_account_sid, is_call_sid
 from gateway.tools.spec import TransferTarget
 
 __all__ = [

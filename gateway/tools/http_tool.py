@@ -30,11 +30,11 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from gateway.ops.url_redaction import redact_url
 from gateway.tools.context import ToolContext, ToolError, ToolResult, ToolStatus
 from gateway.tools.python_tool import ToolInvoker
 from gateway.tools.signing import signature_headers
 from gateway.tools.spec import HttpToolConfig
-from gateway.url_redaction import redact_url
 
 __all__ = [
     "MAX_ERROR_BODY_CHARS",

@@ -4,7 +4,7 @@ The module is imported from the agent's folder by file path (`tools:lookup_order
 `<agent dir>/tools.py`, `pkg.mod:f` → `<agent dir>/pkg/mod.py`) under a name private to the
 agent, so two agents may both have a `tools.py`. Every (re)load of the agent set imports it
 afresh: calls already running keep the functions they started with. A reload imports in a
-worker thread (`gateway.agent_store`), one reload at a time, so a slow import never stalls the
+worker thread (`gateway.agents.store`), one reload at a time, so a slow import never stalls the
 event loop and two imports of one module never race over its `sys.modules` entry.
 
 A function receives the validated arguments as keyword arguments, plus `context`

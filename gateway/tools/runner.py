@@ -43,24 +43,53 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from gateway.call_events import CallObserver
 from gateway.live.models import NEWEST_PROFILE, ModelProfile, ToolBehavior, ToolScheduling
 from gateway.live.protocol import FunctionCall, FunctionResponse
 from gateway.tools.context import ToolContext, ToolError, ToolResult, ToolStatus
 from gateway.tools.registry import Tool, ToolSet
 from gateway.tools.schema import SchemaError, validate_args
 
-__all__ = ["Outcome", "ToolRunner", "answer_scheduling", "is_empty", "json_safe"]
+__all__ = [
+    "NoToolEvents",
+    "Outcome",
+    "ToolEvents",
+    "ToolRunner",
+    "answer_scheduling",
+    "is_empty",
+    "json_safe",
+]
 
 Respond = Callable[[FunctionResponse], Awaitable[None]]
 
 
+class ToolEvents(Protocol):
+    """What the runner reports about tool calls: the two tool hooks of a call's observers.
+
+    `gateway.call.hooks.CallObserver` (and its `ObserverSet`) satisfies it; declaring only
+    these two hooks here keeps the tools package below the call, with no import back up.
+    """
+
+    def tool_call(self, call: FunctionCall) -> None: ...
+
+    def tool_result(self, response: FunctionResponse, duration_s: float, outcome: str) -> None: ...
+
+
+class NoToolEvents:
+    """Reports to no one (a runner without observers)."""
+
+    def tool_call(self, call: FunctionCall) -> None:
+        pass
+
+    def tool_result(self, response: FunctionResponse, duration_s: float, outcome: str) -> None:
+        pass
+
+
 class Outcome:
-    """The `outcome` values passed to `CallObserver.tool_result`."""
+    """The `outcome` values passed to `ToolEvents.tool_result`."""
 
     OK = "ok"
     ERROR = "error"
@@ -131,14 +160,14 @@ class ToolRunner:
         respond: Respond,
         *,
         profile: ModelProfile = NEWEST_PROFILE,
-        events: CallObserver | None = None,
+        events: ToolEvents | None = None,
         log: Any = None,
     ) -> None:
         self._tools = tools
         self._context = context
         self._respond = respond
         self._profile = profile
-        self._events = events or CallObserver()
+        self._events: ToolEvents = events if events is not None else NoToolEvents()
         self._log = log or structlog.get_logger("gateway.tools")
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reported: set[asyncio.Task[Any]] = set()

@@ -1,6 +1,6 @@
 """What an agent's YAML says about tools, transfer targets and webhooks (validated, no behaviour).
 
-These pydantic models are fields of `gateway.agents.AgentConfig`; `gateway.tools.registry`
+These pydantic models are fields of `gateway.agents.config.AgentConfig`; `gateway.tools.registry`
 turns them into callable tools. Field-level mistakes are caught here so that `gateway agents
 check` names the file, the line and the field.
 """

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.live.client import LiveConnector, LiveSession
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.protocol import ServerMessage, SessionConfig
 from gateway.settings import LiveBackend, Settings
 

@@ -23,7 +23,7 @@ from gateway.live.client import (
     _proxy_for,
     live_endpoint,
 )
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.protocol import LiveProtocolError, SessionConfig, build_audio_input
 from gateway.settings import LiveBackend, Settings
 from tests.live.conftest import emulator_settings, send_chunks, turn_complete, until

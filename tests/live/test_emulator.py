@@ -16,8 +16,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from gateway.live.client import LiveConnectionClosed, LiveConnector, LiveSession
-from gateway.live.emulator import EmulatorScript, LiveEmulator
-from gateway.live.emulator_voice import reply_fundamental_hz
+from gateway.live.emulator.server import EmulatorScript, LiveEmulator
+from gateway.live.emulator.voice import reply_fundamental_hz
 from gateway.live.models import ToolBehavior
 from gateway.live.protocol import (
     FunctionResponse,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.live.client import LiveConnectionClosed, LiveConnector
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.protocol import SessionConfig
 from tests.live.conftest import until
 

@@ -21,13 +21,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from gateway.live.client import LiveConnectionClosed, LiveConnector, LiveSession
-from gateway.live.emulator import EmulatorScript, LiveEmulator
-from gateway.live.emulator_rules import (
+from gateway.live.emulator.rules import (
     DEFAULT_FILLER,
     THINKING_FILLER,
     dialect_of,
     interrupt_waits_for_caller,
 )
+from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.live.models import (
     LIVE_38,
     LIVE_38_EXTENDED_THINKING,

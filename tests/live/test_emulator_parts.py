@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.live.emulator import DEFAULT_GREETING, greeting_text
-from gateway.live.emulator_script import EmulatorScript, EmulatorScriptError
-from gateway.live.emulator_vad import EnergyVad, SpeechEnded, SpeechStarted, VadEvent
-from gateway.live.emulator_voice import (
+from gateway.live.emulator.script import EmulatorScript, EmulatorScriptError
+from gateway.live.emulator.server import DEFAULT_GREETING, greeting_text
+from gateway.live.emulator.vad import EnergyVad, SpeechEnded, SpeechStarted, VadEvent
+from gateway.live.emulator.voice import (
     MAX_DURATION_S,
     MIN_DURATION_S,
     reply_fundamental_hz,

@@ -1,4 +1,4 @@
-"""gateway.live.emulator_protocol: the service side of the wire, used by the emulator."""
+"""gateway.live.emulator.protocol: the service side of the wire, used by the emulator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.live.emulator_protocol import (
+from gateway.live.emulator.protocol import (
     ClientAudio,
     ClientAudioStreamEnd,
     ClientContent,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import structlog
 
-from gateway.agents import AgentConfig, AgentSet
+from gateway.agents.config import AgentConfig, AgentSet
 from gateway.live.models import (
     DEFAULT_MODEL,
     NEWEST_PROFILE,

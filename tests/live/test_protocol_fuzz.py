@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import example, given
 
-from gateway.live.emulator_protocol import parse_client_message
+from gateway.live.emulator.protocol import parse_client_message
 from gateway.live.protocol import LiveProtocolError, ServerMessage, parse_server_message
 from tests.fuzz import PARSER_FUZZ, live_client_frames, live_server_frames
 

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.live.client import LiveConnectionClosed, LiveConnector
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.protocol import (
     FunctionCall,
     FunctionResponse,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.models import Backend
 from tests.generations import GENERATIONS, Generation
 from tests.live.conftest import FAST

@@ -36,11 +36,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.agents import load_agents
+from gateway.agents.config import load_agents
 from gateway.audio.mulaw import MULAW_SILENCE
-from gateway.live.emulator import EmulatorScript, LiveEmulator
-from gateway.observability import configure_logging
-from gateway.recording import RECORDINGS
+from gateway.live.emulator.server import EmulatorScript, LiveEmulator
+from gateway.ops.logs import configure_logging
+from gateway.recording.recorder import RECORDINGS
 from gateway.server import MEDIA_PATH, create_app
 from gateway.settings import load_settings
 from tests.twilio_frames import TwilioCaller

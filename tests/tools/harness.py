@@ -13,10 +13,10 @@ from urllib.parse import quote
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from gateway.agent_store import AgentStore
-from gateway.agents import AgentSet, load_agents
-from gateway.live.emulator import LiveEmulator
-from gateway.live.emulator_script import EmulatorScript, ScriptToolCall, ScriptTurn
+from gateway.agents.config import AgentSet, load_agents
+from gateway.agents.store import AgentStore
+from gateway.live.emulator.script import EmulatorScript, ScriptToolCall, ScriptTurn
+from gateway.live.emulator.server import LiveEmulator
 from gateway.server import create_app
 from gateway.settings import Settings, load_settings
 from tests.generations import DEFAULT_GENERATION, Generation

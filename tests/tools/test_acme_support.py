@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.agents import load_agents
+from gateway.agents.config import load_agents
 from gateway.tools import ToolContext, ToolError, ToolResult
 from gateway.tools.python_tool import load_python_function
 from tests.tools.fake_twilio import FakeTwilioApi

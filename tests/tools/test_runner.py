@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.call_events import CallObserver
+from gateway.call.hooks import CallObserver
 from gateway.live.models import (
     FLASH_LIVE_31,
     LIVE_38,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.call_control import TRANSFER_FAILED_PROMPT
+from gateway.call.control import TRANSFER_FAILED_PROMPT
 from gateway.live.models import ToolBehavior
 from tests.generations import EVERY_GENERATION, Generation
 from tests.tools import probe

@@ -5,7 +5,7 @@ or URL-safe base64) into a typed event and raises `LiveProtocolError` for anythi
 service would reject with close code 1007. The `build_*` functions make the server messages,
 in the dialect (`Backend`) of the session: Vertex names its sessions in `setupComplete` and
 counts `candidatesTokenCount` where the Developer API counts `responseTokenCount`. What a
-model *generation* refuses is decided in `gateway.live.emulator_rules`, from its profile.
+model *generation* refuses is decided in `gateway.live.emulator.rules`, from its profile.
 """
 
 from __future__ import annotations

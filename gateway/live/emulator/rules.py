@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.live.emulator_protocol import ClientSetup
+from gateway.live.emulator.protocol import ClientSetup
 from gateway.live.models import (
     Backend,
     ModelProfile,

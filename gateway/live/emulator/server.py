@@ -8,13 +8,13 @@ failure in one is logged and closes only that one.
 
 Each session impersonates the model generation its `setup.model` names
 (`gateway.live.models.profile_for`; unknown ids get the newest profile) in the dialect of the
-model path (`gateway.live.emulator_rules.dialect_of`):
+model path (`gateway.live.emulator.rules.dialect_of`):
 
 - Vertex (`projects/…/publishers/google/models/x`): `setupComplete.sessionId`, usage counted as
   `candidatesTokenCount`, `realtimeInput.text` refused (1007: text goes as `clientContent`).
 - What the profile refuses in the setup closes the session with 1007, the reason naming the
   field and the model (thinking config, proactivity, affective dialog, transcription
-  vocabulary, tool `behavior`; `emulator_rules.setup_refusals`, shared with agent checks).
+  vocabulary, tool `behavior`; `rules.setup_refusals`, shared with agent checks).
 - Tool calls by behaviour (the declaration's `behavior`, else the profile's default). BLOCKING:
   the reply waits for the toolResponse; caller speech cancels the call (`toolCallCancellation`).
   NON_BLOCKING: the model keeps talking (the turn's `say`, or a filler) and ends its turn; the
@@ -62,7 +62,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway.live.emulator_protocol import (
+from gateway.live.emulator.protocol import (
     ClientAudio,
     ClientAudioStreamEnd,
     ClientContent,
@@ -84,7 +84,7 @@ from gateway.live.emulator_protocol import (
     parse_client_message,
     usage_counts,
 )
-from gateway.live.emulator_rules import (
+from gateway.live.emulator.rules import (
     DEFAULT_FILLER,
     REASONING_S,
     THINKING_FILLER,
@@ -94,20 +94,20 @@ from gateway.live.emulator_rules import (
     setup_refusals,
     tool_behavior,
 )
-from gateway.live.emulator_script import (
+from gateway.live.emulator.script import (
     EmulatorScript,
     EmulatorScriptError,
     ScriptToolCall,
     ScriptTurn,
 )
-from gateway.live.emulator_vad import (
+from gateway.live.emulator.vad import (
     DEFAULT_PREFIX_PADDING_MS,
     DEFAULT_SILENCE_DURATION_MS,
     EnergyVad,
     SpeechStarted,
     VadEvent,
 )
-from gateway.live.emulator_voice import reply_fundamental_hz, synthesize_speech_pcm16
+from gateway.live.emulator.voice import reply_fundamental_hz, synthesize_speech_pcm16
 from gateway.live.models import (
     NEWEST_PROFILE,
     Backend,

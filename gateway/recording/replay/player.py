@@ -5,7 +5,7 @@
 The recorded caller side (`twilio_in` frames) is fed to a gateway — in-process on loopback, or
 a running one — while the Live side is either played back from the recording (`recorded`) or
 the Live emulator scripted with the recorded model's words (`emulator`). What the gateway sends
-to Twilio and to Live is compared with the recording (see `replay_compare`); any difference is
+to Twilio and to Live is compared with the recording (see `compare`); any difference is
 printed and the exit code is 1.
 
 Determinism comes from causal pacing, not sleeps: the recording is one ordered log, so before
@@ -33,21 +33,21 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import web
 
-from gateway.agents import AgentConfigError, AgentSet, load_agents
+from gateway.agents.config import AgentConfigError, AgentSet, load_agents
 from gateway.live.auth import fixed_token_provider
 from gateway.live.client import LiveConnector
-from gateway.live.emulator import LiveEmulator
+from gateway.live.emulator.server import LiveEmulator
 from gateway.live.models import Backend, bare_model_id
 from gateway.live.resilient import ResilientLiveConnector
-from gateway.recording import RECORDINGS, Recordings
-from gateway.recording_format import (
+from gateway.recording.format import (
     EventKind,
     RecordedEvent,
     Recording,
     RecordingFormatError,
     read_recording,
 )
-from gateway.replay_compare import (
+from gateway.recording.recorder import RECORDINGS, Recordings
+from gateway.recording.replay.compare import (
     OutputItem,
     StreamDiff,
     Tolerance,
@@ -56,8 +56,8 @@ from gateway.replay_compare import (
     live_item_from_wire,
     twilio_item,
 )
-from gateway.replay_live import LiveSide
-from gateway.replay_script import script_from_recording
+from gateway.recording.replay.live import LiveSide
+from gateway.recording.replay.script import script_from_recording
 from gateway.settings import Settings, SettingsError, load_settings
 
 __all__ = [
@@ -639,7 +639,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m gateway.replay …` (same as `gateway replay …`)."""
+    """`python -m gateway.recording.replay.player …` (same as `gateway replay …`)."""
     parser = argparse.ArgumentParser(prog="gateway replay")
     add_replay_arguments(parser)
     args = parser.parse_args(argv)

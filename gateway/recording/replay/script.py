@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from gateway.live.emulator import quoted_phrase
-from gateway.live.emulator_script import EmulatorScript, ScriptToolCall, ScriptTurn
-from gateway.live.emulator_voice import MS_PER_CHAR
+from gateway.live.emulator.script import EmulatorScript, ScriptToolCall, ScriptTurn
+from gateway.live.emulator.server import quoted_phrase
+from gateway.live.emulator.voice import MS_PER_CHAR
 from gateway.live.protocol import DEFAULT_OUTPUT_RATE_HZ
-from gateway.recording_format import EventKind, Recording
+from gateway.recording.format import EventKind, Recording
 
 __all__ = ["script_from_recording"]
 
