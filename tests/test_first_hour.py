@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import cli
+from gateway.recording.replay.player import replay_agents_dir
 from gateway.server import create_app
 from gateway.settings import load_settings
 from tests.gateway_harness import loopback_gateway, sample_agents
@@ -49,3 +52,32 @@ async def test_the_embedded_emulator_is_announced_once(tmp_path: Path) -> None:
         await client.start_server()
         await client.close()
     assert [line["event"] for line in logs].count("emulator_started") == 1
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_replay_example_works_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    example = "gateway replay tests/recordings/barge_in.jsonl.gz --against emulator"
+    assert example in readme
+    monkeypatch.chdir(REPO)  # AGENTS_DIR is ./agents, which lacks the fixture's agent `plain`
+    monkeypatch.delenv("AGENTS_DIR", raising=False)
+    assert cli.main(example.split()[1:]) == 0
+    captured = capsys.readouterr()
+    assert "against emulator: OK" in captured.out
+    assert "agents from tests/recordings/agents" in captured.err
+
+
+def test_replay_agents_come_from_the_flag_then_beside_the_recording_then_agents_dir(
+    tmp_path: Path,
+) -> None:
+    recording = tmp_path / "calls" / "call.jsonl"
+    recording.parent.mkdir()
+    configured = tmp_path / "configured"
+    assert replay_agents_dir(recording, None, configured) == configured
+    (recording.parent / "agents").mkdir()
+    assert replay_agents_dir(recording, None, configured) == recording.parent / "agents"
+    assert replay_agents_dir(recording, tmp_path / "mine", configured) == tmp_path / "mine"

@@ -581,7 +581,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --url: serve the Live side on 127.0.0.1:PORT (set the gateway's LIVE_URL)",
     )
     parser.add_argument(
-        "--agents", type=Path, metavar="DIR", help="agents to replay with (default AGENTS_DIR)"
+        "--agents",
+        type=Path,
+        metavar="DIR",
+        help="agents to replay with (default: an agents/ folder beside FILE, else AGENTS_DIR)",
     )
     parser.add_argument(
         "--frames-tolerance",
@@ -612,6 +615,15 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def replay_agents_dir(recording: Path, given: Path | None, configured: Path) -> Path:
+    """The agents a replay answers with: `--agents DIR`, else an `agents/` folder beside the
+    recording (how fixtures keep theirs: `tests/recordings/agents`), else AGENTS_DIR."""
+    if given is not None:
+        return given
+    beside = recording.parent / "agents"
+    return beside if beside.is_dir() else configured
+
+
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     """`gateway replay`: 0 when the replay matches, 1 on a mismatch, 2 when it cannot run."""
     if args.speed < 0:
@@ -626,8 +638,10 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         stall_timeout_s=args.timeout,
         record_to=args.record_to,
     )
-    if args.agents is not None:
-        settings = settings.model_copy(update={"agents_dir": args.agents})
+    agents_dir = replay_agents_dir(args.file, args.agents, settings.agents_dir)
+    if agents_dir != settings.agents_dir:
+        print(f"gateway replay: agents from {agents_dir}", file=sys.stderr)
+    settings = settings.model_copy(update={"agents_dir": agents_dir})
     try:
         recording = read_recording(args.file)
         report = asyncio.run(replay_recording(recording, options, settings=settings))
