@@ -4,19 +4,21 @@ The client speaks the media-stream protocol a phone line uses (Twilio's: `connec
 with the `agent` parameter, 8 kHz μ-law `media` every 20 ms, `mark` echoes, `stop`) and asks
 for transcript frames. It says the file, then keeps the line open with silence (as a phone
 does) until the agent's reply turn ends with its mark. With an agent that greets, it first
-waits for the greeting to finish. Without `--url` it runs a gateway and the Live emulator in
-this process, on loopback.
+waits for the greeting to finish playing: paced in real time, a turn's mark is echoed when the
+audio before it has played out at 8 kHz, not when it arrives. Without `--url` it runs a gateway
+and the Live emulator in this process, on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import sys
 import uuid
 import wave
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
@@ -147,10 +149,35 @@ class _Turn:
 
 
 @dataclass
+class _PendingMark:
+    name: str
+    audio: bytes
+    played_at: float
+    """Loop time at which the phone has played the turn's last frame (its playhead)."""
+    cleared: asyncio.Event
+    """Set by a `clear` (or the end of the stream): the mark is echoed at once."""
+
+
+async def _wait_until_played(cleared: asyncio.Event, delay_s: float) -> None:
+    """Wait `delay_s` of playback, or less if the audio is cleared first."""
+    if delay_s > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(cleared.wait(), delay_s)
+
+
+@dataclass
 class _Line:
-    """The phone side of one media stream: sends caller frames, collects agent turns."""
+    """The phone side of one media stream: sends caller frames, collects agent turns.
+
+    It plays what it receives as a phone does: with `realtime` playback every 20 ms media
+    frame takes 20 ms from the playhead, and a `mark` is echoed — and its turn counted as
+    heard — when the playhead reaches it, not when it arrives (the gateway sends audio faster
+    than real time). `clear` drops what is unplayed and echoes pending marks at once, as
+    Twilio does. Without `realtime` (fast mode) the audio counts as played on arrival.
+    """
 
     ws: aiohttp.ClientWebSocketResponse
+    realtime: bool = False
     phone: TwilioCaller = field(
         default_factory=lambda: TwilioCaller(
             stream_sid="MZ" + uuid.uuid4().hex,
@@ -158,11 +185,16 @@ class _Line:
             account_sid=ACCOUNT_SID,
         )
     )
+    clock: Callable[[], float] = field(default_factory=lambda: asyncio.get_running_loop().time)
+    wait_until_played: Callable[[asyncio.Event, float], Awaitable[None]] = _wait_until_played
     frames_received: int = 0
     transcript: list[list[str]] = field(default_factory=list)
     turns: asyncio.Queue[_Turn] = field(default_factory=asyncio.Queue)
     _audio: bytearray = field(default_factory=bytearray)
     _line_open: bool = False
+    _playhead: float = 0.0
+    _cleared: asyncio.Event = field(default_factory=asyncio.Event)
+    _marks: asyncio.Queue[_PendingMark | None] = field(default_factory=asyncio.Queue)
 
     @property
     def stream_sid(self) -> str:
@@ -200,7 +232,17 @@ class _Line:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
 
     async def receive(self) -> None:
-        """Collect agent audio into turns (ended by marks, which are echoed back)."""
+        """Collect agent audio into turns (ended by marks, echoed once played)."""
+        player = asyncio.create_task(self._play_marks(), name="call_playback")
+        try:
+            await self._receive_frames()
+        finally:
+            self._clear_playback()  # the stream ended: nothing more will play
+            self._marks.put_nowait(None)
+            await asyncio.gather(player, return_exceptions=True)
+            self.turns.put_nowait(_Turn(bytes(self._audio), None))
+
+    async def _receive_frames(self) -> None:
         async for message in self.ws:
             if message.type is not aiohttp.WSMsgType.TEXT:
                 continue
@@ -210,21 +252,40 @@ class _Line:
                 continue
             event = data.get("event")
             if event == "media":
-                self._audio += base64.b64decode(data["media"]["payload"])
+                payload = base64.b64decode(data["media"]["payload"])
+                self._audio += payload
                 self.frames_received += 1
+                if self.realtime:
+                    now = self.clock()
+                    self._playhead = max(self._playhead, now) + len(payload) / MULAW_RATE_HZ
             elif event == "clear":
                 self._audio.clear()
                 self._line_open = False
+                self._clear_playback()
             elif event == "mark":
+                played_at = max(self._playhead, self.clock()) if self.realtime else 0.0
                 name = str(data["mark"]["name"])
-                # No speaker here: "played" the moment it arrives, so echo it at once.
-                await self.send(self.phone.mark(name))
-                self.turns.put_nowait(_Turn(bytes(self._audio), name))
+                self._marks.put_nowait(
+                    _PendingMark(name, bytes(self._audio), played_at, self._cleared)
+                )
                 self._audio.clear()
                 self._line_open = False
             elif event == "transcript":
                 self._add_transcript(str(data.get("role", "agent")), str(data.get("text", "")))
-        self.turns.put_nowait(_Turn(bytes(self._audio), None))
+
+    def _clear_playback(self) -> None:
+        self._cleared.set()  # pending marks echo now
+        self._cleared = asyncio.Event()
+        self._playhead = 0.0
+
+    async def _play_marks(self) -> None:
+        """Echo each mark when its audio has played, in order; its turn is then heard."""
+        while (pending := await self._marks.get()) is not None:
+            if self.realtime and not pending.cleared.is_set():
+                await self.wait_until_played(pending.cleared, pending.played_at - self.clock())
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send(self.phone.mark(pending.name))
+            self.turns.put_nowait(_Turn(pending.audio, pending.name))
 
     def _add_transcript(self, role: str, text: str) -> None:
         if self._line_open and self.transcript and self.transcript[-1][0] == role:
@@ -257,7 +318,7 @@ async def place_call(
     sender: asyncio.Task[None] | None = None
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-            line = _Line(ws)
+            line = _Line(ws, realtime=realtime)
             receiver = asyncio.create_task(line.receive(), name="call_receiver")
             try:
                 await line.start(agent)
