@@ -39,6 +39,40 @@ def test_routing_by_parameter_line_and_default(tmp_path: Path) -> None:
     assert agents.for_call("missing", None).name == "default"
 
 
+def test_every_problem_of_a_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    text = (
+        "name: a\nlangauge: en-US\nsystem_instruction_file: missing.md\n"
+        "tools:\n"
+        "  - name: lookup\n    description: d\n    python: nowhere:lookup\n"
+        "  - builtin: end_call\n    descripton: x\n"
+    )
+    with pytest.raises(AgentConfigError) as caught:
+        load_agent_file(write(tmp_path, "a.yaml", text))
+    assert str(caught.value).splitlines() == [
+        f"{tmp_path / 'a.yaml'}:2: langauge: unknown field; did you mean language?",
+        f"{tmp_path / 'a.yaml'}:3: system_instruction_file: {tmp_path / 'missing.md'} "
+        "does not exist",
+        f"{tmp_path / 'a.yaml'}:7: tools.0.python: module 'nowhere' not found: "
+        f"{tmp_path / 'nowhere.py'} does not exist",
+        f"{tmp_path / 'a.yaml'}:9: tools.1.descripton: unknown field; did you mean description?",
+    ]
+
+
+def test_a_valid_agent_reports_its_instruction_file_and_tool_problems_together(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "name: a\nsystem_instruction_file: missing.md\n"
+        "tools:\n  - name: lookup\n    description: d\n    python: nowhere:lookup\n"
+    )
+    with pytest.raises(AgentConfigError) as caught:
+        load_agent_file(write(tmp_path, "a.yaml", text))
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "system_instruction_file", "tools.0.python",
+    ]
+
+
 def test_unknown_field_names_file_line_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "name: a\nvoice: Puck\ngreting: hi\n")
     with pytest.raises(AgentConfigError, match=r"a\.yaml:3: greting: unknown field"):

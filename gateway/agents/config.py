@@ -14,7 +14,7 @@ import difflib
 import os
 import re
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -408,54 +409,98 @@ def load_agent_file(path: Path, *, default_model: str = DEFAULT_MODEL) -> AgentC
         raise AgentConfigError(f"{path}: expected a mapping of agent fields at the top level")
     default_name = path.parent.name if path.name in AGENT_FOLDER_FILES else path.stem
     data.setdefault("name", default_name)
+    # Every problem of the file in one run: field errors, the instruction file, tools' imports.
+    problems: list[tuple[int, str]] = []
+
+    def report(loc: tuple[str | int, ...], message: str) -> None:
+        line = _yaml_line_of(text, loc) if loc else None
+        where = f"{path}:{line}" if line else str(path)
+        problems.append((line or 0, f"{where}: {_dotted(loc) or '(top)'}: {message}"))
+
+    agent: AgentConfig | None = None
     try:
         agent = AgentConfig.model_validate({**data, "source_path": path})
     except ValidationError as exc:
-        problems: list[tuple[int, str]] = []
         for error in exc.errors():
             loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field" + _did_you_mean(loc)
-            line = _yaml_line_of(text, loc) if loc else None
-            where = f"{path}:{line}" if line else str(path)
-            problems.append((line or 0, f"{where}: {_dotted(loc) or '(top)'}: {message}"))
-        raise AgentConfigError("\n".join(problem for _, problem in sorted(problems))) from None
-    model_problems = agent.model_problems(default_model)
-    if model_problems:
-        raise AgentConfigError(
-            "\n".join(
-                f"{_where(path, text, loc)}: {_dotted(loc)}: {message}"
-                for loc, message in model_problems
-            )
-        )
-    if agent.system_instruction_file:
-        target = agent.agent_dir / agent.system_instruction_file
-        where = f"{_where(path, text, ('system_instruction_file',))}: system_instruction_file"
-        if not target.is_file():
-            raise AgentConfigError(f"{where}: {target} does not exist")
+            report(loc, message)
+    instruction_file = (
+        agent.system_instruction_file if agent else data.get("system_instruction_file")
+    )
+    instruction_text = _read_instruction_file(path.parent, instruction_file, report)
+    toolset: ToolSet | None = None
+    if agent is not None:
+        for loc, message in agent.model_problems(default_model):
+            report(loc, message)
         try:
-            agent._instruction_text = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AgentConfigError(f"{where}: cannot read {target}: {exc}") from None
-    try:
-        agent._toolset = build_toolset(
-            agent.tools, agent_dir=agent.agent_dir, transfer=agent.transfer
-        )
-    except ToolSetError as exc:
-        raise AgentConfigError(
-            "\n".join(
-                f"{_where(path, text, p.loc)}: {_dotted(p.loc)}: {p.message}" for p in exc.problems
+            toolset = build_toolset(agent.tools, agent_dir=agent.agent_dir, transfer=agent.transfer)
+        except ToolSetError as exc:
+            for tool_problem in exc.problems:
+                report(tool_problem.loc, tool_problem.message)
+        hook = agent.post_call_webhook
+        if hook is not None and hook.hmac_secret_env and not os.environ.get(hook.hmac_secret_env):
+            report(
+                ("post_call_webhook", "hmac_secret_env"),
+                f"environment variable {hook.hmac_secret_env} is not set",
             )
-        ) from None
-    hook = agent.post_call_webhook
-    if hook is not None and hook.hmac_secret_env and not os.environ.get(hook.hmac_secret_env):
-        loc = ("post_call_webhook", "hmac_secret_env")
-        raise AgentConfigError(
-            f"{_where(path, text, loc)}: {_dotted(loc)}: "
-            f"environment variable {hook.hmac_secret_env} is not set"
-        )
+    else:
+        _check_tools_of_invalid_agent(data, path.parent, report)
+    if problems or agent is None:
+        raise AgentConfigError("\n".join(line for _, line in sorted(problems)))
+    agent._instruction_text = instruction_text
+    agent._toolset = toolset
     return agent
+
+
+def _read_instruction_file(
+    agent_dir: Path,
+    name: object,
+    problem: Callable[[tuple[str | int, ...], str], None],
+) -> str | None:
+    """The text of `system_instruction_file` (None when unset or unreadable: a problem)."""
+    if not isinstance(name, str) or not name:
+        return None
+    target = agent_dir / name
+    if not target.is_file():
+        problem(("system_instruction_file",), f"{target} does not exist")
+        return None
+    try:
+        return target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem(("system_instruction_file",), f"cannot read {target}: {exc}")
+        return None
+
+
+def _check_tools_of_invalid_agent(
+    data: Mapping[str, Any],
+    agent_dir: Path,
+    problem: Callable[[tuple[str | int, ...], str], None],
+) -> None:
+    """Resolve the tools that are valid on their own when other fields of the agent are not,
+    so a missing python module shows in the same run as a misspelt field."""
+    specs = data.get("tools")
+    if not isinstance(specs, list):
+        return
+    try:
+        transfer = _TRANSFER_TARGETS.validate_python(data.get("transfer") or {})
+    except ValidationError:
+        transfer = {}
+    for index, raw in enumerate(specs):
+        try:
+            spec = ToolSpec.model_validate(raw)
+        except ValidationError:
+            continue  # already reported by the agent's own validation
+        try:
+            build_toolset([spec], agent_dir=agent_dir, transfer=transfer)
+        except ToolSetError as exc:
+            for tool_problem in exc.problems:
+                problem(("tools", index, *tool_problem.loc[2:]), tool_problem.message)
+
+
+_TRANSFER_TARGETS: TypeAdapter[dict[str, TransferTarget]] = TypeAdapter(dict[str, TransferTarget])
 
 
 @dataclass(frozen=True)
