@@ -12,52 +12,109 @@ import structlog
 from gateway import gateway_version
 from gateway.agents.config import AgentConfigError, load_agents
 from gateway.ops.logs import configure_logging
-from gateway.settings import SettingsError, load_settings, unknown_env_file_keys
+from gateway.settings import (
+    SettingsError,
+    load_settings,
+    settings_help,
+    unknown_env_file_keys,
+)
 
 log = structlog.get_logger("gateway.cli")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gateway", description="Telephony voice-agent gateway (Twilio ⇄ Gemini Live)"
+        prog="gateway",
+        description="Telephony voice-agent gateway: phone calls (Twilio media streams) answered "
+        "by Gemini Live agents. Settings come from the environment or ./.env "
+        "(`gateway serve --help` lists them).",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
     parser.add_argument("--version", action="version", version=f"gateway {gateway_version()}")
-    serve = commands.add_parser("serve", help="run the gateway (settings from env / .env)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="answer calls: /twiml, /media, /softphone, /metrics (settings from env / .env)",
+        description="Answer calls on HOST:PORT with the agents in AGENTS_DIR; without Google\n"
+        "credentials Live is the built-in emulator.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="listen address (overrides HOST; default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (overrides PORT; default 8080)")
 
-    emulator = commands.add_parser("emulator", help="run the Live emulator on its own")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=9090)
-    emulator.add_argument("--script", type=Path, help="YAML script of scripted turns")
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the Live emulator on its own (point a gateway's LIVE_URL at it)",
+        description="The built-in Gemini Live emulator as a server of its own: the Live wire "
+        "protocol on ws://HOST:PORT.",
+    )
+    emulator.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default %(default)s)"
+    )
+    emulator.add_argument(
+        "--port", type=int, default=9090, help="listen port (default %(default)s)"
+    )
+    emulator.add_argument(
+        "--script", type=Path, metavar="FILE", help="YAML script of scripted turns (default: none)"
+    )
 
-    agents = commands.add_parser("agents", help="agent configuration tools")
-    agents_commands = agents.add_subparsers(dest="agents_command", required=True)
-    check = agents_commands.add_parser("check", help="validate every agent file")
-    check.add_argument("directory", nargs="?", type=Path, help="defaults to AGENTS_DIR")
+    agents = commands.add_parser(
+        "agents", help="agent configuration tools", description="Agent configuration tools."
+    )
+    agents_commands = agents.add_subparsers(
+        dest="agents_command", required=True, metavar="COMMAND"
+    )
+    check = agents_commands.add_parser(
+        "check",
+        help="validate every agent file, reporting each problem as file:line: field",
+        description="Validate every agent file (fields, instruction files, tools, model rules); "
+        "exit 1 listing every problem.",
+    )
+    check.add_argument(
+        "directory", nargs="?", type=Path, metavar="DIR", help="agents folder (default AGENTS_DIR)"
+    )
 
     call = commands.add_parser(
-        "call", help="call an agent with a WAV file, save its spoken reply (see softphone_cli)"
+        "call",
+        help="call an agent with a WAV file, as a phone would, and save its spoken reply",
+        description="Call an agent over the media-stream protocol: say a WAV file, wait for the "
+        "reply, write it as a WAV and print the transcript.",
     )
     call.add_argument("--agent", help="agent name (default: the default agent)")
-    call.add_argument("--say", type=Path, required=True, help="WAV file to say (any rate)")
-    call.add_argument("--out", type=Path, required=True, help="reply WAV to write (8 kHz)")
     call.add_argument(
-        "--url", help="media stream of a running gateway (ws://127.0.0.1:8080/media); "
-        "default: a gateway and the Live emulator in this process"
+        "--say", type=Path, required=True, metavar="WAV", help="WAV file to say (any rate)"
     )
     call.add_argument(
-        "--pace", choices=("auto", "realtime", "fast"), default="auto",
-        help="send frames every 20 ms (realtime) or at once (fast); auto: realtime with --url",
+        "--out", type=Path, required=True, metavar="WAV", help="reply WAV to write (8 kHz)"
     )
-    call.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    call.add_argument(
+        "--url",
+        help="media stream of a running gateway (ws://127.0.0.1:8080/media); "
+        "default: a gateway and the Live emulator in this process",
+    )
+    call.add_argument(
+        "--pace",
+        choices=("auto", "realtime", "fast"),
+        default="auto",
+        help="send frames every 20 ms (realtime) or at once (fast); "
+        "auto (default): realtime with --url",
+    )
+    call.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a reply (default %(default)s)",
+    )
 
     from gateway.recording.replay.player import add_replay_arguments
 
     replay = commands.add_parser(
-        "replay", help="replay a recorded call (.jsonl) and check the gateway still matches it"
+        "replay",
+        help="replay a recorded call (.jsonl) and check the gateway still matches it",
+        description="Replay a recorded call through a gateway and compare what it sends with "
+        "the recording: exit 0 when it matches, 1 on a difference, 2 when it cannot run.",
     )
     add_replay_arguments(replay)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import textwrap
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -55,11 +56,13 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         env_ignore_empty=True,
+        use_attribute_docstrings=True,  # the docstrings below are `gateway serve --help`
     )
 
     host: str = "0.0.0.0"
+    """Listen address (`gateway serve --host`)."""
     port: int = Field(default=8080, ge=0, le=65535)
-    """0 picks a free port (tests); the bound port is logged."""
+    """Listen port (`gateway serve --port`); 0 picks a free port, the bound port is logged."""
     public_url: str | None = None
     """Base URL Twilio uses to reach us (https://gw.example.com); the media URL is derived."""
     trusted_proxies: str | None = None
@@ -67,14 +70,19 @@ class Settings(BaseSettings):
     headers are believed (without PUBLIC_URL); from anyone else they are ignored."""
 
     live_backend: LiveBackend | None = None
-    """vertex | gemini | emulator; None means: pick from the credentials present."""
+    """vertex | gemini | emulator; unset: picked from the credentials present (none: emulator)."""
     live_url: str | None = None
     """Overrides the Live WebSocket endpoint of any backend (proxy, region, external emulator)."""
     live_api_version: str | None = None
+    """Live API version in the endpoint path (default: v1 on Vertex, v1beta otherwise)."""
     google_cloud_project: str | None = None
+    """Vertex AI / Agent Platform project (credentials from google-auth's default chain)."""
     google_cloud_location: str = "us-central1"
+    """Vertex AI region of the Live endpoint."""
     gemini_api_key: str | None = Field(default=None, repr=False)
+    """Developer API key (the `gemini` backend)."""
     live_model: str | None = None
+    """Live model for agents that name none (default: Google's default Live model)."""
     live_input_rate_hz: int = 16000
     """Rate of caller audio sent to Live: 16000 (Live's documented input rate) or 24000."""
     live_context_trigger_tokens: int = Field(default=DEFAULT_COMPRESSION_TRIGGER_TOKENS, ge=1000)
@@ -87,12 +95,17 @@ class Settings(BaseSettings):
     """First retry delay; doubles per failed attempt (capped at 5 s, with jitter)."""
 
     agents_dir: Path = Path("agents")
+    """Folder of agent YAML files (one agent per file, or per folder with agent.yaml)."""
     data_dir: Path = Path("data")
     """Writable folder for agents' state (DATA_DIR/<agent>/…, e.g. acme-support's SQLite)."""
     twilio_auth_token: str | None = Field(default=None, repr=False)
+    """Checks Twilio's signatures on /twiml and /media and binds each stream to its call."""
     twilio_account_sid: str | None = None
+    """Account for REST hang-up and transfer (with the auth token or an API key)."""
     twilio_api_key_sid: str | None = None
+    """API key for the REST calls, instead of the auth token."""
     twilio_api_key_secret: str | None = Field(default=None, repr=False)
+    """Secret of TWILIO_API_KEY_SID."""
     twilio_api_base_url: str = "https://api.twilio.com"
     """Twilio REST base URL (hang-up, transfer); tests point it at a fake on loopback."""
     twilio_account_sids: str | None = None
@@ -105,8 +118,8 @@ class Settings(BaseSettings):
     """Sustained media-stream messages per second per call (Twilio sends ~50); 0: no limit."""
     max_caller_audio_speed: float = Field(default=1.0, ge=0)
     """Seconds of caller audio per second that reach Live (it bills them): 1 is real time, as
-    Twilio sends, with 2 s of catch-up; beyond, audio is dropped and 5 s dropped ends the call
-    (security.AudioBudget). 0: no limit (replays and tests run faster than real time)."""
+    Twilio sends, with 2 s of catch-up; beyond, audio is dropped and 5 s dropped ends the call.
+    0: no limit (replays and tests run faster than real time)."""
     start_timeout_s: float = Field(default=3.0, gt=0)
     """How long a new media stream may take to send `start` (Twilio sends it at once); a
     stream that has not by then is closed and its call slot freed."""
@@ -137,6 +150,7 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long live calls may run on before they are cut."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """debug | info | warning | error (JSON lines; pretty on a terminal)."""
 
     @field_validator("live_input_rate_hz")
     @classmethod
@@ -231,6 +245,20 @@ class Settings(BaseSettings):
         if self.live_model:
             return self.live_model
         return DEFAULT_VERTEX_MODEL if self.backend is LiveBackend.VERTEX else DEFAULT_GEMINI_MODEL
+
+
+def settings_help(width: int = 100) -> str:
+    """Every setting with its default and what it does (the epilog of `gateway serve --help`)."""
+    lines = ["settings (environment variables, or KEY=value lines in ./.env):"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, StrEnum):
+            default = default.value
+        shown = "unset" if default is None else str(default)
+        lines.append(f"  {name.upper()} (default: {shown})")
+        text = " ".join((info.description or "").split())
+        lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 def _split_list(raw: str | None) -> list[str]:
