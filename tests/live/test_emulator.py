@@ -118,6 +118,10 @@ async def test_speech_then_silence_gets_a_spoken_reply_in_order(
     assert transcript_of(messages) == (
         "You said something for 0.6 seconds. This is reply number 1."
     )
+    # The text arrives word by word as it is spoken, each piece keeping its space, so the
+    # pieces concatenate (as clients do) into the sentence, not "Yousaidsomething…".
+    pieces = [m.output_transcription for m in messages if m.output_transcription]
+    assert len(pieces) > 3 and all(piece.endswith(" ") for piece in pieces[:-1])
     audio = audio_of(messages)
     assert len(audio) >= 24000 * 2 * 2  # seconds of speech, faster than real time
     assert dominant_hz(audio) == pytest.approx(reply_fundamental_hz(1), abs=2)
