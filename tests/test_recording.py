@@ -261,7 +261,9 @@ async def test_a_write_error_mid_call_stops_the_recording_with_one_log_line(
     tmp_path: Path, logs: list[dict[str, Any]]
 ) -> None:
     FailingSink.batches = 0
-    recordings = Recordings(tmp_path, RecordCalls.ALL, sink_factory=FailingSink)
+    recordings = Recordings(
+        tmp_path, RecordCalls.ALL, sink_factory=FailingSink, flush_events=1
+    )
     phone = Phone(recordings)
     live = await talk(phone, 10)
     await talk(phone, 10)  # keeps going after the disk filled up

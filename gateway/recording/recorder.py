@@ -78,6 +78,12 @@ log = structlog.get_logger("gateway.recording")
 
 MAX_QUEUED_EVENTS: Final = 4096
 """Events waiting for the writer (≈ 20 s of a busy call, a few MB); more stops the recording."""
+FLUSH_INTERVAL_S: Final = 0.5
+"""The writer wakes at most this often (or when FLUSH_EVENTS are waiting, or the call ends):
+one hand-off to the worker thread per half second of a call, not one per event (a thread
+hand-off wakes the loop and the thread, which cost more than writing the events)."""
+FLUSH_EVENTS: Final = 512
+"""Events that wake the writer before FLUSH_INTERVAL_S (a burst, e.g. a long Live reply)."""
 MAX_EVENTS_BEFORE_START: Final = 64
 """Frames kept from before `start` (normally `connected` and `start`), oldest dropped first."""
 MAX_CHARS_BEFORE_START: Final = 64 * 1024
@@ -365,6 +371,7 @@ class Recordings:
         live_input_rate_hz: int = 16000,
         live_backend: str | None = None,
         max_queued_events: int = MAX_QUEUED_EVENTS,
+        flush_events: int = FLUSH_EVENTS,
         max_recording_bytes: int = DEFAULT_MAX_RECORDING_BYTES,
         sink_factory: SinkFactory = RecordingSink,
     ) -> None:
@@ -373,6 +380,8 @@ class Recordings:
         self.live_input_rate_hz = live_input_rate_hz
         self.live_backend = live_backend
         self.max_queued_events = max_queued_events
+        self.flush_events = flush_events
+        """Queued events that wake the writer at once (1: every event, as tests want)."""
         self.max_recording_bytes = max_recording_bytes
         """Per call, JSONL and WAV together (0: no limit): MAX_RECORDING_BYTES_PER_CALL."""
         self.sink_factory = sink_factory
@@ -482,7 +491,7 @@ class CallRecorder(CallObserver):
         pending.append(item)
         if len(pending) > self._recordings.max_queued_events:
             self._stop("queue_full", queued_events=len(pending))
-        elif not self._wakeup.is_set():
+        elif len(pending) >= self._recordings.flush_events and not self._wakeup.is_set():
             self._wakeup.set()
 
     def _keep_early(self, item: _Item) -> None:
@@ -626,7 +635,9 @@ class CallRecorder(CallObserver):
     async def _write_loop(self, sink: RecordingSink) -> None:
         try:
             while True:
-                await self._wakeup.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FLUSH_INTERVAL_S):
+                        await self._wakeup.wait()
                 self._wakeup.clear()
                 batch, self._pending = self._pending, []
                 if batch and self._stopped_reason is None:
