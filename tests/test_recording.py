@@ -107,7 +107,14 @@ async def test_every_event_of_a_call_is_written_in_order_with_metadata(
     files = phone.recorder.files
     assert files is not None and files.complete
     assert recordings.written == [files]
-    events = lines(files.jsonl)
+    # Format 2: the audio is in the side file, once per direction, not as base64 in the JSONL.
+    assert files.audio is not None and files.audio.stat().st_size > 13 * 160
+    raw_lines = lines(files.jsonl)
+    assert all(isinstance(line["a"], int) for line in raw_lines)
+    assert '"payload"' not in files.jsonl.read_text().split('"kind":"call_started"')[1]
+    assert not any("data" in json.dumps(line.get("message", {})) for line in raw_lines)
+    # Read back, the events are format 1's: frames as text, Live audio as base64.
+    events = [{"t": e.t, "kind": e.kind, **e.data} for e in read_recording(files.jsonl).events]
     kinds = [e["kind"] for e in events]
     assert kinds[:3] == ["twilio_in", "twilio_in", "call_started"]  # connected, start, metadata
     assert kinds[-1] == "call_ended"
@@ -118,13 +125,16 @@ async def test_every_event_of_a_call_is_written_in_order_with_metadata(
     assert meta["stream_sid"] == phone.caller.stream_sid
     assert meta["agent"] == "default"
     assert (meta["from"], meta["to"]) == ("+15551230000", "+15550001111")
-    assert meta["live_input_rate_hz"] == 16000 and meta["format"] == 1
+    assert meta["live_input_rate_hz"] == 16000 and meta["format"] == 2
     assert meta["gateway_version"]
     # Caller frames verbatim, caller audio to Live with its rate, Live messages in wire form.
     inbound = [e["frame"] for e in events if e["kind"] == "twilio_in"]
     assert inbound[2:5] == sent
-    audio_out = [e for e in events if e["kind"] == "live_out" and "audio" in e]
+    audio_out = [e for e in events if e["kind"] == "live_out" and "audio_energy" in e]
     assert len(audio_out) == 13 and {e["rate_hz"] for e in audio_out} == {16000}
+    # Of the caller audio sent to Live only what the replay compares: samples, loudness.
+    assert {e["audio_energy"][0] for e in audio_out} == {320}  # 20 ms at 16 kHz
+    assert max(e["audio_energy"][1] for e in audio_out) > 320 * 1000**2
     live_in = [e["message"] for e in events if e["kind"] == "live_in"]
     assert {"serverContent": {"inputTranscription": {"text": "hello there"}}} in live_in
     assert live_in[1]["serverContent"]["modelTurn"]["parts"][0]["inlineData"]["data"]

@@ -463,7 +463,7 @@ async def test_a_call_recorded_on_each_generation_replays_on_it(
     )
     assert report.ok, report.render()
     assert report.live_out is not None and len(report.live_out) == len(sent) + sum(
-        1 for e in recording.of_kind(EventKind.LIVE_OUT) if "audio" in e.data
+        1 for e in recording.of_kind(EventKind.LIVE_OUT) if "message" not in e.data
     )
 
 

@@ -379,6 +379,7 @@ class Call:
             self.events.carrier_in(frame)
             event = self._parse(frame)
             if isinstance(event, MediaFrame):
+                self.events.caller_media(event)
                 self._last_media_at = loop.time()
                 await self._on_caller_audio(event)
                 if self._ended.is_set():  # a flood ends the call now, unread frames and all

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage, SessionConfig
-from gateway.telephony.base import StreamStart
+from gateway.telephony.base import MediaFrame, StreamStart
 
 if TYPE_CHECKING:
     from gateway.agents.config import AgentConfig
@@ -45,6 +45,10 @@ class CallObserver:
 
     def carrier_in(self, frame: str | bytes) -> None:
         """A raw frame from the carrier (Twilio), before parsing; malformed ones included."""
+
+    def caller_media(self, frame: MediaFrame) -> None:
+        """The media frame just passed to `carrier_in`, as the call parsed it (well-formed
+        media only): observers that want the audio need not parse the frame again."""
 
     def carrier_out(self, frame: str) -> None:
         """A frame actually written to the carrier (dropped barge-in frames never appear)."""
@@ -98,7 +102,7 @@ class ObserverSet(CallObserver):
 
     Several hooks run per 20 ms frame, so each hook only visits the observers that implement
     it (worked out once, not per call), and the per-frame hooks (carrier_in/out,
-    live_audio_out, live_in) loop over them directly.
+    live_audio_out, live_in, caller_media) loop over them directly.
     """
 
     def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
@@ -111,6 +115,7 @@ class ObserverSet(CallObserver):
             hook: tuple(o for o in self._observers if _implements(o, hook)) for hook in _HOOKS
         }
         self._carrier_in = self._by_hook["carrier_in"]
+        self._caller_media = self._by_hook["caller_media"]
         self._carrier_out = self._by_hook["carrier_out"]
         self._live_audio_out = self._by_hook["live_audio_out"]
         self._live_in = self._by_hook["live_in"]
@@ -140,6 +145,13 @@ class ObserverSet(CallObserver):
                 observer.carrier_in(frame)
             except Exception as exc:
                 self._failed(observer, "carrier_in", exc)
+
+    def caller_media(self, frame: MediaFrame) -> None:
+        for observer in self._caller_media:
+            try:
+                observer.caller_media(frame)
+            except Exception as exc:
+                self._failed(observer, "caller_media", exc)
 
     def carrier_out(self, frame: str) -> None:
         for observer in self._carrier_out:

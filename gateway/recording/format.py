@@ -21,6 +21,26 @@ Every line has `t` (seconds since the call's first frame, monotonic clock) and `
 | `call_ended` | `reason`, `duration_s`, `stats` | the last event of a whole recording |
 | `recording_stopped` | `reason` | cut short: `queue_full`, `write_failed` or `max_bytes` |
 | `recording_stopped` | … and `max_bytes` | the call's MAX_RECORDING_BYTES_PER_CALL was spent |
+
+**Format 2** (what the recorder writes; format 1 files — the JSONL alone — still read and
+replay) keeps the audio out of the JSON: once per direction, raw, in a side file
+`<stem>.audio` (or `<stem>.audio.gz` beside a `.jsonl.gz`), a sequence of records
+`kind u8, t f64, length u32, body` (little-endian):
+
+* 1 `CALLER_MEDIA` — a `twilio_in` media frame, rebuilt exactly: `u16 head, u16 tail`
+  lengths, the frame's text before and after its base64 payload, then the μ-law;
+* 2 `AGENT_MEDIA` — a `twilio_out` media frame: the μ-law (the frame is
+  `telephony.twilio.build_media` of the call's stream);
+* 3 `CALLER_AUDIO_SENT` — caller audio sent to Live, only what the replay compares:
+  `u32 rate_hz, u32 samples, f64 sum of squares`;
+* 4 `LIVE_AUDIO` — PCM16LE of an audio part of a `live_in` message, whose `inlineData` says
+  `"ref": N` (the record's index) instead of carrying `data`.
+
+Every JSONL line of format 2 carries `a`, the number of audio records written before it, so
+reading merges both files back into one sequence of events in the order the gateway saw
+them. `read_recording` returns format 2 events in format 1's shape (a frame as text, Live
+audio as base64), except caller audio sent to Live, which is `audio_energy: [samples, sum of
+squares]` with `rate_hz`.
 """
 
 from __future__ import annotations
@@ -29,7 +49,8 @@ import base64
 import binascii
 import gzip
 import json
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,9 +63,13 @@ from gateway.live.emulator.protocol import (
     build_tool_call_cancellation,
 )
 from gateway.live.protocol import ServerMessage
+from gateway.telephony.twilio import build_media
 
 __all__ = [
+    "AUDIO_RECORD",
+    "AUDIO_SUFFIX",
     "FORMAT_VERSION",
+    "AudioRecordKind",
     "EventKind",
     "RecordedEvent",
     "Recording",
@@ -54,7 +79,20 @@ __all__ = [
     "server_message_to_wire",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+AUDIO_SUFFIX = ".audio"
+"""The side file of a format-2 recording: `<stem>.audio` beside `<stem>.jsonl`."""
+AUDIO_RECORD = struct.Struct("<BdI")
+"""An audio record's header: kind, t (seconds, as the JSONL's `t`), body length in bytes."""
+CALLER_MEDIA_HEAD = struct.Struct("<HH")
+CALLER_AUDIO_SENT = struct.Struct("<IId")
+
+
+class AudioRecordKind:
+    CALLER_MEDIA = 1
+    AGENT_MEDIA = 2
+    CALLER_AUDIO_SENT = 3
+    LIVE_AUDIO = 4
 
 
 class EventKind(StrEnum):
@@ -85,23 +123,25 @@ def encode_event(t: float, kind: EventKind, fields: Mapping[str, Any]) -> str:
     return _ENCODER.encode({"t": round(t, 6), "kind": kind.value, **fields})
 
 
-def server_message_to_wire(message: ServerMessage) -> dict[str, Any]:
+def server_message_to_wire(
+    message: ServerMessage, audio_ref: Callable[[bytes], int] | None = None
+) -> dict[str, Any]:
     """A parsed Live server message back in wire form (camelCase, audio base64).
 
     `parse_server_message(encode_message(server_message_to_wire(m)))` equals `m` except for
-    `unknown_fields`, which the parser does not keep.
+    `unknown_fields`, which the parser does not keep. With `audio_ref` each audio chunk is
+    handed to it and the part says `"ref": <what it returned>` instead of carrying `data`
+    (format 2: the audio goes to the side file).
     """
     wire: dict[str, Any] = {}
     if message.setup_complete:
         wire["setupComplete"] = {}
     content: dict[str, Any] = {}
+    mime = f"audio/pcm;rate={message.audio_rate_hz}"
     parts: list[dict[str, Any]] = [
-        {
-            "inlineData": {
-                "mimeType": f"audio/pcm;rate={message.audio_rate_hz}",
-                "data": base64.b64encode(chunk).decode("ascii"),
-            }
-        }
+        {"inlineData": {"mimeType": mime, "ref": audio_ref(chunk)}}
+        if audio_ref is not None
+        else {"inlineData": {"mimeType": mime, "data": base64.b64encode(chunk).decode("ascii")}}
         for chunk in message.audio
     ]
     parts.extend({"text": text} for text in message.text)
@@ -189,17 +229,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_recording(path: str | Path) -> Recording:
-    """Load and check a `.jsonl` (or gzipped `.jsonl.gz`) recording; RecordingFormatError
-    names the bad line."""
+    """Load and check a `.jsonl` (or gzipped `.jsonl.gz`) recording, with its `.audio` side
+    file when it has one (format 2); RecordingFormatError names the bad line or record."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-        if data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
-        text = data.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise RecordingFormatError(f"{path}: cannot read: {exc}") from None
-    events: list[RecordedEvent] = []
+    text = _read_text(path)
+    lines: list[tuple[str, dict[str, Any]]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -210,17 +244,143 @@ def read_recording(path: str | Path) -> Recording:
             raise RecordingFormatError(f"{where}: not JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise RecordingFormatError(f"{where}: expected a JSON object per line")
+        lines.append((where, obj))
+    if not lines:
+        raise RecordingFormatError(f"{path}: empty recording")
+    has_audio_file = any("a" in obj for _, obj in lines)
+    records = _read_audio_records(audio_path_for(path)) if has_audio_file else []
+    stream_sid = next(
+        (
+            obj.get("stream_sid")
+            for _, obj in lines
+            if obj.get("kind") == EventKind.CALL_STARTED and isinstance(obj.get("stream_sid"), str)
+        ),
+        None,
+    )
+    events: list[RecordedEvent] = []
+    next_record = 0
+
+    def audio_events_until(count: int, where: str) -> None:
+        nonlocal next_record
+        if count > len(records):
+            raise RecordingFormatError(f"{where}: refers to audio record #{count - 1}, the "
+                                       f"audio file has {len(records)}")
+        while next_record < count:
+            event = _audio_event(records[next_record], stream_sid, next_record)
+            next_record += 1
+            if event is not None:
+                events.append(RecordedEvent(len(events), event[0], event[1], event[2]))
+
+    for where, obj in lines:
+        if has_audio_file:
+            count = obj.pop("a", None)
+            if not isinstance(count, int) or isinstance(count, bool) or count < next_record:
+                raise RecordingFormatError(f"{where}: `a` must count the audio records so far")
+            audio_events_until(count, where)
         t = obj.pop("t", None)
         kind = obj.pop("kind", None)
         if not isinstance(t, int | float) or isinstance(t, bool):
             raise RecordingFormatError(f"{where}: `t` must be a number of seconds, got {t!r}")
         if kind not in _KINDS:
             raise RecordingFormatError(f"{where}: unknown event kind {kind!r}")
+        if kind == EventKind.LIVE_IN and has_audio_file:
+            _inline_live_audio(where, obj, records)
         _check_fields(where, kind, obj)
         events.append(RecordedEvent(len(events), float(t), kind, obj))
-    if not events:
-        raise RecordingFormatError(f"{path}: empty recording")
+    audio_events_until(len(records), f"{path}")
     return Recording(path, tuple(events))
+
+
+def audio_path_for(path: Path) -> Path:
+    """The side file of the recording at `path` (`x.jsonl` → `x.audio`, `x.jsonl.gz` →
+    `x.audio.gz`)."""
+    name = path.name
+    if name.endswith(".jsonl.gz"):
+        return path.with_name(name[: -len(".jsonl.gz")] + AUDIO_SUFFIX + ".gz")
+    return path.with_name(name.removesuffix(".jsonl") + AUDIO_SUFFIX)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+        return data.decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise RecordingFormatError(f"{path}: cannot read: {exc}") from None
+
+
+_AudioRecord = tuple[int, float, bytes]
+
+
+def _read_audio_records(path: Path) -> list[_AudioRecord]:
+    try:
+        data = path.read_bytes()
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise RecordingFormatError(f"{path}: cannot read the audio of a format-2 recording: "
+                                   f"{exc}") from None
+    return list(_audio_records(path, data))
+
+
+def _audio_records(path: Path, data: bytes) -> Iterator[_AudioRecord]:
+    offset = 0
+    index = 0
+    while offset < len(data):
+        if offset + AUDIO_RECORD.size > len(data):
+            raise RecordingFormatError(f"{path}: audio record #{index} is cut short")
+        kind, t, length = AUDIO_RECORD.unpack_from(data, offset)
+        offset += AUDIO_RECORD.size
+        if offset + length > len(data):
+            raise RecordingFormatError(f"{path}: audio record #{index} is cut short")
+        yield kind, t, data[offset : offset + length]
+        offset += length
+        index += 1
+
+
+def _audio_event(
+    record: _AudioRecord, stream_sid: str | None, index: int
+) -> tuple[float, str, dict[str, Any]] | None:
+    """The event an audio record stands for, in format 1's shape (None: Live audio, which
+    belongs to its `live_in` line)."""
+    kind, t, body = record
+    if kind == AudioRecordKind.CALLER_MEDIA:
+        head_len, tail_len = CALLER_MEDIA_HEAD.unpack_from(body)
+        start = CALLER_MEDIA_HEAD.size
+        head = body[start : start + head_len].decode("utf-8")
+        tail = body[start + head_len : start + head_len + tail_len].decode("utf-8")
+        mulaw = body[start + head_len + tail_len :]
+        payload = binascii.b2a_base64(mulaw, newline=False).decode("ascii")
+        return t, EventKind.TWILIO_IN, {"frame": head + payload + tail}
+    if kind == AudioRecordKind.AGENT_MEDIA:
+        if stream_sid is None:
+            raise RecordingFormatError(f"audio record #{index}: agent audio before call_started")
+        return t, EventKind.TWILIO_OUT, {"frame": build_media(stream_sid, body)}
+    if kind == AudioRecordKind.CALLER_AUDIO_SENT:
+        rate_hz, samples, sum_squares = CALLER_AUDIO_SENT.unpack(body)
+        return t, EventKind.LIVE_OUT, {"audio_energy": [samples, sum_squares], "rate_hz": rate_hz}
+    if kind == AudioRecordKind.LIVE_AUDIO:
+        return None
+    raise RecordingFormatError(f"audio record #{index}: unknown kind {kind}")
+
+
+def _inline_live_audio(where: str, obj: Mapping[str, Any], records: list[_AudioRecord]) -> None:
+    """Put each referenced Live audio record back into its part as base64 `data`."""
+    message = obj.get("message")
+    content = message.get("serverContent") if isinstance(message, dict) else None
+    turn = content.get("modelTurn") if isinstance(content, dict) else None
+    parts = turn.get("parts") if isinstance(turn, dict) else None
+    for part in parts if isinstance(parts, list) else ():
+        inline = part.get("inlineData") if isinstance(part, dict) else None
+        if not isinstance(inline, dict) or "ref" not in inline:
+            continue
+        ref = inline.pop("ref")
+        if not isinstance(ref, int) or not 0 <= ref < len(records):
+            raise RecordingFormatError(f"{where}: audio `ref` {ref!r} is not an audio record")
+        if records[ref][0] != AudioRecordKind.LIVE_AUDIO:
+            raise RecordingFormatError(f"{where}: audio `ref` {ref} is not Live audio")
+        inline["data"] = base64.b64encode(records[ref][2]).decode("ascii")
 
 
 def _check_fields(where: str, kind: str, obj: Mapping[str, Any]) -> None:
@@ -234,7 +394,17 @@ def _check_fields(where: str, kind: str, obj: Mapping[str, Any]) -> None:
             except (binascii.Error, ValueError):
                 raise RecordingFormatError(f"{where}: `frame_b64` is not base64") from None
     elif kind == EventKind.LIVE_OUT:
-        if "audio" in obj:
+        if "audio_energy" in obj:
+            energy = obj["audio_energy"]
+            if not (
+                isinstance(energy, list)
+                and len(energy) == 2
+                and isinstance(obj.get("rate_hz"), int)
+            ):
+                raise RecordingFormatError(
+                    f"{where}: live_out audio_energy needs [samples, sum of squares] and rate_hz"
+                )
+        elif "audio" in obj:
             if not isinstance(obj["audio"], str) or not isinstance(obj.get("rate_hz"), int):
                 raise RecordingFormatError(
                     f"{where}: live_out audio needs `audio` (base64) and `rate_hz` (int)"

@@ -1,13 +1,14 @@
 """The call recorder: every event of a call, both directions, to `RECORDINGS_DIR`.
 
-Per recorded call three files share one name (`20251125T142700Z-CA123….*`):
-`.jsonl` (every event, see `format`), `.wav` (stereo: caller left, agent right, as the
-caller heard it, see `audio`) and `.txt` (the transcript).
+Per recorded call four files share one name (`20251125T142700Z-CA123….*`):
+`.jsonl` (every event, see `format`), `.audio` (the audio of those events, raw, once per
+direction), `.wav` (stereo: caller left, agent right, as the caller heard it, see `audio`) and
+`.txt` (the transcript).
 
 `CallRecorder` is a `CallObserver`, attached to every call; it switches itself on in
 `call_started` when the agent's `recording` is on (or `RECORD_CALLS=all`). Its hooks run on the
 call's hot path, so they only append to a bounded in-memory queue; a writer task hands batches
-to a worker thread, which serialises and writes them. A full queue (the disk cannot keep up) or
+to a worker thread every FLUSH_INTERVAL_S, which serialises and writes them. A full queue (the disk cannot keep up) or
 a write error (full disk, permissions) stops the recording of that call with one log line; the
 call never notices.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import dataclasses
 import json
@@ -34,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+import numpy as np
 import structlog
 from aiohttp import web
 
@@ -42,7 +45,12 @@ from gateway.call.hooks import CallObserver, CallView
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
 from gateway.recording.audio import StereoCallMixer
 from gateway.recording.format import (
+    AUDIO_RECORD,
+    AUDIO_SUFFIX,
+    CALLER_AUDIO_SENT,
+    CALLER_MEDIA_HEAD,
     FORMAT_VERSION,
+    AudioRecordKind,
     EventKind,
     encode_event,
     server_message_to_wire,
@@ -55,7 +63,12 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
-from gateway.telephony.twilio import MAX_FRAME_CHARS, MAX_STREAMING_FRAME_CHARS, parse_event
+from gateway.telephony.twilio import (
+    MAX_FRAME_CHARS,
+    MAX_STREAMING_FRAME_CHARS,
+    build_media,
+    parse_event,
+)
 
 if TYPE_CHECKING:
     from gateway.call.outcome import CallStats, EndReason
@@ -89,8 +102,8 @@ MAX_EVENTS_BEFORE_START: Final = 64
 MAX_CHARS_BEFORE_START: Final = 64 * 1024
 """…and at most this much of them (a `start` is up to 32 KiB), oldest dropped first."""
 DEFAULT_MAX_RECORDING_BYTES: Final = 256 * 1024 * 1024
-"""MAX_RECORDING_BYTES_PER_CALL's default: a recorded call-minute is ~10 MiB (JSONL ~8, WAV ~2),
-so ~25 minutes of a busy call."""
+"""MAX_RECORDING_BYTES_PER_CALL's default: a busy recorded call-minute is ~3.5 MiB (JSONL and
+audio ~1.5, WAV ~2), so over an hour."""
 JUNK_FRAME_CHARS: Final = 256
 """A junk caller frame is recorded as its first this many chars (bytes, if binary)."""
 MAX_BYTES_REASON: Final = "max_bytes"
@@ -118,6 +131,8 @@ class RecordingFiles:
     txt: Path
     complete: bool
     """False when the recording was stopped early (queue full or write error)."""
+    audio: Path | None = None
+    """The format-2 side file holding the call's audio (gateway.recording.format)."""
 
 
 # An event on its way to the writer: (seconds since the call's first frame, kind, payload).
@@ -166,6 +181,13 @@ class RecordingSink:
         """The byte budget is spent; nothing more is written but the closing line."""
         self._jsonl: IO[str] | None = None
         self._jsonl_bytes = 0
+        self._audio: IO[bytes] | None = None
+        self._audio_out = bytearray()
+        """Audio records of the batch being written (one write per batch)."""
+        self._audio_bytes = 0
+        self._audio_records = 0
+        self._agent_media_head: str | None = None
+        """Everything of this call's outbound media frames before the payload."""
         self._mixer: StereoCallMixer | None = None
         self._transcript = TranscriptBuilder()
         self._files: RecordingFiles | None = None
@@ -175,29 +197,52 @@ class RecordingSink:
         if self._jsonl is None:
             self._open()
         assert self._jsonl is not None and self._mixer is not None
+        assert self._audio is not None
         lines = []
+        audio = self._audio_out
         for t, kind, payload in batch:
             if self.full:
                 break
             if self.max_bytes:
                 self._mixer.room_bytes = self._room()
-            line = encode_event(t, kind, self._fields(t, kind, payload))
-            # Bytes on disk; nearly every line is ASCII (base64 audio), counted without a copy.
-            size = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
+            undo = (len(audio), self._audio_records, self._audio_bytes)
+            fields = self._fields(t, kind, payload)
+            size = 0
+            if fields is not None:
+                fields["a"] = self._audio_records
+                line = encode_event(t, kind, fields)
+                # Bytes on disk; nearly every line is ASCII, counted without a copy.
+                size = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
             if self.max_bytes and size > self._room():
+                del audio[undo[0] :]  # the event's audio records go with it
+                self._audio_records, self._audio_bytes = undo[1], undo[2]
                 self.full = True
                 break
             self._last_t = t
-            self._jsonl_bytes += size
-            lines.append(line)
+            if fields is not None:
+                self._jsonl_bytes += size
+                lines.append(line)
+        if audio:
+            self._audio.write(audio)
+            self._audio.flush()
+            audio.clear()
         if lines:
             self._jsonl.write("\n".join(lines) + "\n")
             self._jsonl.flush()
 
     def _room(self) -> int:
-        """Bytes the budget still allows, JSONL and WAV together."""
+        """Bytes the budget still allows, JSONL, audio and WAV together."""
         assert self._mixer is not None
-        return self.max_bytes - self._jsonl_bytes - self._mixer.bytes_written
+        return self.max_bytes - self._jsonl_bytes - self._audio_bytes - self._mixer.bytes_written
+
+    def _audio_record(self, kind: int, t: float, body: bytes | bytearray) -> int:
+        """Append one audio record to the batch; returns its index in the side file."""
+        self._audio_out += AUDIO_RECORD.pack(kind, t, len(body))
+        self._audio_out += body
+        self._audio_bytes += AUDIO_RECORD.size + len(body)
+        index = self._audio_records
+        self._audio_records += 1
+        return index
 
     def finish(self, stopped_reason: str | None) -> RecordingFiles:
         """Close the JSONL (noting an early stop), finish the WAV, write the transcript."""
@@ -208,9 +253,12 @@ class RecordingSink:
             fields: dict[str, Any] = {"reason": stopped_reason}
             if stopped_reason == MAX_BYTES_REASON:
                 fields["max_bytes"] = self.max_bytes
+            fields["a"] = self._audio_records
             stopped = encode_event(self._last_t, EventKind.RECORDING_STOPPED, fields)
             self._jsonl.write(stopped + "\n")
         self._jsonl.close()
+        if self._audio is not None:
+            self._audio.close()
         if self.max_bytes:
             self._mixer.room_bytes = self._room()
         self._mixer.close()
@@ -221,9 +269,10 @@ class RecordingSink:
         """Close whatever is open, quietly (the disk already failed once)."""
         if self._mixer is not None:
             self._mixer.abort()
-        if self._jsonl is not None:
-            with contextlib.suppress(Exception):
-                self._jsonl.close()
+        for file in (self._jsonl, self._audio):
+            if file is not None:
+                with contextlib.suppress(Exception):
+                    file.close()
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -234,11 +283,14 @@ class RecordingSink:
                 self._jsonl = path.open("x", encoding="utf-8")
             except FileExistsError:
                 continue
+            audio_path = path.with_suffix(AUDIO_SUFFIX)
+            self._audio = audio_path.open("xb")
             self._files = RecordingFiles(
                 jsonl=path,
                 wav=path.with_suffix(".wav"),
                 txt=path.with_suffix(".txt"),
                 complete=False,
+                audio=audio_path,
             )
             self._mixer = StereoCallMixer(self._files.wav)
             return
@@ -246,8 +298,14 @@ class RecordingSink:
 
     # ------------------------------------------------------------------ one event
 
-    def _fields(self, t: float, kind: EventKind, payload: Any) -> dict[str, Any]:
+    def _fields(self, t: float, kind: EventKind, payload: Any) -> dict[str, Any] | None:
+        """An event's JSONL fields, or None when it went to the audio file whole."""
         if kind is EventKind.TWILIO_IN:
+            if isinstance(payload, tuple):  # (frame, the call's parse of it)
+                frame, media = payload
+                if self._caller_media(t, frame, media):
+                    return None
+                payload = frame
             if isinstance(payload, _Truncated):
                 return _junk_fields(payload.head, payload.length)
             if self._caller_frame(t, payload) and len(payload) > JUNK_FRAME_CHARS:
@@ -256,16 +314,26 @@ class RecordingSink:
                 return {"frame_b64": base64.b64encode(payload).decode("ascii")}
             return {"frame": payload}
         if kind is EventKind.TWILIO_OUT:
+            if self._agent_media(t, payload):
+                return None
             self._agent_frame(payload)
             return {"frame": payload}
         if kind is EventKind.LIVE_OUT:
             if isinstance(payload, tuple):
                 pcm16le, rate_hz = payload
-                return {"audio": base64.b64encode(pcm16le).decode("ascii"), "rate_hz": rate_hz}
+                samples = np.frombuffer(pcm16le, dtype="<i2", count=len(pcm16le) // 2)
+                wide = samples.astype(np.int64)
+                body = CALLER_AUDIO_SENT.pack(rate_hz, len(samples), float(np.dot(wide, wide)))
+                self._audio_record(AudioRecordKind.CALLER_AUDIO_SENT, t, body)
+                return None
             return {"message": dict(payload)}
         if kind is EventKind.LIVE_IN:
             self._live_message(t, payload)
-            return {"message": server_message_to_wire(payload)}
+
+            def live_audio(chunk: bytes) -> int:
+                return self._audio_record(AudioRecordKind.LIVE_AUDIO, t, chunk)
+
+            return {"message": server_message_to_wire(payload, audio_ref=live_audio)}
         if kind is EventKind.TOOL_CALL:
             call: FunctionCall = payload
             args = json.dumps(call.args, separators=(",", ":"), ensure_ascii=False)
@@ -299,11 +367,52 @@ class RecordingSink:
             return {"close_code": payload}
         if kind is EventKind.CALL_STARTED:
             self._transcript.set_header(_transcript_header(payload))
+            stream_sid = payload.get("stream_sid")
+            if isinstance(stream_sid, str):
+                self._agent_media_head = build_media(stream_sid, b"")[: -len(_MEDIA_TAIL)]
             return dict(payload)
         if kind is EventKind.CALL_ENDED:
             self._transcript.note(t, f"(call ended: {payload['reason']})")
             return dict(payload)
         raise ValueError(f"unexpected event kind {kind}")
+
+    def _caller_media(self, t: float, frame: str | bytes, media: MediaFrame) -> bool:
+        """A caller media frame the call parsed, kept as an audio record: its text around the
+        payload and the μ-law. False (keep it as a JSONL line) when the payload's base64 is not
+        found verbatim in the text (not canonical): the record must rebuild the frame exactly."""
+        if not isinstance(frame, str):
+            return False
+        payload = binascii.b2a_base64(media.payload, newline=False).decode("ascii")
+        at = frame.find(payload) if payload else -1
+        if at < 0:
+            return False
+        head = frame[:at].encode("utf-8")
+        tail = frame[at + len(payload) :].encode("utf-8")
+        if len(head) > 0xFFFF or len(tail) > 0xFFFF:
+            return False
+        assert self._mixer is not None
+        if media.track in ("inbound", "inbound_track", ""):
+            self._mixer.caller_audio(media.payload, media.timestamp_ms)
+        body = CALLER_MEDIA_HEAD.pack(len(head), len(tail)) + head + tail + media.payload
+        self._audio_record(AudioRecordKind.CALLER_MEDIA, t, body)
+        return True
+
+    def _agent_media(self, t: float, frame: str) -> bool:
+        """An outbound media frame (built by `build_media` for this stream) kept as its μ-law."""
+        head = self._agent_media_head
+        if head is None or not frame.startswith(head) or not frame.endswith(_MEDIA_TAIL):
+            return False
+        payload = frame[len(head) : -len(_MEDIA_TAIL)]
+        try:
+            mulaw = binascii.a2b_base64(payload, strict_mode=True)
+        except (binascii.Error, ValueError):
+            return False
+        if binascii.b2a_base64(mulaw, newline=False).decode("ascii") != payload:
+            return False  # not canonical: the record could not rebuild it exactly
+        assert self._mixer is not None
+        self._mixer.agent_audio(mulaw)
+        self._audio_record(AudioRecordKind.AGENT_MEDIA, t, mulaw)
+        return True
 
     def _caller_frame(self, t: float, frame: str | bytes) -> bool:
         """Feed the WAV and transcript; True when the frame is junk (malformed or unknown)."""
@@ -516,6 +625,13 @@ class CallRecorder(CallObserver):
         else:
             self._push(EventKind.TWILIO_IN, frame)
 
+    def caller_media(self, frame: MediaFrame) -> None:
+        """The call's parse of the frame just recorded: the writer then keeps it compactly."""
+        if self._state is _State.ON and self._pending:
+            t, kind, raw = self._pending[-1]
+            if kind is EventKind.TWILIO_IN and isinstance(raw, str):
+                self._pending[-1] = (t, kind, (raw, frame))
+
     def carrier_out(self, frame: str) -> None:
         if self._state is _State.ON:
             self._push(EventKind.TWILIO_OUT, frame)
@@ -664,6 +780,8 @@ class CallRecorder(CallObserver):
             self.done.set()
 
 
+_MEDIA_TAIL: Final = '"}}'
+"""What follows the payload in an outbound media frame (`telephony.twilio.build_media`)."""
 _MAX_START_FRAME_CHARS: Final = max(MAX_STREAMING_FRAME_CHARS, *MAX_FRAME_CHARS.values())
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -56,10 +56,19 @@ class OutputItem:
     """What must match exactly (None for audio)."""
     pcm16: bytes | None = None
     rate_hz: int | None = None
+    energy: tuple[int, float] | None = None
+    """(samples, sum of their squares) when only the loudness was recorded (format 2)."""
 
     @property
     def is_audio(self) -> bool:
-        return self.pcm16 is not None
+        return self.pcm16 is not None or self.energy is not None
+
+    def samples_and_energy(self) -> tuple[int, float]:
+        """How many samples, and the sum of their squares (for a run's loudness)."""
+        if self.energy is not None:
+            return self.energy
+        samples = np.frombuffer(self.pcm16 or b"", dtype="<i2").astype(np.float64)
+        return len(samples), float(np.dot(samples, samples))
 
 
 def twilio_item(frame: str | bytes) -> OutputItem:
@@ -139,11 +148,11 @@ class _Run:
         return len(self.items)
 
     def rms_dbfs(self) -> float:
-        pcm = b"".join(item.pcm16 or b"" for item in self.items)
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        if not len(samples):
+        totals = [item.samples_and_energy() for item in self.items]
+        samples = sum(count for count, _ in totals)
+        if not samples:
             return SILENCE_DBFS
-        rms = float(np.sqrt(np.mean(samples**2)))
+        rms = math.sqrt(sum(energy for _, energy in totals) / samples)
         return max(20 * math.log10(rms / 32768), SILENCE_DBFS) if rms > 0 else SILENCE_DBFS
 
     def rates(self) -> set[int | None]:

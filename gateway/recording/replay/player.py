@@ -208,9 +208,14 @@ def recorded_outputs(recording: Recording) -> tuple[list[OutputItem], list[Outpu
         if event.kind == EventKind.TWILIO_OUT:
             twilio.append(twilio_item(event.frame()))
         elif event.kind == EventKind.LIVE_OUT:
-            if "audio" in event.data:
+            rate_hz = event.data.get("rate_hz")
+            if "audio_energy" in event.data:  # format 2: the samples and their loudness
+                samples, sum_squares = event.data["audio_energy"]
+                energy = (int(samples), float(sum_squares))
+                live.append(OutputItem("audio", energy=energy, rate_hz=int(rate_hz)))
+            elif "audio" in event.data:
                 pcm = base64.b64decode(event.data["audio"])
-                live.append(OutputItem("audio", pcm16=pcm, rate_hz=int(event.data["rate_hz"])))
+                live.append(OutputItem("audio", pcm16=pcm, rate_hz=int(rate_hz)))
             else:
                 live.append(live_item(event.data["message"]))
     return twilio, live
