@@ -7,8 +7,11 @@ never has to guess which variable is off.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
+import re
 import textwrap
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -141,8 +144,24 @@ class Settings(BaseSettings):
     record_calls: Literal["agent", "all", "off"] = "agent"
     """agent: as each agent's `recording` says; all: every call; off: none."""
     max_recording_bytes_per_call: int = Field(default=256 * 1024 * 1024, ge=0)
-    """A call's recording (.jsonl and .wav together) stops growing here, ~25 minutes of a busy
-    call at ~10 MiB a minute; the call goes on. 0: no limit."""
+    """A call's recording (.jsonl, .audio and .wav together) stops growing here: over an hour of
+    a busy call at ~3.5 MiB a minute; the call goes on. 0: no limit."""
+    recordings_url: str | None = None
+    """Durable store for recordings: gs://BUCKET/PREFIX (Google Cloud Storage), s3://BUCKET/PREFIX
+    (S3, or S3-compatible with AWS_ENDPOINT_URL) or file:///PATH (a mounted folder). Set, the
+    RECORDINGS_DIR is a spool: each call's files are uploaded once it ends (retried until stored)
+    and then removed there. Unset: recordings stay in RECORDINGS_DIR."""
+    recordings_keep_local: bool = False
+    """With RECORDINGS_URL: keep each recording in RECORDINGS_DIR after its verified upload too
+    (else the spool copies are removed)."""
+    recordings_upload_backoff_s: float = Field(default=1.0, gt=0)
+    """With RECORDINGS_URL: wait before retrying a failed upload; doubles per failure in a row
+    (with jitter) up to RECORDINGS_UPLOAD_MAX_BACKOFF_S, and an upload is retried until stored."""
+    recordings_upload_max_backoff_s: float = Field(default=300.0, gt=0)
+    """Longest wait between upload retries while the store is down."""
+    recordings_upload_shutdown_s: float = Field(default=10.0, ge=0)
+    """At shutdown, how long uploads still pending may go on; what is left stays in the spool
+    and is uploaded at the next start."""
 
     unknown_agent: Literal["default", "reject"] = "default"
     """`/twiml?agent=NAME` naming no agent: `default` answers with the line's (or the default)
@@ -172,6 +191,31 @@ class Settings(BaseSettings):
             raise ValueError(
                 "LIVE_CONTEXT_TARGET_TOKENS must be below LIVE_CONTEXT_TRIGGER_TOKENS "
                 f"({self.live_context_target_tokens} >= {self.live_context_trigger_tokens})"
+            )
+        return self
+
+    @field_validator("recordings_url")
+    @classmethod
+    def _check_recordings_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = parse_recordings_url(value).scheme
+        if scheme in _STORE_LIBRARIES:
+            module, package, extra = _STORE_LIBRARIES[scheme]
+            try:
+                found = importlib.util.find_spec(module) is not None  # found, not imported
+            except ModuleNotFoundError:  # its parent package is missing too
+                found = False
+            if not found:
+                raise ValueError(f"{scheme}:// needs {package}: pip install 'gateway[{extra}]'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_upload_backoff(self) -> Settings:
+        if self.recordings_upload_max_backoff_s < self.recordings_upload_backoff_s:
+            raise ValueError(
+                "RECORDINGS_UPLOAD_MAX_BACKOFF_S must be at least RECORDINGS_UPLOAD_BACKOFF_S "
+                f"({self.recordings_upload_max_backoff_s} < {self.recordings_upload_backoff_s})"
             )
         return self
 
@@ -245,6 +289,53 @@ class Settings(BaseSettings):
         if self.live_model:
             return self.live_model
         return DEFAULT_VERTEX_MODEL if self.backend is LiveBackend.VERTEX else DEFAULT_GEMINI_MODEL
+
+
+@dataclass(frozen=True)
+class RecordingsUrl:
+    """RECORDINGS_URL taken apart: `gs` / `s3` with a bucket, or `file` with a folder (`path`)."""
+
+    scheme: Literal["gs", "s3", "file"]
+    bucket: str
+    """The bucket (gs, s3); empty for file."""
+    prefix: str
+    """Object names start with `prefix/` (no slash at either end; may be empty)."""
+    path: Path | None = None
+    """The folder (file)."""
+
+    def key(self, name: str) -> str:
+        """The object name of a file called `name`: `<prefix>/<name>`."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.path}"
+        return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_STORE_LIBRARIES = {
+    "gs": ("google.cloud.storage", "google-cloud-storage", "gcs"),
+    "s3": ("boto3", "boto3", "s3"),
+}
+"""The module each scheme needs (looked for, not imported), its package, the extra with it."""
+_URL_FORMS = "gs://BUCKET/PREFIX, s3://BUCKET/PREFIX or file:///PATH"
+
+
+def parse_recordings_url(url: str) -> RecordingsUrl:
+    """RECORDINGS_URL's parts, or ValueError saying what the URL should look like."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("gs", "s3", "file"):
+        raise ValueError(f"must be {_URL_FORMS}")
+    if scheme == "file":
+        host, slash, path = rest.partition("/")
+        if host not in ("", "localhost") or not slash:
+            raise ValueError(f"must be {_URL_FORMS} (file:// takes an absolute path)")
+        return RecordingsUrl("file", "", "", Path("/" + path.strip("/")))
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET.fullmatch(bucket) or "?" in prefix or "#" in prefix:
+        raise ValueError(f"must be {_URL_FORMS} (a bucket is lowercase letters, digits, - . _)")
+    return RecordingsUrl("gs" if scheme == "gs" else "s3", bucket, prefix.strip("/"))
 
 
 def settings_help(width: int = 100) -> str:

@@ -21,7 +21,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from gateway.ops.metrics import GatewayMetrics
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_settings, parse_recordings_url
 
 REPO = Path(__file__).parent.parent
 DEPLOY = REPO / "deploy"
@@ -122,6 +122,22 @@ def test_service_hpa_and_pdb_point_at_the_deployment() -> None:
     assert GatewayMetrics().registry.get_sample_value(name) == 0.0
 
 
+def test_pods_ship_recordings_to_a_bucket_and_wait_for_the_last_uploads() -> None:
+    data = manifests()["configmap.yaml"]["data"]
+    assert parse_recordings_url(data["RECORDINGS_URL"]).scheme in ("gs", "s3")
+    pod = manifests()["deployment.yaml"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop_s = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+    drain_s = float(env_of(container)["DRAIN_TIMEOUT_S"])
+    uploads_s = float(
+        {**data, **env_of(container)}.get(
+            "RECORDINGS_UPLOAD_SHUTDOWN_S", Settings.model_fields["recordings_upload_shutdown_s"]
+            .default
+        )
+    )
+    assert pod["terminationGracePeriodSeconds"] > pre_stop_s + drain_s + uploads_s
+
+
 def test_config_map_holds_only_known_settings() -> None:
     data = manifests()["configmap.yaml"]["data"]
     known = {name.upper() for name in Settings.model_fields}
@@ -150,6 +166,10 @@ def test_cloud_run_service_is_valid_and_fit_for_calls() -> None:
     assert int(annotations["autoscaling.knative.dev/minScale"]) >= 1
     assert 0 < spec["containerConcurrency"] <= int(env["MAX_CONCURRENT_CALLS"])
     assert float(env["DRAIN_TIMEOUT_S"]) < 10  # Cloud Run kills 10 s after SIGTERM
+    # Its filesystem is memory: recordings go to a bucket, and the last uploads fit in the 10 s.
+    assert parse_recordings_url(env["RECORDINGS_URL"]).scheme == "gs"
+    assert float(env["DRAIN_TIMEOUT_S"]) + float(env["RECORDINGS_UPLOAD_SHUTDOWN_S"]) < 10
+    assert load_settings(env_file=None, **{k.lower(): v for k, v in env.items()}).recordings_url
     assert probe_path(container["startupProbe"]) == "/healthz"
     assert container["ports"][0]["containerPort"] == 8080
 
@@ -204,6 +224,13 @@ def test_dockerfile_builds_a_small_non_root_image() -> None:
         assert build_tool not in final_runs
     env = parser.envs  # the final stage's environment
     assert env["PORT"] == "8080" and env["AGENTS_DIR"] == "/app/agents"
+    # The build stage installs the clients of RECORDINGS_URL (gs://, s3://).
+    build_runs = " ".join(
+        ins["value"] for ins in parser.structure[: len(parser.structure) - len(final)]
+        if ins["instruction"] == "RUN"
+    )
+    installed = re.search(r"pip install '?\.\[([a-z0-9,]+)\]'?", build_runs)
+    assert installed is not None and {"gcs", "s3"} <= set(installed.group(1).split(","))
 
 
 def test_dockerfile_copies_what_exists_and_dockerignore_keeps_the_context_small() -> None:

@@ -8,9 +8,9 @@ direction), `.wav` (stereo: caller left, agent right, as the caller heard it, se
 `CallRecorder` is a `CallObserver`, attached to every call; it switches itself on in
 `call_started` when the agent's `recording` is on (or `RECORD_CALLS=all`). Its hooks run on the
 call's hot path, so they only append to a bounded in-memory queue; a writer task hands batches
-to a worker thread every FLUSH_INTERVAL_S, which serialises and writes them. A full queue (the disk cannot keep up) or
-a write error (full disk, permissions) stops the recording of that call with one log line; the
-call never notices.
+to a worker thread every FLUSH_INTERVAL_S, which serialises and writes them. A full queue (the
+disk cannot keep up) or a write error (full disk, permissions) stops the recording of that call
+with one log line; the call never notices.
 
 What a caller sends is bounded before it reaches the disk: a call's files stop growing at
 `MAX_RECORDING_BYTES_PER_CALL` (the recording then ends with `recording_stopped`, still
@@ -496,6 +496,8 @@ class Recordings:
         self.sink_factory = sink_factory
         self.written: list[RecordingFiles] = []
         """Recordings finished by this gateway, oldest first (complete or stopped early)."""
+        self.on_written: list[Callable[[RecordingFiles], None]] = []
+        """Called with each recording as it is finished, right after it joins `written`."""
         self._writers: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -553,6 +555,10 @@ def add_recordings(app: web.Application, settings: Settings) -> Recordings:
         await recordings.aclose()
 
     app.on_cleanup.append(finish_writing)
+    if settings.recordings_url:  # uploads each finished recording; stops after the writers
+        from gateway.recording.upload import add_uploader
+
+        recordings.on_written.append(add_uploader(app, settings).recording_written)
     return recordings
 
 
@@ -774,6 +780,8 @@ class CallRecorder(CallObserver):
         else:
             self.files = files
             self._recordings.written.append(files)
+            for callback in self._recordings.on_written:
+                callback(files)
             if files.complete:
                 self._log.info("recording_written", jsonl=str(files.jsonl))
         finally:

@@ -208,14 +208,14 @@ def recorded_outputs(recording: Recording) -> tuple[list[OutputItem], list[Outpu
         if event.kind == EventKind.TWILIO_OUT:
             twilio.append(twilio_item(event.frame()))
         elif event.kind == EventKind.LIVE_OUT:
-            rate_hz = event.data.get("rate_hz")
+            rate_hz = int(event.data.get("rate_hz") or 0)
             if "audio_energy" in event.data:  # format 2: the samples and their loudness
                 samples, sum_squares = event.data["audio_energy"]
                 energy = (int(samples), float(sum_squares))
-                live.append(OutputItem("audio", energy=energy, rate_hz=int(rate_hz)))
+                live.append(OutputItem("audio", energy=energy, rate_hz=rate_hz))
             elif "audio" in event.data:
                 pcm = base64.b64decode(event.data["audio"])
-                live.append(OutputItem("audio", pcm16=pcm, rate_hz=int(rate_hz)))
+                live.append(OutputItem("audio", pcm16=pcm, rate_hz=rate_hz))
             else:
                 live.append(live_item(event.data["message"]))
     return twilio, live
@@ -499,6 +499,7 @@ async def _in_process_gateway(
             "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
             "max_caller_audio_speed": 0,
             "record_calls": "all" if options.record_to else "off",
+            "recordings_url": None,  # a replay's recording stays in --record-to
             "data_dir": data_dir,
         }
         if options.record_to:
