@@ -1,8 +1,10 @@
 """Streaming polyphase FIR resampling between integer-related rates (8 kHz ↔ 16 / 24 kHz).
 
 Why not `audioop.ratecv`: it interpolates with no anti-alias filter, so a 6 kHz tone at 24 kHz
-leaves a 24k → 8k conversion as a near full-level 2 kHz alias. Here a linear-phase low-pass,
-designed once with `scipy.signal.remez`, removes images going up and aliases going down.
+leaves a 24k → 8k conversion as a near full-level 2 kHz alias. Here a linear-phase low-pass
+removes images going up and aliases going down: an equiripple (remez) design to the spec below,
+made at design time by `gateway.audio.design_filters` and shipped as constants in
+`gateway.audio.filter_taps` (so scipy is not a runtime dependency).
 
 How it stays cheap (a 20 ms frame costs a few µs, about what soxr's C++ costs): every call is
 one BLAS matrix product over blocks of the input plus two table lookups, and the history stays
@@ -19,7 +21,6 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 PASSBAND_HZ: Final = 3400.0
 """Top of the telephone band: 0 … PASSBAND_HZ passes within ±PASSBAND_RIPPLE_DB."""
@@ -44,8 +45,6 @@ BLOCK_GROUPS: Final = 10
 product. Small rows waste fewer multiplications on the zeros outside each output's taps; 10
 divides a 20 ms frame (160 samples at 8 kHz) and measured fastest."""
 
-_MAX_TAPS: Final = 1023
-_FREQ_CHECK_POINTS: Final = 8192
 _OFFSET: Final = 32768.5
 """Added to every sample on the way in (exactly, inside the matrix product) so the output is
 `round_half_up(y) + 32768` after truncation: non-negative, and an index into a 65536-entry
@@ -65,69 +64,40 @@ class ResampleConfigError(ValueError):
 
 
 @functools.cache
-def design_lowpass(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.NDArray[np.float64]:
-    """Linear-phase low-pass taps at `high_rate_hz` with DC gain `phases` (read-only array).
+def lowpass_taps(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.NDArray[np.float64]:
+    """The shipped linear-phase low-pass at `high_rate_hz` with DC gain `phases` (read-only).
 
     Odd length, symmetric, multiples of 2**-TAP_FRACTION_BITS, and each of the `phases`
     polyphase branches (taps p, p + phases, …) sums to exactly 1: an interpolator by `phases`
     then passes DC exactly with no ripple at multiples of `low_rate_hz`, which lets the
     resampler carry its rounding offset through the filter. The shortest equiripple (remez)
-    design that still meets PASSBAND_RIPPLE_DB and STOPBAND_ATTENUATION_DB after that, with the
-    band edges scaled by `low_rate_hz / TELEPHONY_RATE_HZ`.
+    design meeting PASSBAND_RIPPLE_DB and STOPBAND_ATTENUATION_DB after that, band edges scaled
+    by `low_rate_hz / TELEPHONY_RATE_HZ`: designed by `gateway.audio.design_filters` (the only
+    user of scipy) and shipped as constants in `gateway.audio.filter_taps`.
     """
-    scale = low_rate_hz / TELEPHONY_RATE_HZ
-    passband_hz, stopband_hz = PASSBAND_HZ * scale, STOPBAND_HZ * scale
+    stopband_hz = STOPBAND_HZ * low_rate_hz / TELEPHONY_RATE_HZ
     if not stopband_hz < high_rate_hz / 2:
         raise ResampleConfigError(
             f"a {high_rate_hz} Hz ↔ {low_rate_hz} Hz filter needs a stopband below "
             f"{high_rate_hz / 2:g} Hz but the spec's starts at {stopband_hz:g} Hz"
         )
-    # Normalising the branches can double the passband error, so design for half of it.
-    passband_error = 10 ** (PASSBAND_RIPPLE_DB / 2 / 20) - 1
-    stopband_error = 10 ** (-STOPBAND_ATTENUATION_DB / 20)
-    bands = [0.0, passband_hz, stopband_hz, high_rate_hz / 2]
-    # Bellanger's length estimate, started low and walked up to the first design that passes.
-    estimate = (2 / 3) * np.log10(1 / (10 * passband_error * stopband_error))
-    estimate *= high_rate_hz / (stopband_hz - passband_hz)
-    for num_taps in range(max(3, int(estimate * 0.8) | 1), _MAX_TAPS + 1, 2):
-        prototype = signal.remez(
-            num_taps,
-            bands,
-            [1.0, 0.0],
-            weight=[1.0, passband_error / stopband_error],
-            fs=high_rate_hz,
+    # Imported here, not at the top: design_filters reads the spec above to regenerate the taps.
+    from gateway.audio.filter_taps import TAPS
+
+    shipped = TAPS.get((high_rate_hz, low_rate_hz, phases))
+    if shipped is None:
+        raise ResampleConfigError(
+            f"no filter ships for {high_rate_hz} Hz ↔ {low_rate_hz} Hz with {phases} phase(s): add "
+            "the pair to RATE_PAIRS in gateway/audio/design_filters.py and run "
+            "`python -m gateway.audio.design_filters`"
         )
-        taps = _normalise_branches(prototype, phases)
-        freqs_hz, response = signal.freqz(taps / phases, worN=_FREQ_CHECK_POINTS, fs=high_rate_hz)
-        gain_db = 20 * np.log10(np.maximum(np.abs(response), 1e-12))
-        if (
-            np.max(np.abs(gain_db[freqs_hz <= passband_hz])) <= PASSBAND_RIPPLE_DB
-            and np.max(gain_db[freqs_hz >= stopband_hz]) <= -STOPBAND_ATTENUATION_DB
-        ):
-            taps.flags.writeable = False
-            return taps
-    raise ResampleConfigError(
-        f"no filter of at most {_MAX_TAPS} taps meets the spec at {high_rate_hz} Hz"
-    )
+    taps = np.array(shipped, dtype=np.float64)
+    taps.flags.writeable = False
+    return taps
 
 
-def _normalise_branches(prototype: npt.NDArray[np.float64], phases: int) -> npt.NDArray[np.float64]:
-    """Scale each polyphase branch to sum 1, quantise, and put the rounding residue on the
-    tap(s) nearest the centre so the taps stay symmetric (hence linear phase)."""
-    unit = 2**TAP_FRACTION_BITS
-    centre = (len(prototype) - 1) / 2
-    units = np.zeros(len(prototype), dtype=np.int64)
-    for phase in range(phases):
-        index = np.arange(phase, len(prototype), phases)
-        branch = np.round(prototype[index] / prototype[index].sum() * unit).astype(np.int64)
-        distance = np.abs(index - centre)
-        nearest = np.flatnonzero(distance == distance.min())
-        residue = unit - int(branch.sum())
-        branch[nearest] += residue // len(nearest)  # symmetry makes the residue divisible
-        units[index] = branch
-    if not np.array_equal(units, units[::-1]):
-        raise ResampleConfigError("branch normalisation broke the filter's symmetry")
-    return units / float(unit)
+design_lowpass = lowpass_taps
+"""The name from when the taps were designed at import (kept for callers and tests)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +131,7 @@ def _block_filter(in_rate_hz: int, out_rate_hz: int) -> _BlockFilter:
     if ratio == 1:
         taps: npt.NDArray[np.float64] = np.ones(1)
     else:
-        taps = design_lowpass(high_rate_hz, low_rate_hz, up)
+        taps = lowpass_taps(high_rate_hz, low_rate_hz, up)
     block = BLOCK_GROUPS
     row_in = block * down
     # Output (group i, phase p) has its newest input at offset (down - 1) + i * down from the

@@ -20,7 +20,6 @@ import uuid
 import wave
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from math import gcd
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -28,11 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import numpy as np
 from aiohttp import web
-from scipy import signal
 
 from gateway.agents.config import AgentSet
 from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
+from gateway.audio.polyphase import resample_rate
 from gateway.settings import LiveBackend, Settings
 from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
 from gateway.telephony.twilio_caller import TwilioCaller
@@ -93,9 +92,8 @@ def read_wav_pcm16_8k(path: Path) -> bytes:
     samples = _pcm_to_float(raw, width)
     if channels > 1:
         samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
-    if rate_hz != MULAW_RATE_HZ:
-        common = gcd(rate_hz, MULAW_RATE_HZ)
-        samples = signal.resample_poly(samples, MULAW_RATE_HZ // common, rate_hz // common)
+    if rate_hz != MULAW_RATE_HZ:  # windowed-sinc polyphase, as scipy's resample_poly
+        samples = resample_rate(samples, rate_hz, MULAW_RATE_HZ)
     pcm16 = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
     if not len(pcm16):
         raise CallClientError(f"{path}: the file has no audio")
