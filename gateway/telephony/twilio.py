@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -48,6 +49,7 @@ __all__ = [
     "build_say_hangup_twiml",
     "media_stream_url",
     "parse_event",
+    "parse_event_json",
 ]
 
 MAX_MEDIA_PAYLOAD_BYTES: Final = 160
@@ -309,12 +311,62 @@ _PARSERS: Final[dict[str, Callable[[_JsonObject], CarrierEvent]]] = {
 }
 
 
+_MEDIA_FRAME: Final = re.compile(
+    r'\{"event": ?"media", ?"sequenceNumber": ?"([0-9]{1,18})", ?'
+    r'(?:"streamSid": ?"([A-Za-z0-9]{1,64})", ?)?'
+    r'"media": ?\{"track": ?"([A-Za-z_]{0,64})", ?"chunk": ?"([0-9]{1,18})", ?'
+    r'"timestamp": ?"([0-9]{1,18})", ?"payload": ?"([A-Za-z0-9+/]*={0,2})"\}'
+    r'(?:, ?"streamSid": ?"([A-Za-z0-9]{1,64})")?\}'
+)
+"""A media frame exactly as Twilio writes it (compact or with a space after `:` and `,`; the
+stream SID before or after `media`): plain values only, no escapes, so what the groups hold is
+what json would decode. Anything else goes through json and the full checks."""
+
+
+def _parse_media_fast(frame: str) -> MediaFrame | None:
+    """The MediaFrame of a frame `_MEDIA_FRAME` matches, the same `parse_event` would give
+    through json (tests check both agree), or None to take that slower path."""
+    match = _MEDIA_FRAME.fullmatch(frame)
+    if match is None:
+        return None
+    sequence, sid_before, track, chunk, timestamp, payload, sid_after = match.groups()
+    stream_sid = sid_before or sid_after
+    if stream_sid is None or (sid_before and sid_after):
+        return None
+    if len(payload) > _MAX_MEDIA_PAYLOAD_B64_CHARS:
+        return None
+    try:
+        audio = binascii.a2b_base64(payload, strict_mode=True)
+    except ValueError:
+        return None
+    if len(audio) > MAX_MEDIA_PAYLOAD_BYTES:
+        return None
+    return MediaFrame(
+        stream_sid=stream_sid,
+        track=track,
+        chunk=int(chunk),
+        timestamp_ms=int(timestamp),
+        payload=audio,
+        sequence_number=int(sequence),
+    )
+
+
 def parse_event(frame: str | bytes) -> CarrierEvent:
     """Turn one Twilio text frame into an event; unknown `event` values give UnknownEvent.
 
     Raises TelephonyProtocolError naming the offending field when the frame is malformed,
     including a frame over its kind's size (MAX_FRAME_CHARS, else MAX_STREAMING_FRAME_CHARS).
+    A media frame as Twilio writes it takes a regex instead of json (a third of the time).
     """
+    if type(frame) is str:
+        media = _parse_media_fast(frame)
+        if media is not None:
+            return media
+    return parse_event_json(frame)
+
+
+def parse_event_json(frame: str | bytes) -> CarrierEvent:
+    """`parse_event` through json and every check, for any frame (the reference path)."""
     size = len(frame)
     if size > _MAX_ANY_FRAME_CHARS:  # before any decoding work
         raise TelephonyProtocolError(
