@@ -13,8 +13,9 @@ resumption under load.
 
 Reported: frames lost (sent by callers − received by the gateway − received by Live), errors
 (caller side, and gateway log lines at warning/error), call end reasons, resumption gaps,
-gateway CPU and memory (RSS before, peak, after), and tasks left in the gateway after every
-call has ended (must be 0). Not a test: nothing here is asserted.
+gateway CPU and memory (RSS before, peak, after, and per call: (peak − before) / calls), and
+tasks left in the gateway after every call has ended (must be 0). Not a test: nothing here is
+asserted.
 """
 
 from __future__ import annotations
@@ -366,6 +367,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_peak_mib": round(rss_peak / 1024, 1),
         "rss_after_mib": round(rss_after / 1024, 1),
         "rss_growth_mib": round((rss_after - rss_before) / 1024, 1),
+        # Memory a call holds while it runs: what the peak added over idle, per call up at once.
+        "rss_per_call_mib": round((rss_peak - rss_before) / 1024 / max(args.calls, 1), 2),
         "rss_after_each_round_mib": rss_after_rounds,
         "calls_still_open": calls_open,
         "tasks_left": len(left),
