@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -186,6 +187,9 @@ class RecordingSink:
         """Audio records of the batch being written (one write per batch)."""
         self._audio_bytes = 0
         self._audio_records = 0
+        self._energy_due: list[tuple[int, bytes]] = []
+        """(offset in the batch's audio, PCM) of caller-audio records whose loudness is still
+        to be filled in: computed for the whole batch in one numpy call, not one per chunk."""
         self._agent_media_head: str | None = None
         """Everything of this call's outbound media frames before the payload."""
         self._mixer: StereoCallMixer | None = None
@@ -222,6 +226,8 @@ class RecordingSink:
             if fields is not None:
                 self._jsonl_bytes += size
                 lines.append(line)
+        if self._energy_due:
+            self._fill_energies(audio)
         if audio:
             self._audio.write(audio)
             self._audio.flush()
@@ -234,6 +240,23 @@ class RecordingSink:
         """Bytes the budget still allows, JSONL, audio and WAV together."""
         assert self._mixer is not None
         return self.max_bytes - self._jsonl_bytes - self._audio_bytes - self._mixer.bytes_written
+
+    def _fill_energies(self, audio: bytearray) -> None:
+        """Write the sum of squares into each caller-audio record of the batch."""
+        due = [(offset, pcm) for offset, pcm in self._energy_due if offset < len(audio)]
+        self._energy_due.clear()
+        sizes = {len(pcm) for _, pcm in due}
+        if len(sizes) == 1 and (size := sizes.pop()) >= 2:  # the usual case: 20 ms chunks
+            rows = np.frombuffer(b"".join(pcm for _, pcm in due), dtype="<i2")
+            rows = rows[: len(due) * (size // 2)].reshape(len(due), size // 2).astype(np.float64)
+            energies = np.einsum("ij,ij->i", rows, rows).tolist()
+        else:
+            energies = []
+            for _, pcm in due:
+                samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
+                energies.append(float(np.dot(samples, samples)))
+        for (offset, _), energy in zip(due, energies, strict=True):
+            struct.pack_into("<d", audio, offset + 8, energy)
 
     def _audio_record(self, kind: int, t: float, body: bytes | bytearray) -> int:
         """Append one audio record to the batch; returns its index in the side file."""
@@ -321,10 +344,10 @@ class RecordingSink:
         if kind is EventKind.LIVE_OUT:
             if isinstance(payload, tuple):
                 pcm16le, rate_hz = payload
-                samples = np.frombuffer(pcm16le, dtype="<i2", count=len(pcm16le) // 2)
-                wide = samples.astype(np.int64)
-                body = CALLER_AUDIO_SENT.pack(rate_hz, len(samples), float(np.dot(wide, wide)))
+                body = CALLER_AUDIO_SENT.pack(rate_hz, len(pcm16le) // 2, 0.0)
                 self._audio_record(AudioRecordKind.CALLER_AUDIO_SENT, t, body)
+                offset = len(self._audio_out) - CALLER_AUDIO_SENT.size
+                self._energy_due.append((offset, pcm16le))
                 return None
             return {"message": dict(payload)}
         if kind is EventKind.LIVE_IN:
