@@ -144,8 +144,8 @@ class Settings(BaseSettings):
     record_calls: Literal["agent", "all", "off"] = "agent"
     """agent: as each agent's `recording` says; all: every call; off: none."""
     max_recording_bytes_per_call: int = Field(default=256 * 1024 * 1024, ge=0)
-    """A call's recording (.jsonl, .audio and .wav together) stops growing here: over an hour of
-    a busy call at ~3.5 MiB a minute; the call goes on. 0: no limit."""
+    """A call's recording (.jsonl, .audio and .wav together) stops growing here: ~40 minutes of
+    a call whose agent never stops talking (~6 MiB a minute); the call goes on. 0: no limit."""
     recordings_url: str | None = None
     """Durable store for recordings: gs://BUCKET/PREFIX (Google Cloud Storage), s3://BUCKET/PREFIX
     (S3, or S3-compatible with AWS_ENDPOINT_URL) or file:///PATH (a mounted folder). Set, the

@@ -103,8 +103,8 @@ MAX_EVENTS_BEFORE_START: Final = 64
 MAX_CHARS_BEFORE_START: Final = 64 * 1024
 """…and at most this much of them (a `start` is up to 32 KiB), oldest dropped first."""
 DEFAULT_MAX_RECORDING_BYTES: Final = 256 * 1024 * 1024
-"""MAX_RECORDING_BYTES_PER_CALL's default: a busy recorded call-minute is ~3.5 MiB (JSONL and
-audio ~1.5, WAV ~2), so over an hour."""
+"""MAX_RECORDING_BYTES_PER_CALL's default: a call-minute in which the agent never stops talking
+is ~6 MiB (JSONL and audio ~4.3, most of it Live's 24 kHz audio; WAV ~1.8), so ~40 minutes."""
 JUNK_FRAME_CHARS: Final = 256
 """A junk caller frame is recorded as its first this many chars (bytes, if binary)."""
 MAX_BYTES_REASON: Final = "max_bytes"
