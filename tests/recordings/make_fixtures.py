@@ -5,7 +5,8 @@ side is the built-in emulator (scripted per fixture); the caller speaks clips of
 (espeak-ng, phone-band filtered, 8 kHz μ-law) and behaves like a Twilio call: it streams a
 20 ms frame every 20 ms (silence when not talking), plays the agent's audio at real pace,
 echoes marks when their audio has played, honours `clear`. The recording is saved as
-`NAME.jsonl.gz` (+ `NAME.txt`, the transcript; `NAME.wav`, ignored by git).
+`NAME.jsonl.gz` and `NAME.audio.gz` (+ `NAME.txt`, the transcript; `NAME.wav`, ignored by
+git). The fixtures committed so far are format 1 (the JSONL alone): they replay as they are.
 
     .venv/bin/python -m tests.recordings.make_fixtures            # all of them (~1 min)
     .venv/bin/python -m tests.recordings.make_fixtures barge_in   # just one
@@ -355,6 +356,10 @@ async def make(fixture: Fixture, number: int) -> None:
         target = HERE / f"{fixture.name}.jsonl.gz"
         with gzip.GzipFile(target, "wb", mtime=0) as out:  # mtime 0: same bytes, same file
             out.write(jsonl.read_bytes())
+        audio = jsonl.with_suffix(".audio")  # format 2: the audio beside the JSONL
+        if audio.exists():
+            with gzip.GzipFile(HERE / f"{fixture.name}.audio.gz", "wb", mtime=0) as out:
+                out.write(audio.read_bytes())
         shutil.copy(jsonl.with_suffix(".txt"), HERE / f"{fixture.name}.txt")
         shutil.copy(jsonl.with_suffix(".wav"), HERE / f"{fixture.name}.wav")
     print(f"{target.name}: {target.stat().st_size / 1024:.0f} KiB")
