@@ -476,6 +476,9 @@ async def test_a_replay_can_be_recorded_as_the_new_reference(
     [path] = report.recorded_to
     assert path.parent == tmp_path and f"recorded the replay to {path}" in report.render()
     again = read_recording(path)
+    # A format-1 fixture re-recorded is format 2 (audio beside it) and says the same thing.
+    assert original.metadata["format"] == 1 and again.metadata["format"] == 2
+    assert path.with_suffix(".audio").stat().st_size > 0
     assert again.metadata["live_backend"] == original.metadata["live_backend"]
     assert again.end_reason == original.end_reason == "caller_hung_up"
     assert [e.data for e in again.of_kind(EventKind.TWILIO_IN)] == [
