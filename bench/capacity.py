@@ -1,8 +1,11 @@
 """Concurrent calls on one core: CPU per call-minute, p99 added latency and lost frames as the
-number of calls grows, ours vs the baseline bridge.
+number of calls grows, ours vs the baseline bridge (and peers: Pipecat).
 
     .venv/bin/python bench/capacity.py                         # 10, 50, 100, 200, 300, … calls
     .venv/bin/python bench/capacity.py --steps 10,50 --window-s 5 --impls ours --no-write
+    .venv/bin/python bench/capacity.py --impls ours,baseline,pipecat --steps 10,20 --window-s 5
+
+`pipecat` is a peer (bench/peers/): its first run makes its venv from PyPI.
 
 The bridge under test runs alone on core 0 (bench/harness.py); this process, on core 1, plays
 every caller and the Live service for every call. Each step opens N calls one after another,
@@ -17,7 +20,10 @@ then measures a window of `--window-s` seconds with all N up:
   Twilio socket; both wire to wire, p99 over every sample in the window;
 * lost: caller frames that never reached Live, plus agent frames that never reached the caller
   (counted after the replies stop and the sockets drain);
-* CPU: the bridge process's user + system time over the window (all its threads).
+* CPU: the bridge process's user + system time over the window (all its threads), per
+  call-minute and per call (% of a core);
+* RSS: the bridge process's resident memory before the step's calls open, its peak while they
+  run, and 1 s after they have all hung up (what the step left behind).
 
 The sweep stops at the first step where a p99 exceeds `--max-p99-ms` (20) or a frame is lost,
 or where this process itself falls behind (its frames leave > 5 ms late at p99: the numbers
@@ -41,9 +47,14 @@ from typing import Any
 import aiohttp
 from harness import (
     CHUNK_MULAW_BYTES,
+    DEFAULT_IMPLS,
     DRIVER_CORE,
+    ENDS_CALL_ON_STOP,
     IMPL_LABELS,
     IMPLS,
+    LIVE_TURN_COMPLETE,
+    PEER_IMPLS,
+    START_MESSAGES,
     Caller,
     FakeLive,
     GatewayProcess,
@@ -53,6 +64,7 @@ from harness import (
     gateway_defaults,
     machine_line,
     open_call,
+    peers_line,
     percentile_ms,
     pin_self,
     raise_priority,
@@ -157,10 +169,26 @@ class Step:
     """Calls the bridge recorded over the whole sweep (on the sweep's last step)."""
     seen: str = ""
     """What the Live side saw the bridge send over the sweep (on the sweep's last step)."""
+    rss_before_mib: float = float("nan")
+    rss_peak_mib: float = float("nan")
+    rss_after_mib: float = float("nan")
+    """The bridge's RSS before the step's calls, its peak during them, 1 s after them."""
+    listening_after_ms: float = 0.0
+    """Median, over the step's calls, from Twilio's `start` to the bridge taking caller audio
+    (bridges in harness.START_MESSAGES; 0 for the others, which take it at once)."""
 
     @property
     def cpu_s_per_call_minute(self) -> float:
         return self.gateway_cpu_s / self.window_s * 60.0 / self.calls
+
+    @property
+    def cpu_pct_per_call(self) -> float:
+        return self.gateway_cpu_pct / self.calls
+
+    @property
+    def rss(self) -> str:
+        values = (self.rss_before_mib, self.rss_peak_mib, self.rss_after_mib)
+        return " → ".join("—" if v != v else f"{v:.1f}" for v in values)  # NaN: not measured
 
     @property
     def gateway_cpu_pct(self) -> float:
@@ -240,6 +268,8 @@ async def run_step(
     settle_s: float = SETTLE_S,
 ) -> Step:
     step = Step(impl, calls)
+    step.rss_before_mib = gateway.rss_mib()[0]
+    gateway.reset_peak_rss()
     ticker = Ticker(caller_frames())
     callers: list[Caller] = []
     async with aiohttp.ClientSession(
@@ -248,7 +278,7 @@ async def run_step(
         ticker.start()
         for n in range(calls):
             try:
-                caller = await open_call(session, gateway.url, live, n)
+                caller = await open_call(session, gateway.url, live, n, impl)
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                 print(f"  call {n} failed to start: {exc!r}", file=sys.stderr)
                 step.calls_failed += 1
@@ -272,13 +302,19 @@ async def run_step(
             assert caller.live is not None
             caller.live.replying = False
         await asyncio.sleep(0.1)
+        for caller in callers:  # the agent's last turn ends (a bridge may hold its tail till then)
+            assert caller.live is not None
+            if caller.live.chunks_sent % caller.live.turn_chunks:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await caller.live.send(LIVE_TURN_COMPLETE)
         for caller in callers:
             assert caller.live is not None
             target = caller.live.chunks_sent * CHUNK_MULAW_BYTES
             await wait_until(lambda c=caller, t=target: c.rx_bytes >= t, caller.progress, DRAIN_S)
         await ticker.stop()
+        step.rss_peak_mib = gateway.rss_mib()[1]
         for caller in callers:
-            await caller.hang_up()
+            await caller.hang_up(close=impl not in ENDS_CALL_ON_STOP)
         for caller in callers:
             assert caller.live is not None
             with contextlib.suppress(TimeoutError):
@@ -289,6 +325,8 @@ async def run_step(
         step.in_p50_ms, step.in_p99_ms = percentile_ms(ins, 50), percentile_ms(ins, 99)
         step.out_p50_ms, step.out_p99_ms = percentile_ms(outs, 50), percentile_ms(outs, 99)
         step.driver_lag_p99_ms = percentile_ms(ticker.lags_ns, 99)
+        if impl in START_MESSAGES and callers:
+            step.listening_after_ms = percentile_ms([c.listening_after_ns for c in callers], 50)
         for caller in callers:
             assert caller.live is not None
             step.lost_in += caller.frames_sent - caller.live.audio_in
@@ -316,15 +354,16 @@ async def sweep(impl: str, args: argparse.Namespace, live: FakeLive, pinned: boo
                     step = await run_step(impl, calls, args.window_s, live, gateway, args.settle_s)
                 step.again = again
                 steps.append(step)
-                print(f"  {json.dumps(asdict(step))}", file=sys.stderr, flush=True)
                 await asyncio.sleep(1.0)  # let the bridge finish the calls that just ended
+                step.rss_after_mib = gateway.rss_mib()[0]
+                print(f"  {json.dumps(asdict(step))}", file=sys.stderr, flush=True)
                 # A latency failure is measured once more before it counts: on this shared
                 # machine a single stall elsewhere can spoil one window.
                 if again or step.verdict(args.max_p99_ms) == "ok" or step.lost:
                     break
                 if step.calls_failed:
                     break
-            if step.verdict(args.max_p99_ms) != "ok":
+            if step.verdict(args.max_p99_ms) != "ok" and not args.all_steps:
                 break
     finally:
         await asyncio.to_thread(gateway.stop)
@@ -358,21 +397,31 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
     lines = [
         *header,
         "",
-        "| bridge | calls | CPU s per call-minute | bridge CPU % of its core | in p50 / p99 ms | "
-        "out p50 / p99 ms | frames lost | load generator CPU %, lag p99 ms | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| bridge | calls | CPU s per call-minute | bridge CPU % of its core | CPU % per call | "
+        "in p50 / p99 ms | out p50 / p99 ms | frames lost | RSS before → peak → after MiB | "
+        "load generator CPU %, lag p99 ms | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for impl, steps in results.items():
         for step in steps:
             lines.append(
                 f"| {label(impl)} | {step.calls}{' (again)' if step.again else ''} | "
                 f"{step.cpu_s_per_call_minute:.3f} | "
-                f"{step.gateway_cpu_pct:.0f} | {step.in_p50_ms:.2f} / {step.in_p99_ms:.2f} | "
-                f"{step.out_p50_ms:.2f} / {step.out_p99_ms:.2f} | {step.lost} | "
+                f"{step.gateway_cpu_pct:.0f} | {step.cpu_pct_per_call:.2f} | "
+                f"{step.in_p50_ms:.2f} / {step.in_p99_ms:.2f} | "
+                f"{step.out_p50_ms:.2f} / {step.out_p99_ms:.2f}{' †' if step.lost_out else ''} | "
+                f"{step.lost} | {step.rss} | "
                 f"{step.driver_cpu_pct:.0f}, {step.driver_lag_p99_ms:.2f} | "
                 f"{step.verdict(args.max_p99_ms)} |"
             )
     lines.append("")
+    if any(s.lost_out for steps in results.values() for s in steps):
+        lines += [
+            "† Agent audio was lost on the way to the caller: chunks are paired with the bytes "
+            "the caller gets by position in the stream, so every chunk after a loss is matched "
+            "with later bytes and its out latency is an upper bound.",
+            "",
+        ]
     summary = []
     for impl, steps in results.items():
         stop = next((x for x in final(steps) if x.verdict(args.max_p99_ms) != "ok"), None)
@@ -387,15 +436,18 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
         "passed): " + ", ".join(summary) + "."
     )
     ours = results.get("ours")
-    bases = [key for key in results if key.partition("@")[0] == "baseline"]
     if ours:
         held = capacity(ours, args.max_p99_ms)
         verdict = "met" if held >= TARGET_CALLS else "MISSED"
         lines.append(f"Target (ours): ≥ {TARGET_CALLS} calls per core: {held}, {verdict}.")
-    if ours and bases:
+    others = [("baseline", "the baseline"), *((peer, IMPL_LABELS[peer]) for peer in PEER_IMPLS)]
+    for other, other_name in others:
+        bases = [key for key in results if key.partition("@")[0] == other]
+        if not (ours and bases):
+            continue
         against = []
         for key in bases:  # against ours of the same run
-            same_run = results.get("ours" + key[len("baseline") :])
+            same_run = results.get("ours" + key[len(other) :])
             if not same_run:
                 continue
             ours_calls = capacity(same_run, args.max_p99_ms)
@@ -414,7 +466,7 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
                 else ("behind")
             )
             against.append(f"{ours_calls} vs {base_calls} calls ({label(key)}: {how})")
-        lines.append("Against the baseline: " + "; ".join(against) + ".")
+        lines.append(f"Against {other_name}: " + "; ".join(against) + ".")
     before = results.get("ours-before")
     if ours and before:
         was = {s.calls: s.cpu_s_per_call_minute for s in final(before)}
@@ -424,8 +476,9 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
             if o.calls in was
         )
         lines.append(f"Optimizations, CPU per call-minute before ÷ after: {ratio}.")
-    for key in bases:
-        same_run = results.get("ours" + key[len("baseline") :])
+    compared = [k for k in results if k.partition("@")[0] in {"baseline", *PEER_IMPLS}]
+    for key in compared:
+        same_run = results.get("ours" + key[len(key.partition("@")[0]) :])
         if not same_run:
             continue
         common = {s.calls: s for s in final(results[key])}
@@ -452,6 +505,13 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
                 else "no recording"
             )
             lines.append(f"- {label(impl)}: {recorded}; {steps[-1].seen}")
+        if impl.partition("@")[0] in START_MESSAGES and steps:
+            waits = ", ".join(f"{s.listening_after_ms:.0f}" for s in final(steps))
+            lines.append(
+                f"- {label(impl)}: took caller audio only once its Live session was set up and "
+                f"its context sent, median ms after Twilio's `start` per step: {waits} (audio "
+                "before that it drops; the callers started talking then)"
+            )
     lines += [f"\nNote: {note}" for note in args.note or ()]
     lines += ["", NOTES.strip()]
     return "\n".join(lines)
@@ -514,10 +574,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-p99-ms", type=float, default=20.0)
     parser.add_argument(
+        "--all-steps",
+        action="store_true",
+        help="measure every step, also after one failed (capacity still counts only up to the "
+        "first failure)",
+    )
+    parser.add_argument(
         "--impls",
         type=lambda s: [x for x in s.split(",") if x],
-        default=list(IMPLS),
-        help=f"comma-separated, from {', '.join(IMPLS)}",
+        default=list(DEFAULT_IMPLS),
+        help=f"comma-separated, from {', '.join(IMPLS)} (default: all but the peers)",
     )
     parser.add_argument(
         "--keep-awake",
@@ -543,6 +609,7 @@ def main(argv: list[str] | None = None) -> None:
     header = [
         machine_line(),
         gateway_defaults(),
+        *peers_line(args.impls, set_up=not args.from_log),
         "",
         f"Command: `{command.strip()}`"
         + (" (both cores kept awake: harness.KeepAwake)" if args.keep_awake else ""),

@@ -22,7 +22,10 @@ between two real sockets, plus two loopback hops and this process's own WebSocke
 * `ours-asyncio`  — the same on asyncio's own event loop;
 * `ours-before`   — the gateway as it was before this bench's optimizations: asyncio.run,
                     no freeze, the hot-path changes patched back out (`_undo_optimizations`);
-* `baseline`      — bench/baseline_bridge.py, written like the public sample apps.
+* `baseline`      — bench/baseline_bridge.py, written like the public sample apps;
+* `pipecat`       — a peer: Pipecat's Twilio bot on its Gemini Live service
+                    (bench/peers/pipecat_bridge.py), in its own venv, made on first use
+                    (bench/peers/peer_env.py; see bench/peers/README.md).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from aiohttp import WSMsgType, web
+from peers import peer_env
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -81,13 +85,37 @@ CHUNK_MULAW_BYTES = 8000 * CHUNK_MS // 1000
 SILENCE_RMS = 100
 """A 20 ms frame above this RMS (≈ -50 dBFS) is sound: agent audio, not the silence marker."""
 
-IMPLS = ("ours", "ours-asyncio", "ours-before", "baseline")
+IMPLS = ("ours", "ours-asyncio", "ours-before", "baseline", "pipecat")
 IMPL_LABELS = {
     "ours": "ours (uvloop)",
     "ours-asyncio": "ours (asyncio loop)",
     "ours-before": "ours before optimizing (asyncio loop)",
     "baseline": "baseline bridge (asyncio loop)",
+    "pipecat": "Pipecat 1.14 Twilio bot (asyncio loop)",
 }
+DEFAULT_IMPLS = ("ours", "ours-asyncio", "ours-before", "baseline")
+"""What the benches run without `--impls`: the peers are asked for by name (the first run of
+one installs it from PyPI)."""
+PEER_IMPLS = frozenset({"pipecat"})
+"""Bridges of another project, each run from its own venv (bench/peers/peer_env.py)."""
+START_MESSAGES = {"pipecat": 2}
+"""Client messages a bridge sends Live after `setup` before it takes caller audio: Pipecat's
+Gemini Live service drops caller audio until it has sent its context (`client_content`, then
+a `realtime_input` text for Gemini 3). A real caller's first moments are lost to it; the
+bench's callers start talking once it listens (`open_call`), so that every frame they send is
+one the bridge means to deliver, and report how long after Twilio's `start` that was."""
+HOLDS_TAIL = frozenset({"pipecat"})
+"""Bridges that hold back the end of the agent audio of a turn still being spoken until more
+audio or the turn's end comes (then they send it). Pipecat: its output transport's soxr
+(VHQ) stream resampler gives out audio in blocks of ~1100 samples and keeps up to ~160 ms
+(seen: 960 of a lone 200 ms chunk's 1600 μ-law bytes sent, the rest with the next chunk). A
+lone chunk never fully arrives: for these bridges the latency bench takes a chunk as
+delivered once its first byte has arrived and the bridge then sent nothing for QUIET_S."""
+QUIET_S = 0.1
+ENDS_CALL_ON_STOP = frozenset({"ours", "ours-asyncio", "ours-before", "baseline"})
+"""Bridges that end the call on Twilio's `stop` message. Twilio closes the socket right after
+`stop`; a bridge that waits for that close (Pipecat's transport) gets it from the caller too
+(`Caller.hang_up(close=True)`)."""
 
 # ---------------------------------------------------------------------------- machine
 
@@ -197,6 +225,25 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_rss_mib(pid: int) -> tuple[float, float]:
+    """(resident set now, its peak since start or since `reset_peak_rss`) of process `pid`,
+    MiB, from /proc; NaN where it cannot be read."""
+    now = peak = float("nan")
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    return now, peak
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start a new peak (VmHWM) for process `pid` (Linux: `5` into clear_refs; best effort)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+
+
 def self_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
@@ -251,6 +298,13 @@ class GatewayProcess:
 
     def __init__(self, impl: str, live_url: str, *, pin: bool = True) -> None:
         self.impl = impl
+        if impl in PEER_IMPLS:  # its own venv (made now if missing) and its own script
+            peer = peer_env.PEERS[impl]
+            command = [str(peer_env.ensure(peer)), str(peer.script), "--port", "0",
+                       "--live-url", live_url, "--until-stdin-closes"]  # fmt: skip
+        else:
+            command = [sys.executable, str(BENCH_DIR / "harness.py"), "serve", "--impl", impl,
+                       "--live-url", live_url]  # fmt: skip
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{impl}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
 
@@ -260,8 +314,7 @@ class GatewayProcess:
                 os.sched_setaffinity(0, {GATEWAY_CORE})
 
         self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "harness.py"), "serve", "--impl", impl,
-             "--live-url", live_url],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -277,6 +330,13 @@ class GatewayProcess:
 
     def cpu_s(self) -> float:
         return proc_cpu_s(self.proc.pid)
+
+    def rss_mib(self) -> tuple[float, float]:
+        """(RSS now, peak RSS since start or the last `reset_peak_rss`), MiB."""
+        return proc_rss_mib(self.proc.pid)
+
+    def reset_peak_rss(self) -> None:
+        reset_peak_rss(self.proc.pid)
 
     def gc_pauses(self) -> dict[str, Any]:
         """The bridge's collector pauses (after `stop`): counts per generation, gen2 max/total."""
@@ -482,6 +542,22 @@ def gateway_defaults() -> str:
     )  # fmt: skip
 
 
+def peers_line(impls: list[str], *, set_up: bool = True) -> list[str]:
+    """Header lines naming the peers among `impls` and what their venvs hold (none if none);
+    `set_up`: make a missing venv first (from PyPI), as the run would."""
+    lines = []
+    for impl in impls:
+        if impl not in PEER_IMPLS:
+            continue
+        peer = peer_env.PEERS[impl]
+        if set_up:
+            peer_env.ensure(peer)
+        where = peer.venv.relative_to(REPO_DIR) if peer.venv.is_relative_to(REPO_DIR) else peer.venv
+        held = peer_env.versions(peer) if peer_env.is_ready(peer) else "not set up"
+        lines.append(f"Peer {impl}: {peer.script.relative_to(REPO_DIR)} in venv {where}: {held}")
+    return lines
+
+
 # ---------------------------------------------------------------------------- wire messages
 
 
@@ -507,6 +583,8 @@ LIVE_SILENCE = _live_audio_message(bytes(CHUNK_PCM_BYTES))
 LIVE_INTERRUPTED = '{"serverContent":{"interrupted":true}}'
 LIVE_TURN_COMPLETE = '{"serverContent":{"turnComplete":true}}'
 LIVE_SETUP_COMPLETE = '{"setupComplete":{}}'
+GEMINI_API_METHOD = "google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
+"""The Gemini Developer API's Live path after /ws/ (what google-genai dials)."""
 
 ACCOUNT_SID = "AC" + "0" * 32
 
@@ -571,6 +649,8 @@ class LiveSide:
         self.replying = False
         """Capacity: answer every 10 caller frames (200 ms) with a 200 ms chunk."""
         self.turn_chunks = 10
+        self.progress = asyncio.Event()
+        """Set on every client message that is not caller audio."""
 
     async def send_chunk(self, message: str = LIVE_TONE) -> int:
         """Send one 200 ms audio chunk; returns its send time (ns)."""
@@ -615,6 +695,9 @@ class FakeLive:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/live", self._handle)
+        # Where google-genai's client (Pipecat's Gemini Live service) dials, as on the real
+        # service: /ws/google.ai.generativelanguage.{version}.GenerativeService.…
+        app.router.add_get(f"/ws/{GEMINI_API_METHOD.format(version='{version}')}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -655,7 +738,9 @@ class FakeLive:
                 head = message.data[:64]
                 if isinstance(head, bytes):
                     head = head.decode("utf-8", "replace")
-                if "realtimeInput" in head and "audio" in head:
+                # Proto JSON: the service takes lowerCamel or snake_case names (google-genai
+                # sends `realtime_input`), and so does this.
+                if ("realtimeInput" in head or "realtime_input" in head) and "audio" in head:
                     if not side.audio_in:  # once per session: the format the bridge sends
                         mime = _mime_of(message.data)
                         self.input_mime[mime] = self.input_mime.get(mime, 0) + 1
@@ -666,6 +751,7 @@ class FakeLive:
                         await side._reply()
                 else:
                     side.other_in += 1
+                    side.progress.set()
         finally:
             side.closed.set()
         return ws
@@ -673,7 +759,7 @@ class FakeLive:
 
 def _mime_of(data: str | bytes) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    match = re.search(r'"mimeType"\s*:\s*"([^"]*)"', text)
+    match = re.search(r'"mime_?[tT]ype"\s*:\s*"([^"]*)"', text)
     return match.group(1) if match else "?"
 
 
@@ -710,6 +796,8 @@ class Caller:
     sound_frames_after_clear: int = 0
     silent_bytes_after_clear: int = 0
     sound_frames_before_clear: int = 0
+    listening_after_ns: int = 0
+    """From Twilio's `start` to the bridge taking caller audio (bridges in START_MESSAGES)."""
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
 
@@ -728,7 +816,9 @@ class Caller:
         self.send_times.append(time.perf_counter_ns())
         await self.ws.send_str(twilio_media(self.stream_sid, k, payload))
 
-    async def hang_up(self) -> None:
+    async def hang_up(self, *, close: bool = False) -> None:
+        """Twilio's `stop`; with `close`, then the socket's close, as Twilio does (for a bridge
+        not in ENDS_CALL_ON_STOP, which waits for the close to end the call)."""
         stop = json.dumps(
             {"event": "stop", "sequenceNumber": str(self.frames_sent + 2),
              "streamSid": self.stream_sid,
@@ -736,6 +826,8 @@ class Caller:
         )  # fmt: skip
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.send_str(stop)
+            if close:
+                await self.ws.close()
 
     async def read(self) -> None:
         ws = self.ws
@@ -784,16 +876,26 @@ class Caller:
                     self.sound_frames_before_clear += 1
 
 
-async def open_call(session: aiohttp.ClientSession, url: str, live: FakeLive, n: int) -> Caller:
-    """Dial in like Twilio (connected, start) and wait for the bridge's Live session.
+async def open_call(
+    session: aiohttp.ClientSession, url: str, live: FakeLive, n: int, impl: str = ""
+) -> Caller:
+    """Dial in like Twilio (connected, start) and wait for the bridge's Live session (and for
+    a bridge in START_MESSAGES, until it takes caller audio).
 
     Calls must be opened one at a time: the next Live session to arrive is this call's.
     """
     ws = await session.ws_connect(url, max_msg_size=0, autoping=True)
     caller = Caller(ws, f"MZ{n:032d}", f"CA{n:032d}")
     await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
+    started = time.perf_counter_ns()
     await ws.send_str(twilio_start(caller.stream_sid, caller.call_sid))
-    caller.attach(await live.next_session())
+    side = await live.next_session()
+    caller.attach(side)
+    wanted = START_MESSAGES.get(impl, 0)
+    if wanted:
+        if not await wait_until(lambda: side.other_in >= wanted, side.progress, 10.0):
+            raise TimeoutError(f"{impl} sent Live {side.other_in} of {wanted} start messages")
+        caller.listening_after_ns = time.perf_counter_ns() - started
     caller.reader = asyncio.create_task(caller.read(), name=f"caller-{n}")
     return caller
 
@@ -824,7 +926,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="run one bridge for the benchmarks")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve")
-    serve.add_argument("--impl", choices=IMPLS, required=True)
+    serve.add_argument("--impl", choices=[i for i in IMPLS if i not in PEER_IMPLS], required=True)
     serve.add_argument("--live-url", required=True)
     args = parser.parse_args()
     _serve_main(args)

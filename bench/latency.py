@@ -1,7 +1,11 @@
-"""Latency the bridge adds, one call, each direction and barge-in: ours vs the baseline bridge.
+"""Latency the bridge adds, one call, each direction and barge-in: ours vs the baseline bridge
+(and peers: Pipecat).
 
     .venv/bin/python bench/latency.py                      # 1000 samples of each, all bridges
     .venv/bin/python bench/latency.py --samples 200 --impls ours,baseline --no-write
+    .venv/bin/python bench/latency.py --impls ours,baseline,pipecat --samples 50 --no-write
+
+`pipecat` is a peer (bench/peers/): its first run makes its venv from PyPI.
 
 One call through the bridge under test (own process, pinned to core 0; see bench/harness.py),
 the caller and the instrumented Live server in this process (core 1), all on loopback. The
@@ -17,8 +21,11 @@ Live side runs three scripts, one after the other:
   has a second of audio to deal with) → latency to `clear`, and stale frames the same way.
 
 **in** is every caller frame → the Live message it became. Percentiles are over the samples
-after a warm-up. A latency is wire to wire: what the bridge adds, plus two loopback hops and
-the measuring process's own WebSocket framing. Prints a table and replaces the
+after a warm-up. Per bridge, a second table: the bridge's CPU for the whole call (% of a core
+and CPU s per call-minute), reply latency (**out**), barge-in latency, and its RSS before the
+call, at its peak during it and 1 s after the caller hung up. A latency is wire to wire: what
+the bridge adds, plus two loopback hops and the measuring process's own WebSocket framing.
+Prints the tables and replaces the
 "## Latency (bench/latency.py)" section of bench/RESULTS.md (unless `--no-write`).
 """
 
@@ -36,12 +43,18 @@ from typing import Any
 import aiohttp
 from harness import (
     CHUNK_MULAW_BYTES,
+    DEFAULT_IMPLS,
     DRIVER_CORE,
+    ENDS_CALL_ON_STOP,
+    HOLDS_TAIL,
     IMPL_LABELS,
     IMPLS,
     LIVE_INTERRUPTED,
     LIVE_SILENCE,
     LIVE_TURN_COMPLETE,
+    PEER_IMPLS,
+    QUIET_S,
+    START_MESSAGES,
     Caller,
     FakeLive,
     GatewayProcess,
@@ -51,6 +64,7 @@ from harness import (
     gateway_defaults,
     machine_line,
     open_call,
+    peers_line,
     percentile_ms,
     pin_self,
     use_uvloop,
@@ -64,6 +78,8 @@ WARMUP_OUT_CHUNKS = 5
 """Samples dropped at the start (at most; tiny runs drop a tenth of their samples)."""
 BACKLOG_CHUNKS = 5
 WAIT_S = 5.0
+AFTER_S = 1.0
+"""How long after the call the bridge's RSS is read (its clean-up done)."""
 TARGET_DIRECTION_P99_MS = 3.0
 TARGET_BARGE_IN_P99_MS = 1.0
 
@@ -123,6 +139,25 @@ class LatencyResult:
     seen: str = ""
     """What the Live side saw the bridge send: setup model, caller-audio format."""
     recordings: int | None = None
+    rss_before_mib: float = float("nan")
+    rss_peak_mib: float = float("nan")
+    rss_after_mib: float = float("nan")
+    """The bridge's RSS before the call, its peak during it, AFTER_S after it."""
+    listening_after_ms: float = 0.0
+    """From Twilio's `start` to the bridge taking caller audio (harness.START_MESSAGES)."""
+
+    @property
+    def cpu_pct(self) -> float:
+        return 100 * self.gateway_cpu_s / max(self.wall_s, 1e-9)
+
+    @property
+    def cpu_s_per_call_minute(self) -> float:
+        return 60 * self.gateway_cpu_s / max(self.wall_s, 1e-9)
+
+    @property
+    def rss(self) -> str:
+        values = (self.rss_before_mib, self.rss_peak_mib, self.rss_after_mib)
+        return " → ".join("—" if v != v else f"{v:.1f}" for v in values)  # NaN: not measured
 
     def row(self) -> dict[str, Any]:
         def pair(values: list[int]) -> str:
@@ -138,6 +173,9 @@ class LatencyResult:
             f"{len(self.backlog_ns)}",
             "stale": self.stale_frames,
             "lost": self.frames_lost_in,
+            "cpu_pct": round(self.cpu_pct, 2),
+            "cpu_s_per_call_minute": round(self.cpu_s_per_call_minute, 3),
+            "rss_mib": [self.rss_before_mib, self.rss_peak_mib, self.rss_after_mib],
         }
 
 
@@ -164,7 +202,28 @@ async def _drain_after_clear(caller: Caller, result: LatencyResult) -> bool:
     return ok
 
 
-async def _barge_in(caller: Caller, result: LatencyResult, chunks: int, *, backlog: bool) -> None:
+async def _delivered(caller: Caller, target: int, holds_tail: bool) -> bool:
+    """Wait for the agent audio up to μ-law byte `target` to reach the caller; for a bridge in
+    HOLDS_TAIL, until the last chunk's first byte has and the bridge then went quiet."""
+    if not holds_tail:
+        return await wait_until(lambda: caller.rx_bytes >= target, caller.progress, WAIT_S)
+    first = target - CHUNK_MULAW_BYTES
+    if not await wait_until(lambda: caller.rx_bytes > first, caller.progress, WAIT_S):
+        return False
+    while caller.rx_bytes < target:
+        seen = caller.rx_messages
+        caller.progress.clear()
+        try:
+            await asyncio.wait_for(caller.progress.wait(), QUIET_S)
+        except TimeoutError:
+            if caller.rx_messages == seen:
+                break
+    return True
+
+
+async def _barge_in(
+    caller: Caller, result: LatencyResult, chunks: int, *, backlog: bool, holds_tail: bool = False
+) -> None:
     live = caller.live
     assert live is not None
     caller.last_clear_ns = 0
@@ -175,7 +234,7 @@ async def _barge_in(caller: Caller, result: LatencyResult, chunks: int, *, backl
     for _ in range(chunks):
         await live.send_chunk()
     if not backlog:
-        if not await wait_until(lambda: caller.rx_bytes >= expected, caller.progress, WAIT_S):
+        if not await _delivered(caller, expected, holds_tail):
             result.timeouts += 1
         await asyncio.sleep(random.uniform(0.0, 0.020))
     t0 = await live.send(LIVE_INTERRUPTED)
@@ -206,12 +265,16 @@ async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> Late
     gateway = await asyncio.to_thread(GatewayProcess, impl, live.url, pin=pin)
     stop = asyncio.Event()
     try:
+        result.rss_before_mib = gateway.rss_mib()[0]
+        gateway.reset_peak_rss()
         async with aiohttp.ClientSession() as session:
-            caller = await open_call(session, gateway.url, live, 0)
+            caller = await open_call(session, gateway.url, live, 0, impl)
             caller.classify = True
             caller.echo_marks = False
+            result.listening_after_ms = caller.listening_after_ns / 1e6
             streamer = asyncio.create_task(_stream(caller, caller_frames(), stop))
             cpu0, wall0 = gateway.cpu_s(), time.perf_counter()
+            holds_tail = impl in HOLDS_TAIL
             assert caller.live is not None
             await asyncio.sleep(0.2)
             # out: one chunk at a time, at a random moment
@@ -219,15 +282,13 @@ async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> Late
                 await asyncio.sleep(random.uniform(0.010, 0.060))
                 target = (caller.live.chunks_sent + 1) * CHUNK_MULAW_BYTES
                 await caller.live.send_chunk()
-                if not await wait_until(
-                    lambda target=target: caller.rx_bytes >= target, caller.progress, WAIT_S
-                ):
+                if not await _delivered(caller, target, holds_tail):
                     result.timeouts += 1
             await caller.live.send(LIVE_TURN_COMPLETE)
             result.out_ns = [lat for _, lat in caller.out_latencies[warmup_out:]]
             # barge-in, then barge-in behind a backlog
             for _ in range(samples):
-                await _barge_in(caller, result, 1, backlog=False)
+                await _barge_in(caller, result, 1, backlog=False, holds_tail=holds_tail)
             for _ in range(max(1, samples // 5)):
                 await asyncio.sleep(random.uniform(0.0, 0.020))
                 await _barge_in(caller, result, BACKLOG_CHUNKS, backlog=True)
@@ -241,13 +302,16 @@ async def measure(impl: str, samples: int, *, live: FakeLive, pin: bool) -> Late
             await streamer
             result.gateway_cpu_s = gateway.cpu_s() - cpu0
             result.wall_s = time.perf_counter() - wall0
-            await caller.hang_up()
+            result.rss_peak_mib = gateway.rss_mib()[1]
+            await caller.hang_up(close=impl not in ENDS_CALL_ON_STOP)
             await asyncio.wait_for(caller.live.closed.wait(), WAIT_S)
             result.frames_lost_in = caller.frames_sent - caller.live.audio_in
             result.in_ns = [lat for _, lat in caller.in_latencies[warmup_in:]]
             await caller.ws.close()
             if caller.reader is not None:
                 await caller.reader
+        await asyncio.sleep(AFTER_S)
+        result.rss_after_mib = gateway.rss_mib()[0]
     finally:
         stop.set()
         await asyncio.to_thread(gateway.stop)
@@ -261,6 +325,7 @@ def render(results: list[LatencyResult], args: argparse.Namespace, command: str)
     lines = [
         machine_line(),
         gateway_defaults(),
+        *peers_line([r.impl for r in results], set_up=False),
         "",
         f"Command: `{command}`"
         + ("" if args.let_cores_sleep else " (both cores kept awake: harness.KeepAwake)"),
@@ -277,9 +342,25 @@ def render(results: list[LatencyResult], args: argparse.Namespace, command: str)
             f"| {IMPL_LABELS[row['impl']]} | {row['in']} | {row['out']} | {row['barge']} | "
             f"{row['backlog']} | {row['samples']} | {row['stale']} | {row['lost']} |"
         )
+    lines += [
+        "",
+        "| bridge | CPU % of a core for the call | CPU s per call-minute | reply: Live audio → "
+        "first Twilio frame, p50 / p99 ms | barge-in: `interrupted` → `clear`, p50 / p99 ms | "
+        "RSS before → peak → after the call, MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        row = result.row()
+        lines.append(
+            f"| {IMPL_LABELS[result.impl]} | {result.cpu_pct:.1f} | "
+            f"{result.cpu_s_per_call_minute:.2f} | {row['out']} | {row['barge']} | "
+            f"{result.rss} |"
+        )
     ours = next((r for r in results if r.impl == "ours"), None)
-    base = next((r for r in results if r.impl == "baseline"), None)
-    if ours is not None and base is not None:
+    for other in ("baseline", *sorted(PEER_IMPLS)):
+        base = next((r for r in results if r.impl == other), None)
+        if ours is None or base is None:
+            continue
         ratios = []
         for name, a, b in (
             ("in", ours.in_ns, base.in_ns),
@@ -288,7 +369,8 @@ def render(results: list[LatencyResult], args: argparse.Namespace, command: str)
             ("barge-in behind a backlog", ours.backlog_ns, base.backlog_ns),
         ):
             ratios.append(f"{name} {percentile_ms(b, 99) / percentile_ms(a, 99):.2f}×")
-        lines += ["", "p99 of the baseline ÷ p99 of ours: " + ", ".join(ratios) + "."]
+        who = "the baseline" if other == "baseline" else IMPL_LABELS[other]
+        lines += ["", f"p99 of {who} ÷ p99 of ours: " + ", ".join(ratios) + "."]
     if ours is not None:
         checks = [
             ("in p99", percentile_ms(ours.in_ns, 99), TARGET_DIRECTION_P99_MS),
@@ -320,6 +402,20 @@ def render(results: list[LatencyResult], args: argparse.Namespace, command: str)
                 )
                 + f"; {result.seen}"
             )
+        if result.impl in START_MESSAGES:
+            lines.append(
+                f"- {IMPL_LABELS[result.impl]}: took caller audio "
+                f"{result.listening_after_ms:.0f} ms after Twilio's `start` (its Live session "
+                "set up and its context sent; audio before that it drops, so the caller "
+                "started talking then)"
+            )
+        if result.impl in HOLDS_TAIL:
+            lines.append(
+                f"- {IMPL_LABELS[result.impl]}: holds back the end of a turn still being "
+                "spoken (its output resampler): an out or barge-in chunk counted as delivered "
+                f"once its first byte arrived and the bridge went quiet for {QUIET_S * 1000:.0f} "
+                "ms (harness.HOLDS_TAIL)"
+            )
     lines += ["", NOTES.strip()]
     return "\n".join(lines)
 
@@ -345,8 +441,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--impls",
         type=lambda s: [x for x in s.split(",") if x],
-        default=list(IMPLS),
-        help=f"comma-separated, from {', '.join(IMPLS)}",
+        default=list(DEFAULT_IMPLS),
+        help=f"comma-separated, from {', '.join(IMPLS)} (default: all but the peers)",
     )
     parser.add_argument(
         "--let-cores-sleep",
