@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -85,11 +86,16 @@ CHUNK_MULAW_BYTES = 8000 * CHUNK_MS // 1000
 SILENCE_RMS = 100
 """A 20 ms frame above this RMS (≈ -50 dBFS) is sound: agent audio, not the silence marker."""
 
-IMPLS = ("ours", "ours-asyncio", "ours-before", "baseline", "pipecat")
+BEFORE_REV = os.environ.get("BENCH_BEFORE_REV", "fdfe90c")
+"""`ours-at-rev`: the gateway as it was at this commit (fdfe90c: before the recording format 2,
+its batched writer, the media-frame fast path and the lighter process), run from a git
+worktree made for the run — the before of "before ÷ after, same run"."""
+IMPLS = ("ours", "ours-asyncio", "ours-before", "ours-at-rev", "baseline", "pipecat")
 IMPL_LABELS = {
     "ours": "ours (uvloop)",
     "ours-asyncio": "ours (asyncio loop)",
     "ours-before": "ours before optimizing (asyncio loop)",
+    "ours-at-rev": f"ours at {BEFORE_REV} (asyncio loop)",
     "baseline": "baseline bridge (asyncio loop)",
     "pipecat": "Pipecat 1.14 Twilio bot (asyncio loop)",
 }
@@ -293,6 +299,24 @@ def write_section(heading: str, body: str) -> None:
 # ---------------------------------------------------------------------------- the bridge process
 
 
+_WORKTREES: dict[str, Path] = {}
+
+
+def worktree_at(rev: str) -> Path:
+    """A git worktree of `rev` for this run (removed when the bench exits)."""
+    if rev not in _WORKTREES:
+        tree = Path(tempfile.mkdtemp(prefix="bench-worktree-")) / rev
+        subprocess.run(["git", "-C", str(REPO_DIR), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True)  # fmt: skip
+        _WORKTREES[rev] = tree
+        atexit.register(
+            subprocess.run,
+            ["git", "-C", str(REPO_DIR), "worktree", "remove", "--force", str(tree)],
+            check=False, capture_output=True,
+        )  # fmt: skip
+    return _WORKTREES[rev]
+
+
 class GatewayProcess:
     """The bridge under test in its own process, pinned to GATEWAY_CORE before exec."""
 
@@ -302,9 +326,15 @@ class GatewayProcess:
             peer = peer_env.PEERS[impl]
             command = [str(peer_env.ensure(peer)), str(peer.script), "--port", "0",
                        "--live-url", live_url, "--until-stdin-closes"]  # fmt: skip
+        elif impl == "ours-at-rev":  # the old tree's own harness serves its own gateway
+            tree = worktree_at(BEFORE_REV)
+            command = [sys.executable, str(tree / "bench" / "harness.py"), "serve",
+                       "--impl", "ours-asyncio", "--live-url", live_url]  # fmt: skip
         else:
             command = [sys.executable, str(BENCH_DIR / "harness.py"), "serve", "--impl", impl,
                        "--live-url", live_url]  # fmt: skip
+        cwd = worktree_at(BEFORE_REV) if impl == "ours-at-rev" else REPO_DIR
+        env = {**os.environ, "PYTHONPATH": str(cwd)}
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{impl}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
 
@@ -319,7 +349,8 @@ class GatewayProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             preexec_fn=pin_child,
-            cwd=REPO_DIR,
+            cwd=cwd,
+            env=env,
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()
