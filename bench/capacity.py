@@ -465,7 +465,7 @@ def render(results: dict[str, list[Step]], args: argparse.Namespace, header: lis
                 if ours_calls == base_calls
                 else ("behind")
             )
-            against.append(f"{ours_calls} vs {base_calls} calls ({label(key)}: {how})")
+            against.append(f"ours {ours_calls} vs {base_calls} calls: ours {how}")
         lines.append(f"Against {other_name}: " + "; ".join(against) + ".")
     before = results.get("ours-before")
     if ours and before:
