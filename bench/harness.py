@@ -334,7 +334,9 @@ class GatewayProcess:
             command = [sys.executable, str(BENCH_DIR / "harness.py"), "serve", "--impl", impl,
                        "--live-url", live_url]  # fmt: skip
         cwd = worktree_at(BEFORE_REV) if impl == "ours-at-rev" else REPO_DIR
-        env = {**os.environ, "PYTHONPATH": str(cwd)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(cwd), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )}  # fmt: skip
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{impl}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
 
