@@ -56,6 +56,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from aiohttp import WSMsgType, web
+from gc_pauses import GcPauses
 from peers import peer_env
 
 with warnings.catch_warnings():
@@ -459,32 +460,6 @@ def _undo_optimizations() -> None:
     call_events.ObserverSet._each = each_observer  # type: ignore[method-assign]
     resilient.ResilientLiveSession.send_audio = send_audio  # type: ignore[method-assign]
     client.LiveSession.send_audio = send_audio_via_ws  # type: ignore[method-assign]
-
-
-class GcPauses:
-    """Collector pauses in the bridge process, printed as one JSON line on stderr at exit."""
-
-    def __init__(self) -> None:
-        self.pauses_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._started = 0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter_ns()
-        else:
-            self.pauses_ms[int(info["generation"])].append(
-                (time.perf_counter_ns() - self._started) / 1e6
-            )
-
-    def report(self) -> None:
-        gen2 = self.pauses_ms[2]
-        summary = {
-            "bench_gc": True,
-            "collections": {g: len(p) for g, p in self.pauses_ms.items()},
-            "gen2_max_ms": round(max(gen2, default=0.0), 2),
-            "gen2_total_ms": round(sum(gen2), 1),
-        }
-        print(json.dumps(summary), file=sys.stderr, flush=True)
 
 
 async def _serve(impl: str, live_url: str) -> None:

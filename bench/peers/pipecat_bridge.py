@@ -52,7 +52,6 @@ import os
 import re
 import socket
 import sys
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +69,9 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
+from gc_pauses import GcPauses
 
 SYSTEM_INSTRUCTION = "You are a friendly phone agent. Keep your answers short."
 GREETING = "Greet the caller in one short sentence."
@@ -190,31 +192,6 @@ def _json_sink(message: Any) -> None:
     if record["exception"] is not None:
         line["exception"] = repr(record["exception"].value)
     sys.stderr.write(json.dumps(line) + "\n")
-
-
-class GcPauses:
-    """Collector pauses, reported like bench/harness.py's for the other bridges."""
-
-    def __init__(self) -> None:
-        self.pauses_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._started = 0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter_ns()
-        else:
-            elapsed = (time.perf_counter_ns() - self._started) / 1e6
-            self.pauses_ms[int(info["generation"])].append(elapsed)
-
-    def report(self) -> None:
-        gen2 = self.pauses_ms[2]
-        summary = {
-            "bench_gc": True,
-            "collections": {g: len(p) for g, p in self.pauses_ms.items()},
-            "gen2_max_ms": round(max(gen2, default=0.0), 2),
-            "gen2_total_ms": round(sum(gen2), 1),
-        }
-        print(json.dumps(summary), file=sys.stderr, flush=True)
 
 
 class _Server(uvicorn.Server):
