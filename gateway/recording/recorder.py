@@ -256,7 +256,7 @@ class RecordingSink:
                 samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
                 energies.append(float(np.dot(samples, samples)))
         for (offset, _), energy in zip(due, energies, strict=True):
-            struct.pack_into("<d", audio, offset + 8, energy)
+            _ENERGY.pack_into(audio, offset, energy)
 
     def _audio_record(self, kind: int, t: float, body: bytes | bytearray) -> int:
         """Append one audio record to the batch; returns its index in the side file."""
@@ -346,7 +346,7 @@ class RecordingSink:
                 pcm16le, rate_hz = payload
                 body = CALLER_AUDIO_SENT.pack(rate_hz, len(pcm16le) // 2, 0.0)
                 self._audio_record(AudioRecordKind.CALLER_AUDIO_SENT, t, body)
-                offset = len(self._audio_out) - CALLER_AUDIO_SENT.size
+                offset = len(self._audio_out) - _ENERGY.size  # the body ends in its energy
                 self._energy_due.append((offset, pcm16le))
                 return None
             return {"message": dict(payload)}
@@ -811,6 +811,8 @@ class CallRecorder(CallObserver):
             self.done.set()
 
 
+_ENERGY: Final = struct.Struct("<d")
+"""The last field of a CALLER_AUDIO_SENT body (format.CALLER_AUDIO_SENT): filled in per batch."""
 _MEDIA_TAIL: Final = '"}}'
 """What follows the payload in an outbound media frame (`telephony.twilio.build_media`)."""
 _MAX_START_FRAME_CHARS: Final = max(MAX_STREAMING_FRAME_CHARS, *MAX_FRAME_CHARS.values())
