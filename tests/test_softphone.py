@@ -191,6 +191,21 @@ async def test_call_in_process_gets_the_reply_and_its_transcript() -> None:
     assert result.greeting_pcm16 == b""
 
 
+async def test_a_fast_call_in_process_is_not_cut_as_a_flood_under_default_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The suite's conftest lifts MAX_CALLER_AUDIO_SPEED for the gateways tests start; a user's
+    # `gateway call` runs with the shipped default (1: real time), and fast mode sends its
+    # WAV at once: the in-process gateway must not hold this one call to real time.
+    monkeypatch.delenv("MAX_CALLER_AUDIO_SPEED", raising=False)
+    settings = load_settings(env_file=None, live_backend="emulator", record_calls="off")
+    assert settings.max_caller_audio_speed == 1.0
+    agents = AgentSet.from_agents([AgentConfig(name="default")])
+    result = await call_in_process(settings, agents, speech_pcm16(), agent="default")
+    assert result.reply_duration_s > 1.0
+    assert [role for role, _ in result.transcript] == ["caller", "agent"]
+
+
 async def test_call_waits_for_the_greeting_then_records_only_the_reply() -> None:
     async with loopback_gateway() as gateway:
         url = f"ws://127.0.0.1:{gateway.port}/media"

@@ -366,8 +366,10 @@ async def call_in_process(
     update: dict[str, Any] = {
         "live_backend": LiveBackend.EMULATOR, "live_url": None, "public_url": None
     }
-    if "max_carrier_frames_per_s" in Settings.model_fields:
-        update["max_carrier_frames_per_s"] = 0.0  # fast mode sends faster than a phone
+    # Its own loopback gateway, serving this one call: fast mode sends faster than a phone,
+    # which the per-call limits (frames per second, caller audio to real time) would refuse.
+    update["max_carrier_frames_per_s"] = 0.0
+    update["max_caller_audio_speed"] = 0.0
     local = settings.model_copy(update=update)
     runner = web.AppRunner(create_app(local, agents), access_log=None)
     await runner.setup()
