@@ -515,7 +515,7 @@ class Recordings:
         self.flush_events = flush_events
         """Queued events that wake the writer at once (1: every event, as tests want)."""
         self.max_recording_bytes = max_recording_bytes
-        """Per call, JSONL and WAV together (0: no limit): MAX_RECORDING_BYTES_PER_CALL."""
+        """Per call, JSONL, audio and WAV together (0: no limit): MAX_RECORDING_BYTES_PER_CALL."""
         self.sink_factory = sink_factory
         self.written: list[RecordingFiles] = []
         """Recordings finished by this gateway, oldest first (complete or stopped early)."""

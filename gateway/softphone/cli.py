@@ -214,13 +214,14 @@ class _Line:
     async def stop(self) -> None:
         await self.send(self.phone.stop())
 
-    async def speak(self, frames: Sequence[bytes], *, realtime: bool) -> None:
-        """Say `frames`, then keep the line open with silence, paced like a phone."""
+    async def speak(self, frames: Sequence[bytes]) -> None:
+        """Say `frames`, then keep the line open with silence, paced like a phone (`realtime`:
+        one frame every 20 ms; else the speech at once)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         for frame in frames:
             await self.media(frame)
-            if realtime:
+            if self.realtime:
                 deadline += FRAME_S
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
         deadline = loop.time()
@@ -322,7 +323,7 @@ async def place_call(
                 await line.start(agent)
                 async with asyncio.timeout(timeout_s):
                     greeting = await line.next_turn("greeting") if wait_for_greeting else b""
-                    sender = asyncio.create_task(line.speak(frames, realtime=realtime))
+                    sender = asyncio.create_task(line.speak(frames))
                     reply = await line.next_turn("reply")
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
