@@ -18,7 +18,7 @@ between two real sockets, plus two loopback hops and this process's own WebSocke
                     limits, call recording as shipped: RECORD_CALLS=agent and the agent's
                     `recording` on, into a temporary RECORDINGS_DIR; the default LIVE_MODEL and
                     LIVE_INPUT_RATE_HZ), through `gateway.event_loop.run`: start-up heap
-                    frozen, on uvloop (installed with `gateway[speedups]`);
+                    frozen, on uvloop (a dependency: what `gateway serve` runs on);
 * `ours-asyncio`  — the same on asyncio's own event loop;
 * `ours-before`   — the gateway as it was before this bench's optimizations: asyncio.run,
                     no freeze, the hot-path changes patched back out (`_undo_optimizations`);
@@ -456,7 +456,11 @@ def _undo_optimizations() -> None:
     async def send_audio_via_ws(self: Any, pcm16le: bytes, rate_hz: int) -> None:
         await self._send_text(protocol.encode_audio_input(pcm16le, rate_hz))
 
+    def send_now_never(self: Any, frames: Any) -> bool:  # the writer then sends each frame
+        return False
+
     frame_batcher.FrameBatcher.send = send_each  # type: ignore[method-assign]
+    frame_batcher.FrameBatcher.send_now = send_now_never  # type: ignore[method-assign]
     call_events.ObserverSet._each = each_observer  # type: ignore[method-assign]
     resilient.ResilientLiveSession.send_audio = send_audio  # type: ignore[method-assign]
     client.LiveSession.send_audio = send_audio_via_ws  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 from aiohttp import web
@@ -58,10 +59,17 @@ class FrameBatcher:
         """None: nothing written this step; else the frames after the first, for `flush`."""
 
     async def send(self, frame: str) -> None:
+        if not self.send_now((frame,)):
+            self.flush()
+            await self._ws.send_str(frame)
+
+    def send_now(self, frames: Sequence[str]) -> bool:
+        """Write `frames` now in one `transport.write` (held for the step's end if this step
+        has written already). False, writing nothing, when aiohttp must write them itself."""
         held = self._held
-        if held is not None:  # this step has written already, all checks passed: hold it
-            held.append(text_frame(frame.encode("utf-8")))
-            return
+        if held is not None:  # this step has written already, all checks passed: hold them
+            held.extend(text_frame(frame.encode("utf-8")) for frame in frames)
+            return True
         transport = self._transport
         if (
             transport is None
@@ -69,12 +77,14 @@ class FrameBatcher:
             or transport.is_closing()
             or transport.get_write_buffer_size() > HIGH_WATER_BYTES
         ):
-            self.flush()
-            await self._ws.send_str(frame)
-            return
-        transport.write(text_frame(frame.encode("utf-8")))
+            return False
+        if len(frames) == 1:
+            transport.write(text_frame(frames[0].encode("utf-8")))
+        else:
+            transport.write(b"".join(text_frame(frame.encode("utf-8")) for frame in frames))
         self._held = []
         asyncio.get_running_loop().call_soon(self.flush)
+        return True
 
     def flush(self) -> None:
         """Write the frames held back this step (no-op when none, or the socket is closing)."""

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import re
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -124,6 +124,9 @@ class WebSocketTransport:
         if self._ws.closed:
             raise ConnectionResetError("caller stream is closed")
         await self._frames.send(frame)
+
+    def send_now(self, frames: Sequence[str]) -> bool:
+        return not self._ws.closed and self._frames.send_now(frames)
 
     async def close(self) -> None:
         self._frames.flush()

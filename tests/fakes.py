@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from gateway.live.protocol import ServerMessage, SessionConfig
@@ -24,6 +24,11 @@ class FakeTransport:
         self.send_gate.set()
         self.closed = asyncio.Event()
         self.idle = asyncio.Event()
+        self.takes_bursts = False
+        """Accept `send_now` (as the server's socket does when not backed up); off by default,
+        so `send_gate` holds every frame."""
+        self.bursts: list[int] = []
+        """Frames of each `send_now` taken."""
 
     def push(self, message: Mapping[str, Any] | str | bytes | None) -> None:
         if message is None or isinstance(message, str | bytes):
@@ -53,6 +58,16 @@ class FakeTransport:
         message = json.loads(frame)
         self.sent.append(message)
         self.sent_queue.put_nowait(message)
+
+    def send_now(self, frames: Sequence[str]) -> bool:
+        if not self.takes_bursts or not self.send_gate.is_set() or self.closed.is_set():
+            return False
+        for frame in frames:
+            message = json.loads(frame)
+            self.sent.append(message)
+            self.sent_queue.put_nowait(message)
+        self.bursts.append(len(frames))
+        return True
 
     async def close(self) -> None:
         self.closed.set()

@@ -146,6 +146,21 @@ async def test_agent_audio_is_sent_as_160_byte_mulaw_frames_with_a_mark_per_turn
     await run.task
 
 
+async def test_a_burst_of_agent_audio_leaves_in_one_write_when_the_socket_takes_it() -> None:
+    run = await started_call()
+    run.transport.takes_bursts = True
+    live = await run.connector.session()
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(200),)))  # 10 frames at once
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    await run.transport.next_sent("mark")
+    assert run.transport.bursts[0] >= 10  # the reply (and the mark, if queued by then)
+    assert sum(run.transport.bursts) == len(run.transport.sent)
+    media = [m for m in run.transport.sent if m["event"] == "media"]
+    assert len(media) == 10 and run.transport.sent[-1]["event"] == "mark"
+    run.transport.push(run.caller.stop())
+    await run.task
+
+
 async def test_barge_in_drops_queued_frames_and_sends_clear_before_anything_else() -> None:
     run = await started_call()
     live = await run.connector.session()

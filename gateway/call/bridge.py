@@ -739,11 +739,19 @@ class Call:
         outbound = self._outbound
         ready = self._outbound_ready
         send = self._transport.send
+        send_now = self._transport.send_now
         events = self.events
         try:
             while True:
                 await ready.wait()
                 while outbound:
+                    if len(outbound) > 1:  # a burst (e.g. 200 ms of a reply): one socket write
+                        frames = [frame for frame, _ in outbound]
+                        if send_now(frames):
+                            outbound.clear()
+                            for frame in frames:
+                                events.carrier_out(frame)
+                            continue
                     frame, _ = outbound.popleft()
                     await send(frame)
                     events.carrier_out(frame)

@@ -6,7 +6,7 @@ Production passes an aiohttp WebSocket (gateway.server) and a resilient Live ses
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.live.protocol import ServerMessage, SessionConfig
@@ -20,6 +20,11 @@ class CallerTransport(Protocol):
         ...
 
     async def send(self, frame: str) -> None: ...
+
+    def send_now(self, frames: Sequence[str]) -> bool:
+        """Write all `frames` at once, without waiting, when the socket allows it (one write
+        for a burst of agent audio). False: nothing was written; `send` them one by one."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -11,7 +11,7 @@ signatures) are never logged: failures log the reason and the URL only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -198,6 +198,9 @@ class GuardedTransport:
 
     async def send(self, frame: str) -> None:
         await self._inner.send(frame)
+
+    def send_now(self, frames: Sequence[str]) -> bool:
+        return self._inner.send_now(frames)
 
     async def close(self) -> None:
         if self.frames_dropped:
