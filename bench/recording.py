@@ -9,7 +9,7 @@ time): 3000 caller media frames in, 3000 caller audio chunks to Live (16 kHz), 3
 messages of 200 ms (24 kHz), 3000 media frames out. Each tree's `RecordingSink` writes them in
 batches of 25 events (what the writer hands over every half second), as its own gateway feeds
 it: the before-tree parses the raw frames itself, this tree gets the call's parse with each
-caller frame (`CallObserver.caller_media`). Reported per tree: CPU ms of the worker per
+caller frame (`CallObserver.caller_media`) and the μ-law of each frame out (`agent_media`). Reported per tree: CPU ms of the worker per
 call-minute (process time, best of three) and the files' size. A git worktree of the other
 commit is made under the system's temp folder and removed afterwards.
 """
@@ -42,6 +42,7 @@ from gateway.telephony.twilio_caller import TwilioCaller
 
 minutes = float(sys.argv[1])
 hands_parse = "caller_media" in RecordingSink.__dict__ or hasattr(RecordingSink, "_caller_media")
+hands_audio = hasattr(RecordingSink, "_built_agent_media")
 sid = "MZ" + "0" * 32
 phone = TwilioCaller(stream_sid=sid, call_sid="CA" + "0" * 32, account_sid="AC" + "0" * 32)
 rng = np.random.default_rng(1)
@@ -60,7 +61,8 @@ for i in range(frames):
     items.append((t, EventKind.LIVE_OUT, (pcm16, 16000)))
     if i % 10 == 0:
         items.append((t, EventKind.LIVE_IN, live))
-    items.append((t, EventKind.TWILIO_OUT, build_media(sid, mulaw)))
+    out = build_media(sid, mulaw)
+    items.append((t, EventKind.TWILIO_OUT, (out, mulaw) if hands_audio else out))
 best = None
 for _ in range(3):
     directory = Path(tempfile.mkdtemp())

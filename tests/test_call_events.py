@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from functools import partial
 
@@ -22,6 +23,7 @@ class Collector(CallObserver):
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.out: list[str] = []
+        self.last_out = ""
         self.ended: EndReason | None = None
 
     def call_started(self, call: Call) -> None:
@@ -32,6 +34,11 @@ class Collector(CallObserver):
 
     def carrier_out(self, frame: str) -> None:
         self.out.append(json.loads(frame)["event"])
+        self.last_out = frame
+
+    def agent_media(self, mulaw: bytes) -> None:
+        payload = json.loads(self.last_out)["media"]["payload"]  # the frame just written
+        self.seen.append("agent_media:" + ("ok" if base64.b64decode(payload) == mulaw else "bad"))
 
     def live_audio_out(self, pcm16le: bytes, rate_hz: int) -> None:
         self.seen.append(f"live_audio_out:{rate_hz}")
@@ -68,6 +75,7 @@ async def test_observers_see_the_call_and_a_broken_one_is_isolated() -> None:
     transport.push(caller.media(MULAW_FRAME))
     await live.wait_audio(1)
     live.server.put_nowait(ServerMessage(audio=(tone_pcm16(40),)))
+    await transport.next_sent("media")
     live.server.put_nowait(ServerMessage(interrupted=True))
     await transport.next_sent("clear")
     transport.push(caller.stop())
@@ -76,6 +84,8 @@ async def test_observers_see_the_call_and_a_broken_one_is_isolated() -> None:
     assert collector.seen[:3] == ["carrier_in:start", "started", "carrier_in:media"]
     assert "live_audio_out:16000" in collector.seen and "barge_in" in collector.seen
     assert collector.out[-1] == "clear"
+    media_out = collector.out.count("media")
+    assert media_out >= 1 and collector.seen.count("agent_media:ok") == media_out
     assert collector.ended is EndReason.CALLER_HUNG_UP
 
 

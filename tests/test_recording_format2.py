@@ -101,6 +101,29 @@ def test_a_frame_the_record_cannot_rebuild_stays_a_jsonl_line(tmp_path: Path) ->
     assert read_recording(jsonl).of_kind(EventKind.TWILIO_IN)[0].frame() == odd
 
 
+def test_frames_out_with_their_mulaw_are_recorded_as_if_decoded(tmp_path: Path) -> None:
+    """`agent_media` hands the μ-law with each frame out: the files are byte for byte what the
+    recorder writes when it decodes the frames itself; a pair whose frame is not this stream's
+    media frame (or not built from that μ-law's length) is recorded from the frame."""
+    frames = [build_media(PHONE.stream_sid, MULAW), build_media(PHONE.stream_sid, MULAW[:80])]
+    foreign = build_media("MZ" + "9" * 32, MULAW)
+    plain = [(EventKind.TWILIO_OUT, frame) for frame in (*frames, foreign)]
+    paired = [
+        (EventKind.TWILIO_OUT, (frames[0], MULAW)),
+        (EventKind.TWILIO_OUT, (frames[1], MULAW)),  # wrong length: decoded from the frame
+        (EventKind.TWILIO_OUT, (foreign, MULAW)),  # another stream's: kept as text
+    ]
+    jsonl_plain = record(tmp_path / "plain", plain)
+    jsonl_paired = record(tmp_path / "paired", paired)
+    for suffix in (".jsonl", ".audio", ".wav"):
+        assert (
+            jsonl_paired.with_suffix(suffix).read_bytes()
+            == jsonl_plain.with_suffix(suffix).read_bytes()
+        ), suffix
+    recorded = read_recording(jsonl_paired).of_kind(EventKind.TWILIO_OUT)
+    assert [e.frame() for e in recorded] == [*frames, foreign]
+
+
 def test_gzipped_files_read_like_plain_ones(tmp_path: Path) -> None:
     frame = json.dumps(PHONE.media(MULAW))
     jsonl = record(tmp_path, [(EventKind.TWILIO_IN, (frame, parse_event(frame)))])

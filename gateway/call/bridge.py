@@ -140,8 +140,8 @@ class Call:
         self._encoder = AgentAudioEncoder()
         self._framer = MulawFramer()
 
-        self._outbound: deque[tuple[str, bool]] = deque()
-        """Frames for the caller, oldest first, each with `True` if it is audio."""
+        self._outbound: deque[tuple[str, bytes | None]] = deque()
+        """Frames for the caller, oldest first, each with its μ-law if it is audio (else None)."""
         self._outbound_ready = asyncio.Event()
         self._pending_marks: set[str] = set()
         self._buffered_caller_audio: deque[bytes] = deque()
@@ -516,13 +516,13 @@ class Call:
         build_media = self._codec.build_media
         tail = self._framer.flush()
         if tail is not None:
-            self._outbound.append((build_media(stream_sid, tail), True))
+            self._outbound.append((build_media(stream_sid, tail), tail))
         frame_bytes = PROMPT_FRAME_BYTES
         for offset in range(0, len(mulaw), frame_bytes):
             frame = mulaw[offset : offset + frame_bytes].ljust(frame_bytes, b"\xff")
-            self._outbound.append((build_media(stream_sid, frame), True))
+            self._outbound.append((build_media(stream_sid, frame), frame))
         self._pending_marks.add(PROMPT_MARK)
-        self._outbound.append((self._codec.build_mark(stream_sid, PROMPT_MARK), False))
+        self._outbound.append((self._codec.build_mark(stream_sid, PROMPT_MARK), None))
         self._prompt_played = asyncio.Event()
         self._outbound_ready.set()
         duration_s = prompt_duration_s(mulaw)
@@ -598,7 +598,7 @@ class Call:
     def _relay_transcript(self, role: TranscriptRole, text: str) -> None:
         """Queued with the audio, so text not yet sent is dropped with its audio on barge-in."""
         if self._transcript_to_caller and self.start is not None:
-            self._outbound.append((build_transcript(self.start.stream_sid, role, text), False))
+            self._outbound.append((build_transcript(self.start.stream_sid, role, text), None))
             self._outbound_ready.set()
 
     def _queue_agent_audio(self, pcm16: bytes) -> None:
@@ -609,7 +609,7 @@ class Call:
         assert self.start is not None
         stream_sid = self.start.stream_sid
         build_media = self._codec.build_media
-        self._outbound.extend((build_media(stream_sid, frame), True) for frame in frames)
+        self._outbound.extend((build_media(stream_sid, frame), frame) for frame in frames)
         self.stats.agent_frames += len(frames)
         self._turn_has_audio = True
         self._outbound_ready.set()
@@ -626,11 +626,11 @@ class Call:
         assert self.start is not None
         tail = self._framer.flush()
         if tail is not None:
-            self._outbound.append((self._codec.build_media(self.start.stream_sid, tail), True))
+            self._outbound.append((self._codec.build_media(self.start.stream_sid, tail), tail))
             self.stats.agent_frames += 1
         mark = f"turn-{self.stats.turns}"
         self._pending_marks.add(mark)
-        self._outbound.append((self._codec.build_mark(self.start.stream_sid, mark), False))
+        self._outbound.append((self._codec.build_mark(self.start.stream_sid, mark), None))
         self._turn_has_audio = False
         self._outbound_ready.set()
         return mark
@@ -644,13 +644,13 @@ class Call:
         costs more than the rest of the barge-in: bench/RESULTS.md, Latency).
         """
         assert self.start is not None
-        dropped = sum(1 for _, is_audio in self._outbound if is_audio)
+        dropped = sum(1 for _, audio in self._outbound if audio is not None)
         self._outbound.clear()
         self._encoder.reset()
         self._framer.reset()
         self._pending_marks.clear()
         self._turn_has_audio = False
-        self._outbound.append((self._codec.build_clear(self.start.stream_sid), False))
+        self._outbound.append((self._codec.build_clear(self.start.stream_sid), None))
         self._outbound_ready.set()
         self.stats.barge_ins += 1
         self.stats.stale_frames_dropped += dropped
@@ -729,7 +729,7 @@ class Call:
         stream_sid = self.start.stream_sid
         for offset in range(0, len(mulaw), PROMPT_FRAME_BYTES):
             frame = mulaw[offset : offset + PROMPT_FRAME_BYTES].ljust(PROMPT_FRAME_BYTES, b"\xff")
-            self._outbound.append((self._codec.build_media(stream_sid, frame), True))
+            self._outbound.append((self._codec.build_media(stream_sid, frame), frame))
         self._outbound_ready.set()
 
     # ------------------------------------------------------------------ writer
@@ -746,15 +746,19 @@ class Call:
                 await ready.wait()
                 while outbound:
                     if len(outbound) > 1:  # a burst (e.g. 200 ms of a reply): one socket write
-                        frames = [frame for frame, _ in outbound]
-                        if send_now(frames):
+                        queued = list(outbound)
+                        if send_now([frame for frame, _ in queued]):
                             outbound.clear()
-                            for frame in frames:
+                            for frame, audio in queued:
                                 events.carrier_out(frame)
+                                if audio is not None:
+                                    events.agent_media(audio)
                             continue
-                    frame, _ = outbound.popleft()
+                    frame, audio = outbound.popleft()
                     await send(frame)
                     events.carrier_out(frame)
+                    if audio is not None:
+                        events.agent_media(audio)
                 ready.clear()
         except ConnectionError as exc:
             self.log.info("caller_stream_closed_while_sending", error=str(exc))
@@ -763,9 +767,11 @@ class Call:
     async def _flush_outbound(self) -> None:
         with contextlib.suppress(Exception):
             while self._outbound:
-                frame = self._outbound.popleft()[0]
+                frame, audio = self._outbound.popleft()
                 await self._transport.send(frame)
                 self.events.carrier_out(frame)
+                if audio is not None:
+                    self.events.agent_media(audio)
 
 
 def _close_code(exc: BaseException) -> int | None:

@@ -53,6 +53,10 @@ class CallObserver:
     def carrier_out(self, frame: str) -> None:
         """A frame actually written to the carrier (dropped barge-in frames never appear)."""
 
+    def agent_media(self, mulaw: bytes) -> None:
+        """The audio of the media frame just passed to `carrier_out` (8 kHz μ-law, the bytes
+        the call built it from): observers that want it need not decode the frame."""
+
     def live_out(self, message: Mapping[str, Any]) -> None:
         """A non-audio client message sent to Live (clientContent, toolResponse, text)."""
 
@@ -102,7 +106,7 @@ class ObserverSet(CallObserver):
 
     Several hooks run per 20 ms frame, so each hook only visits the observers that implement
     it (worked out once, not per call), and the per-frame hooks (carrier_in/out,
-    live_audio_out, live_in, caller_media) loop over them directly.
+    live_audio_out, live_in, caller_media, agent_media) loop over them directly.
     """
 
     def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
@@ -117,6 +121,7 @@ class ObserverSet(CallObserver):
         self._carrier_in = self._by_hook["carrier_in"]
         self._caller_media = self._by_hook["caller_media"]
         self._carrier_out = self._by_hook["carrier_out"]
+        self._agent_media = self._by_hook["agent_media"]
         self._live_audio_out = self._by_hook["live_audio_out"]
         self._live_in = self._by_hook["live_in"]
 
@@ -159,6 +164,13 @@ class ObserverSet(CallObserver):
                 observer.carrier_out(frame)
             except Exception as exc:
                 self._failed(observer, "carrier_out", exc)
+
+    def agent_media(self, mulaw: bytes) -> None:
+        for observer in self._agent_media:
+            try:
+                observer.agent_media(mulaw)
+            except Exception as exc:
+                self._failed(observer, "agent_media", exc)
 
     def live_out(self, message: Mapping[str, Any]) -> None:
         self._each("live_out", message)

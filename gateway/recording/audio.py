@@ -34,44 +34,49 @@ MAX_TIMESTAMP_JUMP_S: Final = 10.0
 _WRITE_CHUNK_SAMPLES: Final = SAMPLE_RATE_HZ  # write at least 1 s at a time
 _FRAME_BYTES: Final = 4  # one stereo sample of 16-bit PCM
 _WAV_HEADER_BYTES: Final = 44
+_SILENCE_CODE: Final = b"\xff"
+"""The μ-law code of a zero sample."""
 
 
 class _Track:
-    """One channel's samples from `base` (already written) onwards."""
+    """One channel from `base` (already written) onwards, as μ-law codes: a frame is placed
+    with one byte copy, and decoded to PCM only when written out (one numpy call a second,
+    not two per 20 ms frame)."""
 
     def __init__(self) -> None:
         self.base = 0
-        self.samples: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+        self.codes = bytearray()
 
     @property
     def end(self) -> int:
-        return self.base + len(self.samples)
+        return self.base + len(self.codes)
 
-    def place(self, position: int, pcm: npt.NDArray[np.int16]) -> None:
+    def place(self, position: int, mulaw: bytes) -> None:
         start = position - self.base
         if start < 0:  # too late: that part is already written
-            pcm = pcm[-start:]
+            mulaw = mulaw[-start:]
             start = 0
-        end = start + len(pcm)
-        if end > len(self.samples):
-            grown = np.zeros(max(end, 2 * len(self.samples)), dtype=np.int16)
-            grown[: len(self.samples)] = self.samples
-            self.samples = grown
-        self.samples[start:end] = pcm
+        codes = self.codes
+        if start > len(codes):  # a gap before it: silence
+            codes += _SILENCE_CODE * (start - len(codes))
+        codes[start : start + len(mulaw)] = mulaw
 
     def silence_from(self, position: int) -> None:
         start = max(position - self.base, 0)
-        self.samples[start:] = 0
+        codes = self.codes
+        if start < len(codes):
+            codes[start:] = _SILENCE_CODE * (len(codes) - start)
 
     def take(self, until: int) -> npt.NDArray[np.int16]:
-        """Samples [base, until) (zero-padded), removed from the track."""
+        """Samples [base, until) (silence-padded) as PCM, removed from the track."""
         count = until - self.base
-        out = np.zeros(count, dtype=np.int16)
-        have = min(count, len(self.samples))
-        out[:have] = self.samples[:have]
-        self.samples = self.samples[have:]
+        codes = self.codes
+        chunk = bytes(codes[:count])
+        del codes[:count]
+        if len(chunk) < count:
+            chunk += _SILENCE_CODE * (count - len(chunk))
         self.base = until
-        return out
+        return decode_mulaw(chunk)
 
 
 class StereoCallMixer:
@@ -91,21 +96,19 @@ class StereoCallMixer:
         """Header and samples written so far."""
 
     def caller_audio(self, mulaw: bytes, timestamp_ms: int | None) -> None:
-        pcm = decode_mulaw(mulaw)
         position = self._caller_clock
         if timestamp_ms is not None:
             stamped = timestamp_ms * SAMPLE_RATE_HZ // 1000
             if stamped <= self._caller_clock + MAX_TIMESTAMP_JUMP_S * SAMPLE_RATE_HZ:
                 position = stamped
-        self._caller.place(position, pcm)
-        self._caller_clock = max(self._caller_clock, position + len(pcm))
+        self._caller.place(position, mulaw)
+        self._caller_clock = max(self._caller_clock, position + len(mulaw))
         self._write_final()
 
     def agent_audio(self, mulaw: bytes) -> None:
         start = max(self._agent_playhead, self._caller_clock)
-        pcm = decode_mulaw(mulaw)
-        self._agent.place(start, pcm)
-        self._agent_playhead = start + len(pcm)
+        self._agent.place(start, mulaw)
+        self._agent_playhead = start + len(mulaw)
 
     def agent_cleared(self) -> None:
         """Twilio's `clear`: what was buffered but not yet heard is gone."""

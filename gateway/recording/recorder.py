@@ -337,6 +337,11 @@ class RecordingSink:
                 return {"frame_b64": base64.b64encode(payload).decode("ascii")}
             return {"frame": payload}
         if kind is EventKind.TWILIO_OUT:
+            if isinstance(payload, tuple):  # (frame, the μ-law the call built it from)
+                frame, mulaw = payload
+                if self._built_agent_media(t, frame, mulaw):
+                    return None
+                payload = frame
             if self._agent_media(t, payload):
                 return None
             self._agent_frame(payload)
@@ -418,6 +423,23 @@ class RecordingSink:
             self._mixer.caller_audio(media.payload, media.timestamp_ms)
         body = CALLER_MEDIA_HEAD.pack(len(head), len(tail)) + head + tail + media.payload
         self._audio_record(AudioRecordKind.CALLER_MEDIA, t, body)
+        return True
+
+    def _built_agent_media(self, t: float, frame: str, mulaw: bytes) -> bool:
+        """An outbound media frame with the μ-law the call built it from: kept as that μ-law
+        when the frame is this stream's `build_media` shape (checked by length and head, not
+        by decoding it again)."""
+        head = self._agent_media_head
+        if (
+            head is None
+            or len(frame) != len(head) + 4 * -(-len(mulaw) // 3) + len(_MEDIA_TAIL)
+            or not frame.startswith(head)
+            or not frame.endswith(_MEDIA_TAIL)
+        ):
+            return False
+        assert self._mixer is not None
+        self._mixer.agent_audio(mulaw)
+        self._audio_record(AudioRecordKind.AGENT_MEDIA, t, mulaw)
         return True
 
     def _agent_media(self, t: float, frame: str) -> bool:
@@ -664,6 +686,13 @@ class CallRecorder(CallObserver):
     def carrier_out(self, frame: str) -> None:
         if self._state is _State.ON:
             self._push(EventKind.TWILIO_OUT, frame)
+
+    def agent_media(self, mulaw: bytes) -> None:
+        """The μ-law of the media frame just recorded: the writer keeps it without decoding."""
+        if self._state is _State.ON and self._pending:
+            t, kind, raw = self._pending[-1]
+            if kind is EventKind.TWILIO_OUT and isinstance(raw, str):
+                self._pending[-1] = (t, kind, (raw, mulaw))
 
     def live_out(self, message: Mapping[str, Any]) -> None:
         if self._state is _State.ON:
