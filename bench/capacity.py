@@ -137,9 +137,9 @@ socket system calls (one read and one write per caller frame, unavoidable withou
 caller audio, which would add latency), ~13 % the resampler (numpy; see the Codec section).
 Against the baseline the remaining Python per caller frame is validation (parse_event),
 metrics (`is_speech`), the rate limiter and the observers: what the sample apps do without.
-**uvloop** is an optional extra (`gateway[speedups]`) that `gateway serve` runs on when
-installed: compare the `ours` and `ours-asyncio` rows — in our runs it held as many calls and
-cost 0–10 % less CPU per call-minute, within this machine's noise; it is kept optional.
+**uvloop** is a dependency (not on Windows) that `gateway serve` runs on: compare the `ours`
+and `ours-asyncio` rows — in our runs it held as many calls and cost 5–15 % less CPU per
+call-minute.
 """
 
 

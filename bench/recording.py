@@ -9,8 +9,9 @@ time): 3000 caller media frames in, 3000 caller audio chunks to Live (16 kHz), 3
 messages of 200 ms (24 kHz), 3000 media frames out. Each tree's `RecordingSink` writes them in
 batches of 25 events (what the writer hands over every half second), as its own gateway feeds
 it: the before-tree parses the raw frames itself, this tree gets the call's parse with each
-caller frame (`CallObserver.caller_media`) and the μ-law of each frame out (`agent_media`). Reported per tree: CPU ms of the worker per
-call-minute (process time, best of three) and the files' size. A git worktree of the other
+caller frame (`CallObserver.caller_media`) and the μ-law of each frame out (`agent_media`).
+Reported per tree: CPU ms of the worker per call-minute (process time, best of three) and the
+files' size. A git worktree of the other
 commit is made under the system's temp folder and removed afterwards.
 """
 

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.server import serve
 
     try:
-        event_loop.run(serve(settings, agents))  # uvloop when installed (gateway[speedups])
+        event_loop.run(serve(settings, agents))  # on uvloop (a dependency but on Windows)
     except OSError as exc:  # cannot listen: one line naming the settings, no traceback
         reason = exc.strerror or str(exc)
         print(
