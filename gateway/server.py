@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import re
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -49,6 +50,15 @@ from gateway.security.stream_guard import (
 )
 from gateway.settings import LiveBackend, Settings
 from gateway.softphone.page import add_softphone_routes
+from gateway.telephony.base import MediaStreamCodec
+from gateway.telephony.carrier import (
+    Carrier,
+    CarrierRequestError,
+    CarrierRest,
+    WebhookAnswer,
+    WebhookRequest,
+)
+from gateway.telephony.carriers import carriers_from_settings
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
@@ -88,6 +98,10 @@ STATE = web.AppKey("state", GatewayState)
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 CALL_SLOTS = web.AppKey("call_slots", CallSlots)
 CALL_BINDER: web.AppKey[CallBinder | None] = web.AppKey("call_binder")
+CARRIERS: web.AppKey[dict[str, Carrier]] = web.AppKey("carriers")
+"""Every carrier by route name (gateway.telephony.carriers)."""
+CARRIER_BINDERS: web.AppKey[dict[str, CallBinder | None]] = web.AppKey("carrier_binders")
+"""Per carrier, the binder of its streams (None: its key is not set, streams are unbound)."""
 """Issues `/twiml` bindings and verifies them at `/media` (None without TWILIO_AUTH_TOKEN:
 streams are then unauthenticated, and calls never use Twilio REST)."""
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -250,6 +264,27 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     if raw_query:
         signed_url += "?" + raw_query
     _require_twilio_signature(request, signed_url, {})
+    binder = request.app[CALL_BINDER]
+    return await _serve_stream(
+        request,
+        TwilioCodec(),
+        binder=binder,
+        account_sids=settings.account_sid_allowlist,
+        # Twilio REST acts on the call's SID: only when /twiml vouched for it (the binding).
+        carrier_rest=TwilioRest.from_settings(settings) if binder is not None else None,
+    )
+
+
+async def _serve_stream(
+    request: web.Request,
+    codec: MediaStreamCodec,
+    *,
+    binder: CallBinder | None,
+    account_sids: frozenset[str],
+    carrier_rest: CarrierRest | None,
+) -> web.StreamResponse:
+    """Upgrade to the media WebSocket and run one `Call` on it, whatever the carrier."""
+    settings = request.app[SETTINGS]
     slots = request.app[CALL_SLOTS]
     if slots.full:
         log.warning("call_refused", reason="busy", active_calls=slots.in_use)
@@ -267,13 +302,11 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     if not slots.try_acquire():  # another upgrade took the last slot while we prepared
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
         return ws
-    codec = TwilioCodec()
-    binder = request.app[CALL_BINDER]
     transport = GuardedTransport(
         WebSocketTransport(ws, request.transport),
         codec,
         max_frames_per_s=settings.max_carrier_frames_per_s,
-        account_sids=settings.account_sid_allowlist,
+        account_sids=account_sids,
         binder=binder,
     )
     call = Call(
@@ -294,8 +327,7 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
             request.app[RECORDINGS].recorder(),
             PostCallWebhook(),
         ],
-        # Twilio REST acts on the call's SID: only when /twiml vouched for it (the binding).
-        carrier_rest=TwilioRest.from_settings(settings) if binder is not None else None,
+        carrier_rest=carrier_rest,
         data_dir=settings.data_dir,
         audio_budget=(
             AudioBudget(speed=settings.max_caller_audio_speed)
@@ -307,7 +339,7 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     )
     calls = request.app[CALLS]
     calls.add(call)
-    state.calls_total += 1
+    request.app[STATE].calls_total += 1
     try:
         await call.run()
     finally:
@@ -315,6 +347,115 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
         slots.release()
         request.app[METRICS].count_frames_dropped(DROP_RATE_LIMITED, transport.frames_dropped)
     return ws
+
+
+# ---------------------------------------------------------------------- every other carrier
+
+
+def _carrier(request: web.Request) -> tuple[Carrier, CallBinder | None]:
+    name = request.match_info["carrier"]
+    carrier = request.app[CARRIERS].get(name)
+    if carrier is None:
+        raise web.HTTPNotFound(text=f"no carrier named {clip(name)!r}")
+    return carrier, request.app[CARRIER_BINDERS][name]
+
+
+async def _webhook_request(request: web.Request, url: str) -> WebhookRequest:
+    """The request as the carrier made it: its body, and its fields (form, JSON or query)."""
+    body = await request.read()
+    params: dict[str, str] = {}
+    if request.content_type == "application/x-www-form-urlencoded":
+        params = {k: _form_value({k: v}, k) for k, v in (await request.post()).items()}
+    elif request.content_type == "application/json" and body:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise web.HTTPBadRequest(text="body is not JSON") from None
+        if isinstance(document, dict):
+            params = {k: _form_value(document, k) for k, v in document.items() if type(v) is str}
+    else:
+        params = {k: _form_value(request.query, k) for k in request.query}
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return WebhookRequest(request.method, url, headers, body, params)
+
+
+async def handle_carrier_voice(request: web.Request) -> web.Response:
+    """`/{carrier}/voice`: the carrier's voice webhook, answered as Twilio's `/twiml` is."""
+    carrier, binder = _carrier(request)
+    settings = request.app[SETTINGS]
+    base_url = _public_base_url(request, settings)
+    webhook = await _webhook_request(request, base_url + request.raw_path)
+    problem = carrier.verify_webhook(webhook)
+    if problem is not None:
+        log.warning("request_rejected", reason=problem, carrier=carrier.name, path=request.path)
+        raise web.HTTPForbidden(text=f"invalid or missing {carrier.name} signature")
+    try:
+        inbound = carrier.inbound_call(webhook)
+    except CarrierRequestError as exc:
+        log.warning("request_rejected", reason="bad_request", carrier=carrier.name, error=str(exc))
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    allowed = carrier.account_allowlist
+    if allowed and inbound.account_id not in allowed:
+        log.warning("request_rejected", reason="account_not_allowed", carrier=carrier.name)
+        raise web.HTTPForbidden(text="account not allowed")
+    if request.app[CALL_SLOTS].full:
+        log.warning("call_refused", reason="busy", carrier=carrier.name, call_id=inbound.call_id)
+        return _answer(carrier.refuse(BUSY_MESSAGE))
+    agents = request.app[AGENT_STORE].current
+    requested = _form_value(request.query, "agent") or webhook.params.get("agent") or None
+    if requested is not None and requested not in agents.agents:
+        log.warning("agent_unknown", agent=clip(requested), call_id=inbound.call_id)
+        if settings.unknown_agent == "reject":
+            return _answer(carrier.refuse(UNAVAILABLE_MESSAGE))
+        requested = None
+    agent = agents.for_call(requested, inbound.to_number)
+    parameters = {
+        "agent": agent.name,
+        "to": inbound.to_number or "",
+        "from": inbound.from_number or "",
+        "call_sid": inbound.call_id,
+    }
+    if binder is not None:  # the stream must bring this back for /{carrier}/media to start
+        parameters[BINDING_PARAMETER] = binder.issue(
+            inbound.call_id, inbound.account_id, parameters
+        )
+    stream_url = media_stream_url(base_url, f"/{carrier.name}/media")
+    answer = carrier.connect(stream_url, {k: v for k, v in parameters.items() if v})
+    log.info(
+        "voice_answered",
+        carrier=carrier.name,
+        call_id=inbound.call_id,
+        agent=agent.name,
+        line=inbound.to_number,
+    )
+    return _answer(answer)
+
+
+def _answer(answer: WebhookAnswer) -> web.Response:
+    return web.Response(text=answer.body, content_type=answer.content_type)
+
+
+async def handle_carrier_media(request: web.Request) -> web.StreamResponse:
+    """`/{carrier}/media`: the carrier's media stream, one `Call` per connection."""
+    carrier, binder = _carrier(request)
+    if request.app[STATE].draining:
+        raise web.HTTPServiceUnavailable(text="gateway is draining")
+    settings = request.app[SETTINGS]
+    url = media_stream_url(_public_base_url(request, settings), request.path)
+    raw_query = request.raw_path.partition("?")[2]
+    upgrade = await _webhook_request(request, url + ("?" + raw_query if raw_query else ""))
+    problem = carrier.verify_stream(upgrade)
+    if problem is not None:
+        log.warning("request_rejected", reason=problem, carrier=carrier.name, path=request.path)
+        raise web.HTTPForbidden(text=f"invalid or missing {carrier.name} signature")
+    return await _serve_stream(
+        request,
+        carrier.codec(upgrade),
+        binder=binder,
+        account_sids=carrier.account_allowlist,
+        # REST acts on the call's id: only when the webhook vouched for it (the binding).
+        carrier_rest=carrier.rest() if binder is not None else None,
+    )
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
@@ -385,6 +526,15 @@ def create_app(
     app.cleanup_ctx.append(_embedded_emulator)
     app.router.add_post("/twiml", handle_twiml)
     app.router.add_get(MEDIA_PATH, handle_media)
+    app[CARRIERS] = carriers_from_settings(settings)
+    app[CARRIER_BINDERS] = {
+        name: CallBinder(secret) if (secret := carrier.binding_secret) else None
+        for name, carrier in app[CARRIERS].items()
+    }
+    app.router.add_post("/twilio/voice", handle_twiml)  # Twilio's own handlers, as /twiml
+    app.router.add_get("/twilio/media", handle_media)
+    app.router.add_route("*", "/{carrier}/voice", handle_carrier_voice)  # GET or POST
+    app.router.add_get("/{carrier}/media", handle_carrier_media)
     app.router.add_get("/healthz", handle_healthz)
     add_metrics(app, active_calls=lambda: len(app[CALLS]))  # GET /metrics
     add_recordings(app, settings)  # RECORDINGS_DIR, RECORD_CALLS

@@ -113,6 +113,28 @@ class Settings(BaseSettings):
     """Twilio REST base URL (hang-up, transfer); tests point it at a fake on loopback."""
     twilio_account_sids: str | None = None
     """Comma-separated Account SIDs allowed to call in (unset: any)."""
+    telnyx_public_key: str | None = None
+    """Telnyx's Ed25519 public key (base64, Mission Control > Keys): checks the
+    telnyx-signature-ed25519 header on /telnyx/voice (unset: not checked)."""
+    telnyx_api_key: str | None = Field(default=None, repr=False)
+    """Telnyx API v2 key: REST hang-up and transfer, and binds each stream to its call."""
+    telnyx_api_base_url: str = "https://api.telnyx.com"
+    """Telnyx REST base URL; tests point it at a fake on loopback."""
+    plivo_auth_id: str | None = None
+    """Plivo Auth ID: the account of REST hang-up and transfer."""
+    plivo_auth_token: str | None = Field(default=None, repr=False)
+    """Plivo Auth Token: checks X-Plivo-Signature-V3 on /plivo/voice, REST, stream binding."""
+    plivo_api_base_url: str = "https://api.plivo.com"
+    """Plivo REST base URL; tests point it at a fake on loopback."""
+    signalwire_project_id: str | None = None
+    """SignalWire project ID: the account of REST hang-up and transfer."""
+    signalwire_api_token: str | None = Field(default=None, repr=False)
+    """SignalWire API token (REST, with the project ID)."""
+    signalwire_signing_key: str | None = Field(default=None, repr=False)
+    """SignalWire signing key: checks X-SignalWire-Signature on /signalwire/voice and binds
+    each stream to its call."""
+    signalwire_space_url: str | None = None
+    """Your SignalWire space's REST base URL, e.g. https://example.signalwire.com."""
     max_concurrent_calls: int = Field(default=200, ge=0)
     """Calls served at once; beyond it callers hear "busy" (0: no limit)."""
     max_carrier_frame_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -178,9 +200,18 @@ class Settings(BaseSettings):
             raise ValueError("must be 24000 or 16000")
         return value
 
-    @field_validator("twilio_api_base_url")
+    @field_validator("twilio_api_base_url", "telnyx_api_base_url", "plivo_api_base_url")
     @classmethod
     def _check_twilio_api_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("signalwire_space_url")
+    @classmethod
+    def _check_space_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")

@@ -58,8 +58,8 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
+from gateway.telephony.carrier import CarrierRest
 from gateway.telephony.transcript import TranscriptRole, build_transcript, wants_transcript
-from gateway.telephony.twilio_rest import TwilioRest
 from gateway.tools import ToolContext, ToolRunner
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Call:
         *,
         live_input_rate_hz: int = 16000,
         observers: Sequence[CallObserver] = (),
-        carrier_rest: TwilioRest | None = None,
+        carrier_rest: CarrierRest | None = None,
         data_dir: Path = Path("data"),
         audio_budget: AudioBudget | None = None,
         start_timeout_s: float = START_TIMEOUT_S,

@@ -46,7 +46,7 @@ from gateway.agents.config import AgentConfig
 from gateway.live.models import ToolScheduling
 from gateway.live.protocol import ServerMessage
 from gateway.telephony.base import StreamStart
-from gateway.telephony.twilio_rest import TwilioRest, TwilioRestError
+from gateway.telephony.carrier import CarrierRest, CarrierRestError
 from gateway.tools.dtmf import dtmf_mulaw
 from gateway.tools.spec import TransferTarget
 
@@ -138,7 +138,7 @@ class CallSupervisor:
         start: StreamStart,
         hooks: CallHooks,
         *,
-        carrier: TwilioRest | None = None,
+        carrier: CarrierRest | None = None,
         log: Any = None,
     ) -> None:
         self._agent = agent
@@ -437,9 +437,9 @@ class CallSupervisor:
             name, target = pending.transfer
             try:
                 if carrier is None:
-                    raise TwilioRestError("no carrier REST credentials")
+                    raise CarrierRestError("no carrier REST credentials")
                 await carrier.transfer(account, start.call_sid, target)
-            except TwilioRestError as exc:
+            except CarrierRestError as exc:
                 await self._transfer_failed(str(exc))
                 return
             self._log.info("call_transferred", target=name)
@@ -447,7 +447,7 @@ class CallSupervisor:
             try:
                 await carrier.hang_up(account, start.call_sid)
                 self._log.info("carrier_hung_up")
-            except TwilioRestError as exc:
+            except CarrierRestError as exc:
                 self._log.error("carrier_hang_up_failed", error=str(exc))
         self._hooks.end(pending.reason)
 

@@ -17,22 +17,36 @@ import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from gateway.security.call_binding import is_account_sid, is_call_sid
 from gateway.telephony.base import (
     CarrierEvent,
     Connected,
     Dtmf,
     MarkEcho,
     MediaFrame,
+    MediaStreamCodec,
     StreamStart,
     StreamStop,
     TelephonyProtocolError,
     UnknownEvent,
 )
+from gateway.telephony.carrier import (
+    CarrierRequestError,
+    CarrierRest,
+    InboundCall,
+    WebhookAnswer,
+    WebhookRequest,
+)
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+    from gateway.telephony.twilio_rest import TwilioRest
 
 __all__ = [
     "DTMF_KEYS",
@@ -41,6 +55,7 @@ __all__ = [
     "MAX_FRAME_CHARS",
     "MAX_MEDIA_PAYLOAD_BYTES",
     "MAX_STREAMING_FRAME_CHARS",
+    "TwilioCarrier",
     "TwilioCodec",
     "build_clear",
     "build_connect_twiml",
@@ -499,3 +514,97 @@ def media_stream_url(public_url: str, path: str = "/media") -> str:
     suffix = path.lstrip("/")
     full_path = f"{prefix}/{suffix}" if suffix else prefix or "/"
     return urlunsplit((scheme, parts.netloc, full_path, "", ""))
+
+
+# ---------------------------------------------------------------------- Twilio as a Carrier
+
+_SIGNATURE_HEADER: Final = "x-twilio-signature"
+_CODEC: Final = TwilioCodec()  # stateless: one serves every stream
+
+
+class TwilioCarrier:
+    """Twilio Programmable Voice with a `<Connect><Stream>` media stream (bidirectional)."""
+
+    name: Final = "twilio"
+
+    def __init__(
+        self,
+        auth_token: str | None,
+        *,
+        rest: TwilioRest | None = None,
+        account_allowlist: frozenset[str] = frozenset(),
+    ) -> None:
+        self._auth_token = auth_token
+        self._validator = RequestValidator(auth_token) if auth_token else None
+        self._rest = rest
+        self._account_allowlist = account_allowlist
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioCarrier:
+        from gateway.telephony.twilio_rest import TwilioRest  # aiohttp and the SDK: only here
+
+        return cls(
+            settings.twilio_auth_token,
+            rest=TwilioRest.from_settings(settings),
+            account_allowlist=settings.account_sid_allowlist,
+        )
+
+    @property
+    def account_allowlist(self) -> frozenset[str]:
+        return self._account_allowlist
+
+    @property
+    def signed(self) -> bool:
+        return self._validator is not None
+
+    @property
+    def binding_secret(self) -> str | None:
+        return self._auth_token
+
+    def verify_webhook(self, request: WebhookRequest) -> str | None:
+        return self._check(request.url, request.params, request.headers)
+
+    def verify_stream(self, request: WebhookRequest) -> str | None:
+        return self._check(request.url, {}, request.headers)  # Twilio signs the upgrade too
+
+    def _check(
+        self, url: str, params: Mapping[str, str], headers: Mapping[str, str]
+    ) -> str | None:
+        if self._validator is None:
+            return None
+        signature = headers.get(_SIGNATURE_HEADER)
+        if not signature:
+            return "missing_signature"
+        if not self._validator.validate(url, dict(params), signature):
+            return "invalid_signature"
+        return None
+
+    def inbound_call(self, request: WebhookRequest) -> InboundCall:
+        params = request.params
+        call_sid = params.get("CallSid", "")
+        account_sid = params.get("AccountSid", "")
+        # Signed calls are bound: then the SIDs must be there (and always well-formed if sent).
+        for name, value, valid in (
+            ("CallSid", call_sid, is_call_sid),
+            ("AccountSid", account_sid, is_account_sid),
+        ):
+            if (value or self.signed) and not valid(value):
+                raise CarrierRequestError(f"{name} is not a Twilio {name[:-3]} SID")
+        return InboundCall(
+            call_id=call_sid,
+            account_id=account_sid,
+            from_number=params.get("From") or None,
+            to_number=params.get("To") or None,
+        )
+
+    def connect(self, stream_url: str, parameters: Mapping[str, str]) -> WebhookAnswer:
+        return WebhookAnswer(build_connect_twiml(stream_url, parameters), "application/xml")
+
+    def refuse(self, message: str) -> WebhookAnswer:
+        return WebhookAnswer(build_say_hangup_twiml(message), "application/xml")
+
+    def codec(self, upgrade: WebhookRequest) -> MediaStreamCodec:
+        return _CODEC
+
+    def rest(self) -> CarrierRest | None:
+        return self._rest

@@ -7,7 +7,16 @@ there is one definition of what Twilio's frames look like (numbers inside are st
 from __future__ import annotations
 
 import base64
-from typing import Any
+import json
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 
 STREAM_SID = "MZ00000000000000000000000000000001"
 CALL_SID = "CA00000000000000000000000000000001"
@@ -88,3 +97,76 @@ class TwilioCaller:
             "streamSid": self.stream_sid,
             "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
         }
+
+
+# ---------------------------------------------------------------------- as a CarrierPhone
+
+_ACCOUNT_SID: Final = "AC" + "1" * 32
+
+
+class TwilioPhone:  # the conformance suite's Twilio phone (gateway.telephony.phone)
+    """One Twilio call; webhooks and the upgrade signed with `auth_token` when given."""
+
+    carrier: Final = "twilio"
+
+    def __init__(self, auth_token: str | None = None, account_sid: str = _ACCOUNT_SID) -> None:
+        self._validator = RequestValidator(auth_token) if auth_token else None
+        self.call_id = "CA" + secrets.token_hex(16)
+        self._frames = TwilioCaller(
+            stream_sid="MZ" + secrets.token_hex(16), call_sid=self.call_id, account_sid=account_sid
+        )
+
+    def _signed(self, url: str, params: Mapping[str, str]) -> dict[str, str]:
+        if self._validator is None:
+            return {}
+        return {"X-Twilio-Signature": self._validator.compute_signature(url, dict(params))}
+
+    def voice_webhook(self, url: str, *, from_number: str, to_number: str) -> SignedRequest:
+        form = {
+            "CallSid": self.call_id,
+            "AccountSid": self._frames.account_sid,
+            "From": from_number,
+            "To": to_number,
+            "Direction": "inbound",
+        }
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **self._signed(url, form)}
+        return SignedRequest("POST", url, headers, urlencode(form).encode())
+
+    def read_answer(self, content_type: str, body: str) -> StreamOrder:
+        stream = ET.fromstring(body).find("./Connect/Stream")
+        if stream is None or not stream.get("url"):
+            raise ValueError(f"no <Connect><Stream url=…> in {body!r}")
+        parameters = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
+        return StreamOrder(str(stream.get("url")), parameters)
+
+    def stream_headers(self, url: str) -> Mapping[str, str]:
+        return self._signed(url, {})
+
+    def opening(self, parameters: Mapping[str, str]) -> list[str | bytes]:
+        return [
+            json.dumps(self._frames.connected()),
+            json.dumps(self._frames.start(**parameters)),
+        ]
+
+    def media(self, audio: bytes) -> str | bytes:
+        return json.dumps(self._frames.media(audio))
+
+    def dtmf(self, digit: str) -> str | bytes:
+        return json.dumps(self._frames.dtmf(digit))
+
+    def mark_played(self, name: str) -> str | bytes:
+        return json.dumps(self._frames.mark(name))
+
+    def stop(self) -> str | bytes:
+        return json.dumps(self._frames.stop())
+
+    def read(self, frame: str | bytes) -> PhoneEvent:
+        message = json.loads(frame)
+        event = message.get("event")
+        if event == "media":
+            return PhoneEvent("media", audio=base64.b64decode(message["media"]["payload"]))
+        if event == "mark":
+            return PhoneEvent("mark", name=str(message["mark"]["name"]))
+        if event == "clear":
+            return PhoneEvent("clear")
+        return PhoneEvent("other")

@@ -19,6 +19,7 @@ import aiohttp
 
 from gateway.security.call_binding import is_account_sid, is_call_sid
 from gateway.settings import Settings
+from gateway.telephony.carrier import CarrierRestError
 from gateway.tools.spec import TransferTarget
 
 __all__ = [
@@ -33,7 +34,7 @@ DEFAULT_API_BASE_URL = "https://api.twilio.com"
 REST_TIMEOUT_S = 10.0
 
 
-class TwilioRestError(RuntimeError):
+class TwilioRestError(CarrierRestError):
     """A Twilio REST request failed (HTTP error, network, timeout); the message says which."""
 
 

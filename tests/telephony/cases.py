@@ -1,0 +1,10 @@
+"""Every carrier of the conformance suite: adding one is one line here."""
+
+from __future__ import annotations
+
+from tests.telephony import twilio_case
+from tests.telephony.carrier_case import CarrierCase
+
+CASES: list[CarrierCase] = [
+    twilio_case.case(),
+]

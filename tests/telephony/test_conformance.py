@@ -1,0 +1,220 @@
+"""One set of call tests for every carrier (tests/telephony/cases.py): the real server on
+loopback, the Live emulator, and each carrier's fake phone (`CarrierPhone`) — signed webhook,
+bound stream, answer, barge-in with nothing stale after `clear`, marks, DTMF, a REST hang-up,
+refused signatures and unbound streams, malformed frames."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.agents.config import AgentConfig, AgentSet
+from gateway.live.emulator.server import LiveEmulator
+from gateway.server import create_app
+from gateway.settings import load_settings
+from gateway.telephony.phone import CarrierPhone, PhoneEvent, StreamOrder
+from tests.caller_audio import silence_frames, speech_frames
+from tests.telephony.carrier_case import CarrierCase
+from tests.telephony.cases import CASES
+from tests.telephony.fake_rest import FakeCarrierRest
+
+PUBLIC_URL = "https://gw.test"
+LIMITED_LINE = "+15550003333"
+
+
+@dataclass
+class Line:
+    case: CarrierCase
+    client: TestClient[Any, Any]
+    emulator: LiveEmulator
+    rest: FakeCarrierRest
+
+
+@pytest.fixture(params=CASES, ids=lambda case: case.name)
+async def line(request: pytest.FixtureRequest) -> AsyncIterator[Line]:
+    case: CarrierCase = request.param
+    rest = FakeCarrierRest(case.rest_reply)
+    emulator = LiveEmulator(speed=50.0)
+    live_url = await emulator.start("127.0.0.1", 0)
+    base = await rest.start()
+    settings = load_settings(
+        env_file=None,
+        live_url=live_url,
+        public_url=PUBLIC_URL,
+        record_calls="off",
+        **case.settings,
+        **case.rest_settings(base),
+    )
+    agents = AgentSet.from_agents(
+        [
+            AgentConfig(name="default", system_instruction="Be brief."),
+            AgentConfig(name="limited", lines=(LIMITED_LINE,), max_call_duration_s=0.3),
+        ]
+    )
+    client = TestClient(TestServer(create_app(settings, agents), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Line(case, client, emulator, rest)
+    finally:
+        await client.close()
+        await emulator.stop()
+        await rest.stop()
+
+
+async def answer(line: Line, phone: CarrierPhone, to: str = "+15550009999") -> StreamOrder:
+    """The phone's voice webhook, sent to /{carrier}/voice; the stream it is told to open."""
+    webhook = phone.voice_webhook(
+        f"{PUBLIC_URL}/{line.case.name}/voice", from_number="+15551230000", to_number=to
+    )
+    path = webhook.url.removeprefix(PUBLIC_URL)
+    response = await line.client.request(
+        webhook.method, path, headers=dict(webhook.headers), data=webhook.body
+    )
+    assert response.status == 200, await response.text()
+    return phone.read_answer(response.content_type, await response.text())
+
+
+class Stream:
+    """The phone's side of an open media stream."""
+
+    def __init__(self, phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.phone = phone
+        self.ws = ws
+        self.events: list[PhoneEvent] = []
+
+    async def send(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_str(frame)
+
+    async def say(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            await self.send(self.phone.media(frame))
+
+    async def next(self) -> PhoneEvent | None:
+        message = await self.ws.receive()
+        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            return None
+        event = self.phone.read(message.data)
+        self.events.append(event)
+        return event
+
+    async def until(self, kind: str) -> list[PhoneEvent]:
+        got: list[PhoneEvent] = []
+        while True:
+            event = await self.next()
+            assert event is not None, f"stream closed while waiting for {kind}: {got[-3:]}"
+            got.append(event)
+            if event.kind == kind:
+                return got
+
+    async def rest(self) -> list[PhoneEvent]:
+        got = []
+        while (event := await self.next()) is not None:
+            got.append(event)
+        return got
+
+
+async def open_stream(line: Line, phone: CarrierPhone, order: StreamOrder) -> Stream:
+    parts = urlsplit(order.url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    ws = await line.client.ws_connect(path, headers=dict(phone.stream_headers(order.url)))
+    stream = Stream(phone, ws)
+    for frame in phone.opening(order.parameters):
+        await stream.send(frame)
+    return stream
+
+
+async def test_a_signed_call_is_answered_with_speech_and_a_mark(line: Line) -> None:
+    phone = line.case.make_phone()
+    order = await answer(line, phone)
+    assert urlsplit(order.url).scheme == "wss"
+    stream = await open_stream(line, phone, order)
+    await stream.say(speech_frames(600) + silence_frames(800))
+    reply = await stream.until("mark")
+    media = [e for e in reply if e.kind == "media"]
+    assert len(media) >= 25 and all(len(e.audio) == 160 for e in media)
+    assert reply[-1].name.startswith("turn-")
+    await stream.send(phone.mark_played(reply[-1].name))
+    await stream.send(phone.stop())
+    assert [e.kind for e in await stream.rest() if e.kind != "other"] == []
+    await line.emulator.wait_closed_sessions(1)
+
+
+async def test_barge_in_clears_and_nothing_stale_follows(line: Line) -> None:
+    phone = line.case.make_phone()
+    stream = await open_stream(line, phone, await answer(line, phone))
+    await stream.say(speech_frames(600) + silence_frames(800))
+    await stream.until("media")
+    await stream.say(speech_frames(400, fundamental_hz=140))  # the caller talks over it
+    before = await stream.until("clear")
+    assert {e.kind for e in before[:-1]} <= {"media", "other"}
+    await stream.send(phone.stop())
+    assert [e for e in await stream.rest() if e.kind in ("media", "mark")] == []
+
+
+async def test_a_key_press_reaches_the_model(line: Line) -> None:
+    phone = line.case.make_phone()
+    stream = await open_stream(line, phone, await answer(line, phone))
+    await stream.say(silence_frames(100))
+    await stream.send(phone.dtmf("5"))
+    await line.emulator.wait_client_texts(lambda texts: "The caller pressed 5." in texts)
+    await stream.send(phone.stop())
+    await stream.rest()
+
+
+async def test_the_time_limit_hangs_up_through_the_carrier_rest_api(line: Line) -> None:
+    phone = line.case.make_phone()
+    stream = await open_stream(line, phone, await answer(line, phone, to=LIMITED_LINE))
+    await stream.say(silence_frames(100))
+    goodbye = await stream.until("mark")  # the goodbye the limit asks for, then its mark
+    await stream.send(phone.mark_played(goodbye[-1].name))
+    requests = await line.rest.wait_requests(1)
+    actions = [line.case.rest_action(request) for request in requests]
+    assert ("hang_up", phone.call_id, "") in actions, requests
+    await stream.ws.close()
+
+
+async def test_malformed_frames_do_not_end_the_call(line: Line) -> None:
+    phone = line.case.make_phone()
+    stream = await open_stream(line, phone, await answer(line, phone))
+    for junk in ("not json", "{}", '{"event": 7}', "[" * 5000):
+        await stream.send(junk)
+    await stream.say(speech_frames(600) + silence_frames(800))
+    reply = await stream.until("mark")
+    assert sum(1 for e in reply if e.kind == "media") >= 25
+    await stream.send(phone.stop())
+    await stream.rest()
+
+
+async def test_a_webhook_signed_with_another_key_is_refused(line: Line) -> None:
+    if line.case.make_wrong_phone is None:
+        pytest.skip(f"{line.case.name} has no signatures to get wrong")
+    phone = line.case.make_wrong_phone()
+    webhook = phone.voice_webhook(
+        f"{PUBLIC_URL}/{line.case.name}/voice", from_number="+15551230000", to_number="+1555"
+    )
+    response = await line.client.request(
+        webhook.method,
+        webhook.url.removeprefix(PUBLIC_URL),
+        headers=dict(webhook.headers),
+        data=webhook.body,
+    )
+    assert response.status == 403
+
+
+async def test_a_stream_without_the_webhooks_binding_never_reaches_live(line: Line) -> None:
+    phone = line.case.make_phone()
+    order = await answer(line, phone)
+    forged = StreamOrder(order.url, {k: v for k, v in order.parameters.items() if k != "binding"})
+    stream = await open_stream(line, phone, forged)
+    await stream.say(speech_frames(200))
+    assert [e for e in await stream.rest() if e.kind == "media"] == []  # closed, unanswered
+    assert line.emulator.sessions_opened == 0
