@@ -22,6 +22,13 @@ from gateway.settings import (
 log = structlog.get_logger("gateway.cli")
 
 
+def carrier_names() -> list[str]:
+    """The carriers `gateway call --carrier` speaks (gateway.telephony.carriers)."""
+    from gateway.telephony.carriers import PHONES
+
+    return sorted(PHONES)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -89,8 +96,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, metavar="WAV", help="reply WAV to write (8 kHz)"
     )
     call.add_argument(
+        "--carrier",
+        default="twilio",
+        choices=carrier_names(),
+        help="speak this carrier's media-stream protocol (default %(default)s)",
+    )
+    call.add_argument(
         "--url",
-        help="media stream of a running gateway (ws://127.0.0.1:8080/media); "
+        help="media stream of a running gateway (ws://127.0.0.1:8080/media for Twilio, "
+        "ws://host:port/NAME/media for carrier NAME); "
         "default: a gateway and the Live emulator in this process",
     )
     call.add_argument(
@@ -151,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("debug" if settings.log_level == "debug" else "warning")
         return run_call_command(
             settings, agent=args.agent, say=args.say, out=args.out, url=args.url,
-            pace=args.pace, timeout_s=args.timeout,
+            pace=args.pace, timeout_s=args.timeout, carrier=args.carrier,
         )
     try:
         agents = load_agents(settings.agents_dir, default_model=settings.model)

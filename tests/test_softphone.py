@@ -28,6 +28,7 @@ from gateway.softphone.cli import (
     write_wav_pcm16_8k,
 )
 from gateway.softphone.page import SOFTPHONE_ASSETS
+from gateway.telephony.carriers import PHONES
 from gateway.telephony.transcript import build_transcript, wants_transcript
 from tests.caller_audio import silence_frames, speech_frames
 from tests.gateway_harness import loopback_gateway
@@ -189,6 +190,20 @@ async def test_call_in_process_gets_the_reply_and_its_transcript() -> None:
     assert result.reply_duration_s == pytest.approx(4.0, abs=0.05)
     assert -30 < loudness_dbfs(result.reply_pcm16) < -15
     assert result.greeting_pcm16 == b""
+
+
+@pytest.mark.parametrize("carrier", sorted(PHONES))
+async def test_gateway_call_speaks_every_carriers_protocol(carrier: str) -> None:
+    """`gateway call --carrier NAME`: the same call, the same reply, over each carrier's
+    media stream (`/{NAME}/media`, Twilio's `/media`)."""
+    settings = load_settings(env_file=None, live_backend="emulator", record_calls="off")
+    agents = AgentSet.from_agents([AgentConfig(name="default")])
+    result = await call_in_process(
+        settings, agents, speech_pcm16(), agent="default", carrier=carrier
+    )
+    assert result.reply_duration_s == pytest.approx(4.0, abs=0.05)
+    assert [role for role, _ in result.transcript] == ["caller", "agent"]
+    assert result.frames_sent > 50 and result.frames_received == 200
 
 
 async def test_a_fast_call_in_process_is_not_cut_as_a_flood_under_default_limits(

@@ -12,11 +12,9 @@ and the Live emulator in this process, on loopback.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import sys
-import uuid
 import wave
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +31,9 @@ from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
 from gateway.audio.polyphase import resample_rate
 from gateway.settings import LiveBackend, Settings
+from gateway.telephony.carriers import media_path, new_phone
+from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
-from gateway.telephony.twilio_caller import TwilioCaller
 
 __all__ = [
     "CallClientError",
@@ -134,6 +133,8 @@ def mulaw_frames(pcm16: bytes) -> list[bytes]:
 
 
 _SILENCE_FRAME: Final = bytes([MULAW_SILENCE]) * MULAW_FRAME_BYTES
+_TRANSCRIPT_EVENT: Final = '"transcript"'
+"""In a text frame: maybe the gateway's transcript extension (gateway.telephony.transcript)."""
 
 
 # ------------------------------------------------------------------------------- the protocol
@@ -176,15 +177,11 @@ class _Line:
 
     ws: aiohttp.ClientWebSocketResponse
     realtime: bool = False
-    phone: TwilioCaller = field(
-        default_factory=lambda: TwilioCaller(
-            stream_sid="MZ" + uuid.uuid4().hex,
-            call_sid="CA" + uuid.uuid4().hex,
-            account_sid=ACCOUNT_SID,
-        )
-    )
+    phone: CarrierPhone = field(default_factory=lambda: new_phone("twilio"))
+    """Speaks the carrier's protocol (gateway.telephony.phone): frames out, frames read back."""
     clock: Callable[[], float] = field(default_factory=lambda: asyncio.get_running_loop().time)
     wait_until_played: Callable[[asyncio.Event, float], Awaitable[None]] = _wait_until_played
+    frames_sent: int = 0
     frames_received: int = 0
     transcript: list[list[str]] = field(default_factory=list)
     turns: asyncio.Queue[_Turn] = field(default_factory=asyncio.Queue)
@@ -194,22 +191,22 @@ class _Line:
     _cleared: asyncio.Event = field(default_factory=asyncio.Event)
     _marks: asyncio.Queue[_PendingMark | None] = field(default_factory=asyncio.Queue)
 
-    @property
-    def stream_sid(self) -> str:
-        return self.phone.stream_sid
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+    async def send(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_str(frame)
 
     async def start(self, agent: str | None) -> None:
         parameters = {TRANSCRIPT_PARAMETER: "1", "from": "gateway-call"}
         if agent:
             parameters["agent"] = agent
-        await self.send(self.phone.connected())
-        await self.send(self.phone.start(**parameters))
+        for frame in self.phone.opening(parameters):
+            await self.send(frame)
 
     async def media(self, mulaw: bytes) -> None:
         await self.send(self.phone.media(mulaw))
+        self.frames_sent += 1
 
     async def stop(self) -> None:
         await self.send(self.phone.stop())
@@ -243,34 +240,40 @@ class _Line:
 
     async def _receive_frames(self) -> None:
         async for message in self.ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
+            if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                continue
+            if message.type is aiohttp.WSMsgType.TEXT and _TRANSCRIPT_EVENT in message.data:
+                self._on_transcript(message.data)  # the gateway's own extension, any carrier
                 continue
             try:
-                data = json.loads(message.data)
-            except json.JSONDecodeError:
+                event = self.phone.read(message.data)
+            except (ValueError, KeyError, TypeError):
                 continue
-            event = data.get("event")
-            if event == "media":
-                payload = base64.b64decode(data["media"]["payload"])
-                self._audio += payload
+            if event.kind == "media":
+                self._audio += event.audio
                 self.frames_received += 1
                 if self.realtime:
                     now = self.clock()
-                    self._playhead = max(self._playhead, now) + len(payload) / MULAW_RATE_HZ
-            elif event == "clear":
+                    self._playhead = max(self._playhead, now) + len(event.audio) / MULAW_RATE_HZ
+            elif event.kind == "clear":
                 self._audio.clear()
                 self._line_open = False
                 self._clear_playback()
-            elif event == "mark":
+            elif event.kind == "mark":
                 played_at = max(self._playhead, self.clock()) if self.realtime else 0.0
-                name = str(data["mark"]["name"])
                 self._marks.put_nowait(
-                    _PendingMark(name, bytes(self._audio), played_at, self._cleared)
+                    _PendingMark(event.name, bytes(self._audio), played_at, self._cleared)
                 )
                 self._audio.clear()
                 self._line_open = False
-            elif event == "transcript":
-                self._add_transcript(str(data.get("role", "agent")), str(data.get("text", "")))
+
+    def _on_transcript(self, frame: str) -> None:
+        try:
+            data = json.loads(frame)
+        except json.JSONDecodeError:
+            return
+        if isinstance(data, dict) and data.get("event") == "transcript":
+            self._add_transcript(str(data.get("role", "agent")), str(data.get("text", "")))
 
     def _clear_playback(self) -> None:
         self._cleared.set()  # pending marks echo now
@@ -283,7 +286,7 @@ class _Line:
             if self.realtime and not pending.cleared.is_set():
                 await self.wait_until_played(pending.cleared, pending.played_at - self.clock())
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.send(self.phone.mark(pending.name))
+                await self.send(self.phone.mark_played(pending.name))
             self.turns.put_nowait(_Turn(pending.audio, pending.name))
 
     def _add_transcript(self, role: str, text: str) -> None:
@@ -311,13 +314,15 @@ async def place_call(
     wait_for_greeting: bool = False,
     realtime: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    carrier: str = "twilio",
 ) -> CallResult:
-    """Call `url` (a gateway's `/media`), say 8 kHz PCM16 `say_pcm16`, return the reply."""
+    """Call `url` (a gateway's media stream for `carrier`), say 8 kHz PCM16 `say_pcm16`,
+    return the reply."""
     frames = mulaw_frames(say_pcm16) + [_SILENCE_FRAME] * (TRAILING_SILENCE_MS // 20)
     sender: asyncio.Task[None] | None = None
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-            line = _Line(ws, realtime=realtime)
+            line = _Line(ws, realtime=realtime, phone=new_phone(carrier))
             receiver = asyncio.create_task(line.receive(), name="call_receiver")
             try:
                 await line.start(agent)
@@ -343,7 +348,7 @@ async def place_call(
         reply_pcm16=_to_pcm16(reply),
         greeting_pcm16=_to_pcm16(greeting),
         transcript=tuple((role, text.strip()) for role, text in line.transcript if text.strip()),
-        frames_sent=line.phone.chunk,
+        frames_sent=line.frames_sent,
         frames_received=line.frames_received,
     )
 
@@ -360,8 +365,9 @@ async def call_in_process(
     agent: str | None = None,
     realtime: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    carrier: str = "twilio",
 ) -> CallResult:
-    """Run a gateway on the Live emulator on loopback and call it."""
+    """Run a gateway on the Live emulator on loopback and call it over `carrier`'s stream."""
     from gateway.server import create_app
 
     update: dict[str, Any] = {
@@ -380,12 +386,13 @@ async def call_in_process(
         port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
         chosen = agents.for_call(agent, None)
         return await place_call(
-            f"ws://127.0.0.1:{port}/media",
+            f"ws://127.0.0.1:{port}{media_path(carrier)}",
             say_pcm16,
             agent=chosen.name,
             wait_for_greeting=bool(chosen.greeting),
             realtime=realtime,
             timeout_s=timeout_s,
+            carrier=carrier,
         )
     finally:
         await runner.cleanup()
@@ -425,15 +432,18 @@ def run_call_command(
     url: str | None,
     pace: Pace = "auto",
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    carrier: str = "twilio",
 ) -> int:
     """`gateway call`: 0 on a reply written to `out`, 1 on failure (message on stderr)."""
     try:
         say_pcm16 = read_wav_pcm16_8k(say)
         realtime = pace == "realtime" or (pace == "auto" and url is not None)
         if url is None:
-            result = asyncio.run(_in_process(settings, say_pcm16, agent, realtime, timeout_s))
+            result = asyncio.run(
+                _in_process(settings, say_pcm16, agent, realtime, timeout_s, carrier)
+            )
         else:
-            result = asyncio.run(_remote(url, say_pcm16, agent, realtime, timeout_s))
+            result = asyncio.run(_remote(url, say_pcm16, agent, realtime, timeout_s, carrier))
         write_wav_pcm16_8k(out, result.reply_pcm16)
     except CallClientError as exc:
         print(f"gateway call: {exc}", file=sys.stderr)
@@ -451,7 +461,12 @@ def run_call_command(
 
 
 async def _in_process(
-    settings: Settings, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float
+    settings: Settings,
+    say_pcm16: bytes,
+    agent: str | None,
+    realtime: bool,
+    timeout_s: float,
+    carrier: str,
 ) -> CallResult:
     from gateway.agents.config import AgentConfigError, load_agents
 
@@ -463,12 +478,18 @@ async def _in_process(
         known = ", ".join(sorted(agents.agents))
         raise CallClientError(f"no agent named {agent!r} in {settings.agents_dir} ({known})")
     return await call_in_process(
-        settings, agents, say_pcm16, agent=agent, realtime=realtime, timeout_s=timeout_s
+        settings,
+        agents,
+        say_pcm16,
+        agent=agent,
+        realtime=realtime,
+        timeout_s=timeout_s,
+        carrier=carrier,
     )
 
 
 async def _remote(
-    url: str, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float
+    url: str, say_pcm16: bytes, agent: str | None, realtime: bool, timeout_s: float, carrier: str
 ) -> CallResult:
     if urlsplit(url).scheme not in ("ws", "wss"):
         raise CallClientError(f"--url must be a ws:// or wss:// media-stream URL, got {url!r}")
@@ -481,5 +502,5 @@ async def _remote(
         )
     return await place_call(
         url, say_pcm16, agent=agent, wait_for_greeting=bool(greets), realtime=realtime,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, carrier=carrier,
     )

@@ -12,9 +12,11 @@ from typing import Final
 
 from gateway.settings import Settings
 from gateway.telephony.carrier import Carrier
+from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.twilio import TwilioCarrier
+from gateway.telephony.twilio_caller import TwilioPhone
 
-__all__ = ["CARRIERS", "carriers_from_settings"]
+__all__ = ["CARRIERS", "PHONES", "carriers_from_settings", "media_path", "new_phone"]
 
 CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
     {
@@ -22,6 +24,27 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
     }
 )
 """Route name → how to build the carrier from settings."""
+
+PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
+    {
+        "twilio": TwilioPhone,
+    }
+)
+"""Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a
+gateway without the carrier's keys takes its unsigned, unbound streams)."""
+
+
+def new_phone(carrier: str) -> CarrierPhone:
+    """A fresh keyless phone of `carrier`; ValueError naming the carriers there are."""
+    make = PHONES.get(carrier)
+    if make is None:
+        raise ValueError(f"no carrier named {carrier!r} (carriers: {', '.join(sorted(PHONES))})")
+    return make()
+
+
+def media_path(carrier: str) -> str:
+    """Where a carrier's media stream connects (Twilio keeps its historic `/media`)."""
+    return "/media" if carrier == "twilio" else f"/{carrier}/media"
 
 
 def carriers_from_settings(settings: Settings) -> dict[str, Carrier]:
