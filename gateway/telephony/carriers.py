@@ -13,6 +13,8 @@ from typing import Final
 from gateway.settings import Settings
 from gateway.telephony.carrier import Carrier
 from gateway.telephony.phone import CarrierPhone
+from gateway.telephony.signalwire import SignalWireCarrier
+from gateway.telephony.signalwire_phone import SignalWirePhone
 from gateway.telephony.twilio import TwilioCarrier
 from gateway.telephony.twilio_caller import TwilioPhone
 
@@ -21,6 +23,7 @@ __all__ = ["CARRIERS", "PHONES", "carriers_from_settings", "media_path", "new_ph
 CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
     {
         "twilio": TwilioCarrier.from_settings,
+        "signalwire": SignalWireCarrier.from_settings,
     }
 )
 """Route name → how to build the carrier from settings."""
@@ -28,6 +31,7 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
 PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
     {
         "twilio": TwilioPhone,
+        "signalwire": SignalWirePhone,
     }
 )
 """Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a

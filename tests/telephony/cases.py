@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.telephony import twilio_case
+from tests.telephony import signalwire_case, twilio_case
 from tests.telephony.carrier_case import CarrierCase
 
 CASES: list[CarrierCase] = [
     twilio_case.case(),
+    signalwire_case.case(),
 ]
