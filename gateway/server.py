@@ -268,6 +268,8 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     return await _serve_stream(
         request,
         TwilioCodec(),
+        carrier="twilio",
+        recorder_codec=TwilioCodec(),
         binder=binder,
         account_sids=settings.account_sid_allowlist,
         # Twilio REST acts on the call's SID: only when /twiml vouched for it (the binding).
@@ -279,6 +281,8 @@ async def _serve_stream(
     request: web.Request,
     codec: MediaStreamCodec,
     *,
+    carrier: str,
+    recorder_codec: MediaStreamCodec,
     binder: CallBinder | None,
     account_sids: frozenset[str],
     carrier_rest: CarrierRest | None,
@@ -324,7 +328,7 @@ async def _serve_stream(
         live_input_rate_hz=settings.live_input_rate_hz,
         observers=[
             request.app[METRICS].observer(),
-            request.app[RECORDINGS].recorder(),
+            request.app[RECORDINGS].recorder(carrier, recorder_codec),
             PostCallWebhook(),
         ],
         carrier_rest=carrier_rest,
@@ -451,6 +455,8 @@ async def handle_carrier_media(request: web.Request) -> web.StreamResponse:
     return await _serve_stream(
         request,
         carrier.codec(upgrade),
+        carrier=carrier.name,
+        recorder_codec=carrier.codec(upgrade),  # its own: the writer parses on its thread
         binder=binder,
         account_sids=carrier.account_allowlist,
         # REST acts on the call's id: only when the webhook vouched for it (the binding).

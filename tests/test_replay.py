@@ -35,6 +35,7 @@ from gateway.recording.replay.player import (
 from gateway.recording.replay.script import script_from_recording
 from gateway.server import MEDIA_PATH, create_app
 from gateway.settings import load_settings
+from gateway.telephony.carriers import PHONES
 from tests.caller_audio import silence_frames, speech_frames
 from tests.generations import DEFAULT_GENERATION, EVERY_GENERATION, Generation
 from tests.twilio_frames import TwilioCaller
@@ -56,6 +57,11 @@ def test_every_kind_of_call_has_a_fixture() -> None:
         "question_answer", "barge_in", "tool_call", "dtmf", "hang_up_mid_reply",
         "malformed_frames",
     }  # fmt: skip
+    # …and a call over every other carrier, recorded with its carrier's name.
+    for carrier in sorted(set(PHONES) - {"twilio"}):
+        name = f"question_answer_{carrier}"
+        assert name in names, f"no fixture for {carrier}: make_fixtures {name}"
+        assert read_recording(RECORDINGS_DIR / f"{name}.jsonl.gz").metadata["carrier"] == carrier
     committed = [p for p in RECORDINGS_DIR.rglob("*") if p.is_file() and p.suffix != ".wav"]
     assert sum(path.stat().st_size for path in committed) < 1_500_000  # WAVs: git-ignored
 

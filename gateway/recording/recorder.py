@@ -60,6 +60,7 @@ from gateway.recording.transcript import TranscriptBuilder
 from gateway.telephony.base import (
     Dtmf,
     MediaFrame,
+    MediaStreamCodec,
     StreamStop,
     TelephonyProtocolError,
     UnknownEvent,
@@ -67,8 +68,8 @@ from gateway.telephony.base import (
 from gateway.telephony.twilio import (
     MAX_FRAME_CHARS,
     MAX_STREAMING_FRAME_CHARS,
+    TwilioCodec,
     build_media,
-    parse_event,
 )
 
 if TYPE_CHECKING:
@@ -174,9 +175,22 @@ class RecordingSink:
     the transcript come on top).
     """
 
-    def __init__(self, directory: Path, stem: str, *, max_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        stem: str,
+        *,
+        max_bytes: int = 0,
+        codec: MediaStreamCodec | None = None,
+    ) -> None:
         self.directory = directory
         self.stem = stem
+        self._codec: MediaStreamCodec = codec or TwilioCodec()
+        """The carrier's codec, this writer's own: frames are parsed in the order they came."""
+        self._twilio = isinstance(self._codec, TwilioCodec)
+        """Outbound media kept as its μ-law (AGENT_MEDIA records) is rebuilt as Twilio frames;
+        other carriers' frames out stay JSONL text (their audio still reaches the WAV)."""
+        self._clear_frame: str | None = None
         self.max_bytes = max_bytes
         self.full = False
         """The byte budget is spent; nothing more is written but the closing line."""
@@ -341,6 +355,10 @@ class RecordingSink:
                 frame, mulaw = payload
                 if self._built_agent_media(t, frame, mulaw):
                     return None
+                if not self._twilio:  # another carrier's frame: its text, and its audio heard
+                    assert self._mixer is not None
+                    self._mixer.agent_audio(mulaw)
+                    return {"frame": frame}
                 payload = frame
             if self._agent_media(t, payload):
                 return None
@@ -397,7 +415,9 @@ class RecordingSink:
             self._transcript.set_header(_transcript_header(payload))
             stream_sid = payload.get("stream_sid")
             if isinstance(stream_sid, str):
-                self._agent_media_head = build_media(stream_sid, b"")[: -len(_MEDIA_TAIL)]
+                if self._twilio:
+                    self._agent_media_head = build_media(stream_sid, b"")[: -len(_MEDIA_TAIL)]
+                self._clear_frame = self._codec.build_clear(stream_sid)
             return dict(payload)
         if kind is EventKind.CALL_ENDED:
             self._transcript.note(t, f"(call ended: {payload['reason']})")
@@ -463,7 +483,7 @@ class RecordingSink:
         """Feed the WAV and transcript; True when the frame is junk (malformed or unknown)."""
         assert self._mixer is not None
         try:
-            event = parse_event(frame)
+            event = self._codec.parse(frame)
         except TelephonyProtocolError:
             return True  # malformed: kept in the JSONL (cut short), not audible
         if isinstance(event, UnknownEvent):
@@ -480,6 +500,11 @@ class RecordingSink:
 
     def _agent_frame(self, frame: str) -> None:
         assert self._mixer is not None
+        if frame == self._clear_frame:
+            self._mixer.agent_cleared()
+            return
+        if not self._twilio:
+            return  # its audio came with `agent_media`; nothing else in it is audible
         try:
             message = json.loads(frame)
             event = message.get("event")
@@ -555,9 +580,13 @@ class Recordings:
             max_recording_bytes=settings.max_recording_bytes_per_call,
         )
 
-    def recorder(self) -> CallRecorder:
-        """A fresh observer for one call (inert unless the call is to be recorded)."""
-        return CallRecorder(self)
+    def recorder(
+        self, carrier: str = "twilio", codec: MediaStreamCodec | None = None
+    ) -> CallRecorder:
+        """A fresh observer for one call on `carrier` (inert unless the call is recorded).
+        `codec`: a codec of that carrier for the writer alone (it parses the frames the call
+        did not hand over parsed, on the worker thread; never the call's own instance)."""
+        return CallRecorder(self, carrier, codec or TwilioCodec())
 
     def wants(self, agent: object) -> bool:
         """Whether a call answered by `agent` is recorded."""
@@ -616,8 +645,12 @@ class _State(StrEnum):
 class CallRecorder(CallObserver):
     """Records one call (see the module docstring). Hooks only enqueue; they never block."""
 
-    def __init__(self, recordings: Recordings) -> None:
+    def __init__(
+        self, recordings: Recordings, carrier: str = "twilio", codec: MediaStreamCodec | None = None
+    ) -> None:
         self._recordings = recordings
+        self._carrier = carrier
+        self._codec = codec or TwilioCodec()
         self._state = _State.WAITING
         self._t0: float | None = None
         self._early: deque[_Item] = deque()
@@ -746,6 +779,7 @@ class CallRecorder(CallObserver):
         self._log = log.bind(call_sid=start.call_sid, stream_sid=start.stream_sid)
         meta = {
             "format": FORMAT_VERSION,
+            "carrier": self._carrier,
             "call_sid": start.call_sid,
             "stream_sid": start.stream_sid,
             "account_sid": start.account_sid,
@@ -767,7 +801,10 @@ class CallRecorder(CallObserver):
         self._push(EventKind.CALL_STARTED, meta)
         stem = f"{started_at:%Y%m%dT%H%M%SZ}-{_safe(start.call_sid or start.stream_sid)}"
         self._sink = self._recordings.sink_factory(
-            self._recordings.directory, stem, max_bytes=self._recordings.max_recording_bytes
+            self._recordings.directory,
+            stem,
+            max_bytes=self._recordings.max_recording_bytes,
+            codec=self._codec,
         )
         task = asyncio.get_running_loop().create_task(
             self._write_loop(self._sink), name=f"recording-{start.call_sid}"

@@ -109,12 +109,25 @@ class TwilioPhone:  # the conformance suite's Twilio phone (gateway.telephony.ph
 
     carrier: Final = "twilio"
 
-    def __init__(self, auth_token: str | None = None, account_sid: str = _ACCOUNT_SID) -> None:
+    def __init__(
+        self,
+        auth_token: str | None = None,
+        account_sid: str = _ACCOUNT_SID,
+        *,
+        stream_sid: str | None = None,
+        call_sid: str | None = None,
+    ) -> None:
         self._validator = RequestValidator(auth_token) if auth_token else None
-        self.call_id = "CA" + secrets.token_hex(16)
+        self.call_id = call_sid or "CA" + secrets.token_hex(16)
         self._frames = TwilioCaller(
-            stream_sid="MZ" + secrets.token_hex(16), call_sid=self.call_id, account_sid=account_sid
+            stream_sid=stream_sid or "MZ" + secrets.token_hex(16),
+            call_sid=self.call_id,
+            account_sid=account_sid,
         )
+
+    @property
+    def stream_sid(self) -> str:
+        return self._frames.stream_sid
 
     def _signed(self, url: str, params: Mapping[str, str]) -> dict[str, str]:
         if self._validator is None:

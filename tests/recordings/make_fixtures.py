@@ -42,9 +42,11 @@ from gateway.audio.mulaw import MULAW_SILENCE
 from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.ops.logs import configure_logging
 from gateway.recording.recorder import RECORDINGS
-from gateway.server import MEDIA_PATH, create_app
+from gateway.server import create_app
 from gateway.settings import load_settings
-from tests.twilio_frames import TwilioCaller
+from gateway.telephony.carriers import PHONES, media_path, new_phone
+from gateway.telephony.phone import CarrierPhone
+from gateway.telephony.twilio_caller import ACCOUNT_SID, TwilioPhone
 
 HERE = Path(__file__).resolve().parent
 AGENTS_DIR = HERE / "agents"
@@ -91,12 +93,13 @@ def _synthesize(text: str, path: Path) -> None:
 
 
 class Phone:
-    """The Twilio side of a call, in real time: a caller frame every 20 ms, agent audio played
-    at 20 ms per frame, marks echoed once played, `clear` honoured."""
+    """The carrier's side of a call, in real time: a caller frame every 20 ms, agent audio
+    played at 20 ms per frame, marks echoed once played, `clear` honoured (as Twilio does; the
+    carrier's frames come from its `CarrierPhone`)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, twilio: TwilioCaller) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, carrier: CarrierPhone) -> None:
         self.ws = ws
-        self.twilio = twilio
+        self.carrier = carrier
         self._playback: deque[str | None] = deque()
         """Agent frames queued in "Twilio" (None) and the marks between them (their names)."""
         self.frames_heard = 0
@@ -107,19 +110,18 @@ class Phone:
 
     async def _read(self) -> None:
         async for message in self.ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
+            if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 continue
-            event = json.loads(message.data)
-            kind = event.get("event")
-            if kind == "media":
+            event = self.carrier.read(message.data)
+            if event.kind == "media":
                 self._playback.append(None)
-            elif kind == "mark":
-                self._playback.append(event["mark"]["name"])
-            elif kind == "clear":
+            elif event.kind == "mark":
+                self._playback.append(event.name)
+            elif event.kind == "clear":
                 pending = [m for m in self._playback if m is not None]
                 self._playback.clear()
                 for name in pending:  # Twilio echoes every pending mark on clear
-                    await self._send(self.twilio.mark(name))
+                    await self._send(self.carrier.mark_played(name))
                     self.marks_echoed += 1
 
     async def _send(self, message: dict[str, Any] | str | bytes) -> None:
@@ -138,7 +140,7 @@ class Phone:
         delay = self._t0 + self._ticks * FRAME_S - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # real-time pacing, like a phone line
-        await self._send(self.twilio.media(frame))
+        await self._send(self.carrier.media(frame))
         while self._playback and self._playback[0] is not None:
             await self._echo(self._playback.popleft())
         if self._playback:
@@ -149,7 +151,7 @@ class Phone:
 
     async def _echo(self, name: str | None) -> None:
         assert name is not None
-        await self._send(self.twilio.mark(name))
+        await self._send(self.carrier.mark_played(name))
         self.marks_echoed += 1
 
     async def say(self, frames: list[bytes]) -> None:
@@ -178,13 +180,13 @@ class Phone:
         raise RuntimeError("the agent never finished speaking")
 
     async def press(self, digit: str) -> None:
-        await self._send(self.twilio.dtmf(digit))
+        await self._send(self.carrier.dtmf(digit))
 
     async def send_raw(self, frame: dict[str, Any] | str | bytes) -> None:
         await self._send(frame)
 
     async def hang_up(self) -> None:
-        await self._send(self.twilio.stop())
+        await self._send(self.carrier.stop())
         await self._reader
 
 
@@ -199,6 +201,7 @@ class Fixture:
     emulator_script: str
     caller: CallerScript
     live_input_rate_hz: int = 24000
+    carrier: str = "twilio"
 
 
 async def question_answer(phone: Phone) -> None:
@@ -239,7 +242,8 @@ async def hang_up_mid_reply(phone: Phone) -> None:
 
 
 async def malformed_frames(phone: Phone) -> None:
-    stream = phone.twilio.stream_sid
+    assert isinstance(phone.carrier, TwilioPhone)
+    stream = phone.carrier.stream_sid
     await phone.pause(0.1)
     await phone.send_raw("{definitely not json")
     await phone.send_raw(b"\x00\xff\x10 binary junk")
@@ -303,6 +307,19 @@ FIXTURES = [
         malformed_frames,
     ),
 ]  # fmt: skip
+FIXTURES += [  # one call per carrier besides Twilio: each replays over its own protocol
+    Fixture(
+        f"question_answer_{carrier}", "support", "+15550001111",
+        """turns:
+  - say: "We are open nine to five."
+  - say: "You're welcome. Goodbye!"
+""",
+        question_answer,
+        carrier=carrier,
+    )
+    for carrier in sorted(PHONES)
+    if carrier != "twilio"
+]  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -323,10 +340,18 @@ async def _gateway(fixture: Fixture, live_url: str, recordings_dir: Path) -> Asy
     await site.start()
     port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
     try:
-        yield f"ws://127.0.0.1:{port}{MEDIA_PATH}"
+        yield f"ws://127.0.0.1:{port}{media_path(fixture.carrier)}"
         await app[RECORDINGS].wait_idle()
     finally:
         await runner.cleanup()
+
+
+def _phone(fixture: Fixture, number: int) -> CarrierPhone:
+    if fixture.carrier == "twilio":  # the ids the committed Twilio fixtures were made with
+        return TwilioPhone(
+            account_sid=ACCOUNT_SID, stream_sid=f"MZ{number:032d}", call_sid=f"CA{number:032d}"
+        )
+    return new_phone(fixture.carrier)
 
 
 async def make(fixture: Fixture, number: int) -> None:
@@ -340,16 +365,14 @@ async def make(fixture: Fixture, number: int) -> None:
                 aiohttp.ClientSession() as session,
                 session.ws_connect(media_url) as ws,
             ):
-                twilio = TwilioCaller(
-                    stream_sid=f"MZ{number:032d}", call_sid=f"CA{number:032d}"
-                )
-                await ws.send_str(json.dumps(twilio.connected()))
-                await ws.send_str(
-                    json.dumps(
-                        twilio.start(agent=fixture.agent, to=fixture.to, **{"from": "+15551230000"})
-                    )
-                )
-                await fixture.caller(Phone(ws, twilio))
+                carrier = _phone(fixture, number)
+                parameters = {"agent": fixture.agent, "to": fixture.to, "from": "+15551230000"}
+                for frame in carrier.opening(parameters):
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_str(frame)
+                await fixture.caller(Phone(ws, carrier))
         finally:
             await emulator.stop()
         [jsonl] = recordings_dir.glob("*.jsonl")  # noqa: ASYNC240 - a one-off script

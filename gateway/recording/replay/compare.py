@@ -26,6 +26,7 @@ __all__ = [
     "OutputItem",
     "StreamDiff",
     "Tolerance",
+    "carrier_item",
     "compare_stream",
     "live_item",
     "live_item_from_wire",
@@ -91,6 +92,24 @@ def twilio_item(frame: str | bytes) -> OutputItem:
         name = message.get("mark", {}).get("name")
         return OutputItem(f"mark {name}", content=message)
     return OutputItem(str(event), content=message)
+
+
+def carrier_item(frame: str | bytes, carrier: str = "twilio") -> OutputItem:
+    """A frame the gateway wrote to `carrier` (read as that carrier's phone reads it)."""
+    if carrier == "twilio":
+        return twilio_item(frame)
+    from gateway.telephony.carriers import new_phone  # the other carriers' phones, if any
+
+    try:
+        event = new_phone(carrier).read(frame)
+    except (ValueError, KeyError, TypeError):
+        return OutputItem("unparsable frame", content=frame)
+    if event.kind == "media":
+        pcm16 = decode_mulaw(event.audio).astype("<i2").tobytes()
+        return OutputItem("media", pcm16=pcm16, rate_hz=8000)
+    if event.kind == "mark":
+        return OutputItem(f"mark {event.name}", content=event.name)
+    return OutputItem(event.kind, content=frame)
 
 
 def live_item(message: Mapping[str, Any]) -> OutputItem:

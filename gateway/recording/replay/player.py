@@ -51,10 +51,10 @@ from gateway.recording.replay.compare import (
     OutputItem,
     StreamDiff,
     Tolerance,
+    carrier_item,
     compare_stream,
     live_item,
     live_item_from_wire,
-    twilio_item,
 )
 from gateway.recording.replay.live import LiveSide
 from gateway.recording.replay.script import script_from_recording
@@ -200,13 +200,20 @@ def _close_code(code: object, default: int = 1000) -> int:
     return code if isinstance(code, int) and 1000 <= code <= 4999 else default
 
 
+def recording_carrier(recording: Recording) -> str:
+    """The carrier a recording was made on (recordings before carriers: Twilio)."""
+    carrier = recording.metadata.get("carrier")
+    return carrier if isinstance(carrier, str) and carrier else "twilio"
+
+
 def recorded_outputs(recording: Recording) -> tuple[list[OutputItem], list[OutputItem]]:
     """What the recorded gateway sent: (to Twilio, to Live)."""
     twilio: list[OutputItem] = []
     live: list[OutputItem] = []
+    carrier = recording_carrier(recording)
     for event in recording.events:
         if event.kind == EventKind.TWILIO_OUT:
-            twilio.append(twilio_item(event.frame()))
+            twilio.append(carrier_item(event.frame(), carrier))
         elif event.kind == EventKind.LIVE_OUT:
             rate_hz = int(event.data.get("rate_hz") or 0)
             if "audio_energy" in event.data:  # format 2: the samples and their loudness
@@ -377,7 +384,8 @@ async def replay_recording(
                 await _drive(recording, options, caller, live_observed, progress, report)
             finally:
                 await caller.aclose()
-            report.twilio_out = [twilio_item(frame) for frame in caller.received]
+            carrier = recording_carrier(recording)
+            report.twilio_out = [carrier_item(frame, carrier) for frame in caller.received]
             if gateway is not None and options.record_to:
                 await gateway.recordings.wait_idle()
                 report.recorded_to = [files.jsonl for files in gateway.recordings.written]
@@ -483,7 +491,8 @@ async def _in_process_gateway(
     options: ReplayOptions,
 ) -> AsyncIterator[_InProcessGateway]:
     """A gateway on 127.0.0.1 (any free port) whose Live is `live_url`."""
-    from gateway.server import MEDIA_PATH, create_app
+    from gateway.server import create_app
+    from gateway.telephony.carriers import media_path
 
     meta = recording.metadata
     # Tools' writable state starts empty: a replay never touches the real data.
@@ -496,6 +505,12 @@ async def _in_process_gateway(
             "public_url": None,
             "twilio_auth_token": None,
             "twilio_account_sids": None,
+            # Every carrier's streams unsigned and unbound: the recorded frames carry bindings
+            # of another process (and its keys).
+            "telnyx_public_key": None,
+            "telnyx_api_key": None,
+            "plivo_auth_token": None,
+            "signalwire_signing_key": None,
             "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
             "max_caller_audio_speed": 0,
             "record_calls": "all" if options.record_to else "off",
@@ -543,7 +558,8 @@ async def _in_process_gateway(
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-            yield _InProcessGateway(f"ws://127.0.0.1:{port}{MEDIA_PATH}", recordings)
+            path = media_path(recording_carrier(recording))
+            yield _InProcessGateway(f"ws://127.0.0.1:{port}{path}", recordings)
         finally:
             await runner.cleanup()
 
