@@ -202,7 +202,6 @@ def warn_unknown_models(default_model: str, agents: AgentSet) -> list[str]:
 async def handle_twiml(request: web.Request) -> web.Response:
     """Twilio's voice webhook: connect the call to our media stream, with its context."""
     settings = request.app[SETTINGS]
-    agents = request.app[AGENT_STORE].current
     form = await request.post()
     base_url = _public_base_url(request, settings)
     _require_twilio_signature(request, base_url + request.raw_path, form)  # as Twilio sent it
@@ -224,6 +223,12 @@ async def handle_twiml(request: web.Request) -> web.Response:
         log.warning("call_refused", reason="busy", call_sid=call_sid)
         busy = build_say_hangup_twiml(BUSY_MESSAGE)
         return web.Response(text=busy, content_type="application/xml")
+    agents = request.app[AGENT_STORE].current.for_carrier("twilio")
+    if agents is None:
+        log.warning("call_refused", reason="no_agent_for_carrier", carrier="twilio")
+        return web.Response(
+            text=build_say_hangup_twiml(UNAVAILABLE_MESSAGE), content_type="application/xml"
+        )
     to_number = _form_value(form, "To") or None
     from_number = _form_value(form, "From") or None
     requested = _form_value(request.query, "agent") or _form_value(form, "agent") or None
@@ -289,6 +294,10 @@ async def _serve_stream(
 ) -> web.StreamResponse:
     """Upgrade to the media WebSocket and run one `Call` on it, whatever the carrier."""
     settings = request.app[SETTINGS]
+    agents = request.app[AGENT_STORE].current.for_carrier(carrier)  # the call keeps this set
+    if agents is None:
+        log.warning("call_refused", reason="no_agent_for_carrier", carrier=carrier)
+        raise web.HTTPNotFound(text=f"no agent answers calls from {carrier}")
     slots = request.app[CALL_SLOTS]
     if slots.full:
         log.warning("call_refused", reason="busy", active_calls=slots.in_use)
@@ -316,7 +325,7 @@ async def _serve_stream(
     call = Call(
         transport,
         codec,
-        request.app[AGENT_STORE].current,  # a live call keeps the set it started with
+        agents,  # a live call keeps the set it started with
         request.app[CONNECTOR],
         partial(
             session_config_for,
@@ -405,7 +414,10 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
     if request.app[CALL_SLOTS].full:
         log.warning("call_refused", reason="busy", carrier=carrier.name, call_id=inbound.call_id)
         return _answer(carrier.refuse(BUSY_MESSAGE))
-    agents = request.app[AGENT_STORE].current
+    agents = request.app[AGENT_STORE].current.for_carrier(carrier.name)
+    if agents is None:
+        log.warning("call_refused", reason="no_agent_for_carrier", carrier=carrier.name)
+        return _answer(carrier.refuse(UNAVAILABLE_MESSAGE))
     requested = _form_value(request.query, "agent") or webhook.params.get("agent") or None
     if requested is not None and requested not in agents.agents:
         log.warning("agent_unknown", agent=clip(requested), call_id=inbound.call_id)

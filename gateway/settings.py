@@ -254,6 +254,9 @@ class Settings(BaseSettings):
     def _check_twilio_api_key(self) -> Settings:
         if bool(self.twilio_api_key_sid) != bool(self.twilio_api_key_secret):
             raise ValueError("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together")
+        if bool(self.plivo_auth_id) != bool(self.plivo_auth_token):
+            # The webhook names no account: streams are bound to PLIVO_AUTH_ID's calls.
+            raise ValueError("PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN go together")
         return self
 
     @model_validator(mode="after")

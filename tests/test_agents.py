@@ -196,6 +196,8 @@ def test_defaults() -> None:
          r"a\.yaml:2: transcription\.input: Input should be a valid boolean"),
         ("name: a\nlines: ['+15550001111', '+15550001111']\n",
          r"a\.yaml:2: lines: \+15550001111 is listed twice"),
+        ("name: a\ncarriers: [Twilio]\n", r"a\.yaml:2: carriers: 'Twilio' is not a carrier name"),
+        ("name: a\ncarriers: [plivo, plivo]\n", r"a\.yaml:2: carriers: a carrier is listed twice"),
         ("name: a\nend_call_phrases: ['bye', ' ']\n",
          r"a\.yaml:2: end_call_phrases: phrases must not be empty"),
         ("name: a\ntransfer:\n  human: '555'\n",
@@ -276,3 +278,24 @@ def test_all_broken_files_are_reported_together(tmp_path: Path) -> None:
         load_agents(tmp_path)
     assert "a.yaml:1: voise: unknown field" in str(caught.value)
     assert "b.yaml:1: lines" in str(caught.value)
+
+
+def test_an_agent_restricted_to_carriers_answers_only_their_calls() -> None:
+    agents = AgentSet.from_agents(
+        [
+            AgentConfig(name="default"),
+            AgentConfig(name="pbx", lines=("+15550001111",), carriers=("asterisk", "plivo")),
+            AgentConfig(name="twilio-only", carriers=("twilio",)),
+        ]
+    )
+    plivo = agents.for_carrier("plivo")
+    assert plivo is not None and sorted(plivo.agents) == ["default", "pbx"]
+    assert plivo.for_call(None, "+15550001111").name == "pbx"  # its line, on its carrier
+    twilio = agents.for_carrier("twilio")
+    assert twilio is not None and sorted(twilio.agents) == ["default", "twilio-only"]
+    assert twilio.for_call(None, "+15550001111").name == "default"  # not on this carrier
+    assert twilio.for_call("pbx", None).name == "default"  # nor by name
+    unrestricted = AgentSet.from_agents([AgentConfig(name="default")])
+    assert unrestricted.for_carrier("telnyx") is unrestricted
+    only_pbx = AgentSet.from_agents([AgentConfig(name="pbx", carriers=("asterisk",))])
+    assert only_pbx.for_carrier("twilio") is None

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 import yaml
 from pydantic import (
@@ -105,6 +105,8 @@ class AgentConfig(BaseModel):
 
     name: str
     lines: tuple[str, ...] = ()
+    carriers: tuple[str, ...] = ()
+    """Carriers whose calls this agent answers (`twilio`, `telnyx`, …); empty: every one."""
     model: str | None = Field(default=None, min_length=1)
     """Live model id; unset: LIVE_MODEL (default gemini-3.8-live)."""
     thinking: int | str | None = None
@@ -157,6 +159,20 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"{number} is listed twice")
             seen.add(number)
         return value
+
+    @field_validator("carriers")
+    @classmethod
+    def _check_carriers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _CARRIER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a carrier name (lower case, like twilio)")
+        if len(set(value)) != len(value):
+            raise ValueError("a carrier is listed twice")
+        return value
+
+    def answers_on(self, carrier: str) -> bool:
+        """Whether calls from `carrier` may reach this agent."""
+        return not self.carriers or carrier in self.carriers
 
     @field_validator("voice")
     @classmethod
@@ -503,6 +519,9 @@ def _check_tools_of_invalid_agent(
 _TRANSFER_TARGETS: TypeAdapter[dict[str, TransferTarget]] = TypeAdapter(dict[str, TransferTarget])
 
 
+_CARRIER_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
 @dataclass(frozen=True)
 class AgentSet:
     """All agents of a gateway, and which one answers which called number."""
@@ -520,6 +539,17 @@ class AgentSet:
         if to_number and to_number in self.by_line:
             return self.agents[self.by_line[to_number]]
         return self.default
+
+    def for_carrier(self, carrier: str) -> AgentSet | None:
+        """The agents that answer calls from `carrier` (all of them unless some are restricted
+        with `carriers`); None when none does. Lines match the called number on any carrier."""
+        if all(agent.answers_on(carrier) for agent in self.agents.values()):
+            return self
+        agents = {n: a for n, a in self.agents.items() if a.answers_on(carrier)}
+        if not agents:
+            return None
+        by_line = {line: name for line, name in self.by_line.items() if name in agents}
+        return AgentSet(agents=agents, by_line=by_line)
 
     @property
     def default(self) -> AgentConfig:

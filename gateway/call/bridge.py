@@ -48,6 +48,7 @@ from gateway.live.protocol import (
 from gateway.ops.logs import clip
 from gateway.prompts import APOLOGY, load_prompt_mulaw, prompt_duration_s
 from gateway.telephony.base import (
+    CarrierNotice,
     Connected,
     Dtmf,
     MarkEcho,
@@ -394,6 +395,12 @@ class Call:
                 return
             elif isinstance(event, StreamStart | Connected):
                 self.log.warning("unexpected_caller_event", kind=type(event).__name__)
+            elif isinstance(event, CarrierNotice):
+                if event.detail:  # the carrier refused something we sent
+                    self.log.warning("carrier_reported_error", event=event.event,
+                                     detail=clip(event.detail, MAX_LOGGED_ERROR_CHARS))  # fmt: skip
+                else:
+                    self.log.debug("carrier_notice", event=event.event)
 
     async def _on_caller_audio(self, frame: MediaFrame) -> None:
         if frame.track not in ("inbound", "inbound_track", ""):

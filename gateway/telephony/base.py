@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
     "CarrierEvent",
+    "CarrierNotice",
     "Connected",
     "Dtmf",
     "MarkEcho",
@@ -97,6 +98,18 @@ class StreamStop:
 
 
 @dataclass(frozen=True, slots=True)
+class CarrierNotice:
+    """A well-formed carrier event the call has nothing to do with: an acknowledgement (Plivo's
+    `clearedAudio`), or the carrier's report that it refused something we sent (`detail` set,
+    e.g. Telnyx's `error`): logged, never taken as a malformed frame."""
+
+    stream_sid: str
+    event: str
+    detail: str = ""
+    """For a carrier's error report: what it said (code, title, detail)."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """An event type this codec does not know; kept, not rejected, so carriers can add events."""
 
@@ -105,7 +118,14 @@ class UnknownEvent:
 
 
 CarrierEvent: TypeAlias = (
-    Connected | StreamStart | MediaFrame | Dtmf | MarkEcho | StreamStop | UnknownEvent
+    Connected
+    | StreamStart
+    | MediaFrame
+    | Dtmf
+    | MarkEcho
+    | StreamStop
+    | CarrierNotice
+    | UnknownEvent
 )
 
 

@@ -13,8 +13,12 @@ from typing import Final
 from gateway.settings import Settings
 from gateway.telephony.carrier import Carrier
 from gateway.telephony.phone import CarrierPhone
+from gateway.telephony.plivo import PlivoCarrier
+from gateway.telephony.plivo_phone import PlivoPhone
 from gateway.telephony.signalwire import SignalWireCarrier
 from gateway.telephony.signalwire_phone import SignalWirePhone
+from gateway.telephony.telnyx import TelnyxCarrier
+from gateway.telephony.telnyx_phone import TelnyxPhone
 from gateway.telephony.twilio import TwilioCarrier
 from gateway.telephony.twilio_caller import TwilioPhone
 
@@ -24,6 +28,8 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
     {
         "twilio": TwilioCarrier.from_settings,
         "signalwire": SignalWireCarrier.from_settings,
+        "plivo": PlivoCarrier.from_settings,
+        "telnyx": TelnyxCarrier.from_settings,
     }
 )
 """Route name → how to build the carrier from settings."""
@@ -32,6 +38,8 @@ PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
     {
         "twilio": TwilioPhone,
         "signalwire": SignalWirePhone,
+        "plivo": PlivoPhone,
+        "telnyx": TelnyxPhone,
     }
 )
 """Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a
