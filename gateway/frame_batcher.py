@@ -30,18 +30,27 @@ HIGH_WATER_BYTES: Final = 64 * 1024
 """Past this many unsent bytes in the transport, frames go through aiohttp's flow control."""
 
 _FIN_TEXT: Final = 0x81
+_FIN_BINARY: Final = 0x82
 _PACK_LEN2: Final = struct.Struct("!BBH").pack
 _PACK_LEN8: Final = struct.Struct("!BBQ").pack
 
 
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, unfragmented text frame (what a server sends) carrying `payload`."""
+def text_frame(payload: bytes, first_byte: int = _FIN_TEXT) -> bytes:
+    """One unmasked, unfragmented text frame (what a server sends) carrying `payload`
+    (`first_byte` _FIN_BINARY: a binary frame)."""
     size = len(payload)
     if size < 126:
-        return bytes((_FIN_TEXT, size)) + payload
+        return bytes((first_byte, size)) + payload
     if size < 65536:
-        return _PACK_LEN2(_FIN_TEXT, 126, size) + payload
-    return _PACK_LEN8(_FIN_TEXT, 127, size) + payload
+        return _PACK_LEN2(first_byte, 126, size) + payload
+    return _PACK_LEN8(first_byte, 127, size) + payload
+
+
+def _frame(frame: str | bytes) -> bytes:
+    """The wire bytes of a text (str) or binary (bytes) message."""
+    if isinstance(frame, bytes):
+        return text_frame(frame, _FIN_BINARY)
+    return text_frame(frame.encode("utf-8"))
 
 
 class FrameBatcher:
@@ -58,17 +67,20 @@ class FrameBatcher:
         self._held: list[bytes] | None = None
         """None: nothing written this step; else the frames after the first, for `flush`."""
 
-    async def send(self, frame: str) -> None:
+    async def send(self, frame: str | bytes) -> None:
         if not self.send_now((frame,)):
             self.flush()
-            await self._ws.send_str(frame)
+            if isinstance(frame, bytes):
+                await self._ws.send_bytes(frame)
+            else:
+                await self._ws.send_str(frame)
 
-    def send_now(self, frames: Sequence[str]) -> bool:
+    def send_now(self, frames: Sequence[str | bytes]) -> bool:
         """Write `frames` now in one `transport.write` (held for the step's end if this step
         has written already). False, writing nothing, when aiohttp must write them itself."""
         held = self._held
         if held is not None:  # this step has written already, all checks passed: hold them
-            held.extend(text_frame(frame.encode("utf-8")) for frame in frames)
+            held.extend(map(_frame, frames))
             return True
         transport = self._transport
         if (
@@ -79,9 +91,9 @@ class FrameBatcher:
         ):
             return False
         if len(frames) == 1:
-            transport.write(text_frame(frames[0].encode("utf-8")))
+            transport.write(_frame(frames[0]))
         else:
-            transport.write(b"".join(text_frame(frame.encode("utf-8")) for frame in frames))
+            transport.write(b"".join(map(_frame, frames)))
         self._held = []
         asyncio.get_running_loop().call_soon(self.flush)
         return True

@@ -134,12 +134,12 @@ class WebSocketTransport:
                     log.warning("caller_socket_error", error=repr(error))
                 return None
 
-    async def send(self, frame: str) -> None:
+    async def send(self, frame: str | bytes) -> None:
         if self._ws.closed:
             raise ConnectionResetError("caller stream is closed")
         await self._frames.send(frame)
 
-    def send_now(self, frames: Sequence[str]) -> bool:
+    def send_now(self, frames: Sequence[str | bytes]) -> bool:
         return not self._ws.closed and self._frames.send_now(frames)
 
     async def close(self) -> None:

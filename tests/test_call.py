@@ -146,6 +146,41 @@ async def test_agent_audio_is_sent_as_160_byte_mulaw_frames_with_a_mark_per_turn
     await run.task
 
 
+def l16_start(caller: TwilioCaller, rate_hz: int) -> dict[str, object]:
+    start = caller.start()
+    start["start"]["mediaFormat"] = {
+        "encoding": "audio/x-l16", "sampleRate": rate_hz, "channels": 1
+    }
+    return start
+
+
+async def test_an_l16_stream_is_heard_and_answered_in_l16() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    call = make_call(transport, connector, rate_hz=16000)
+    transport.push(l16_start(caller, 8000))
+    task = asyncio.create_task(call.run())
+    live = await connector.session()
+    transport.push(caller.media(bytes(160)))  # 10 ms of 16-bit silence at 8 kHz (Twilio's cap)
+    await live.wait_audio(1)
+    assert len(live.audio[0][0]) == 320  # 10 ms at 16 kHz
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(100),)))
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    await transport.next_sent("mark")
+    sent = transport.sent
+    media = [base64.b64decode(m["media"]["payload"]) for m in sent if m["event"] == "media"]
+    assert [len(frame) for frame in media] == [320] * 5  # 100 ms of L16 at 8 kHz
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
+
+
+async def test_a_stream_format_without_a_conversion_ends_the_call_before_live() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    call = make_call(transport, connector)
+    transport.push(l16_start(caller, 16000))  # 24 → 16 kHz out is not there yet
+    assert await call.run() is EndReason.UNSUPPORTED_AUDIO
+    assert connector.sessions == []
+
+
 async def test_a_burst_of_agent_audio_leaves_in_one_write_when_the_socket_takes_it() -> None:
     run = await started_call()
     run.transport.takes_bursts = True

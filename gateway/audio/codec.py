@@ -1,4 +1,5 @@
-"""Per-call audio pipelines between Twilio (8 kHz μ-law) and Live (PCM16LE at 16 or 24 kHz).
+"""Per-call audio pipelines between the carrier (8 kHz μ-law or L16) and Live (PCM16LE at 16 or
+24 kHz in, 24 kHz out): `StreamAudio` picks them for a stream's format.
 
 Each object is stateful (filter history, a dangling byte, a partial frame) and belongs to one
 call and one direction. Bytes in, bytes out: no IO here. The μ-law tables are fused into the
@@ -13,7 +14,12 @@ from typing import Final
 
 import numpy as np
 
-from gateway.audio.mulaw import MULAW_DECODE_TABLE, MULAW_ENCODE_TABLE, MULAW_SILENCE
+from gateway.audio.mulaw import (
+    MULAW_DECODE_TABLE,
+    MULAW_ENCODE_TABLE,
+    MULAW_SILENCE,
+    decode_mulaw,
+)
 from gateway.audio.resample import StreamingResampler
 
 MULAW_RATE_HZ: Final = 8000
@@ -87,12 +93,14 @@ class AgentAudioEncoder:
 
 
 class MulawFramer:
-    """Cuts a μ-law byte stream into whole frames of `frame_bytes`, keeping the remainder."""
+    """Cuts an audio byte stream into whole frames of `frame_bytes`, keeping the remainder
+    (μ-law by default; `silence` is the byte a short last frame is padded with)."""
 
-    def __init__(self, frame_bytes: int = MULAW_FRAME_BYTES) -> None:
+    def __init__(self, frame_bytes: int = MULAW_FRAME_BYTES, silence: int = MULAW_SILENCE) -> None:
         if frame_bytes <= 0:
             raise ValueError(f"frame_bytes must be positive, got {frame_bytes}")
         self.frame_bytes: Final = frame_bytes
+        self._silence = bytes([silence])
         self._pending = bytearray()
 
     @property
@@ -114,13 +122,119 @@ class MulawFramer:
         """The remainder padded with μ-law silence to a whole frame, or None if nothing is held."""
         if not self._pending:
             return None
-        frame = bytes(self._pending).ljust(self.frame_bytes, bytes([MULAW_SILENCE]))
+        frame = bytes(self._pending).ljust(self.frame_bytes, self._silence)
         self._pending.clear()
         return frame
 
     def reset(self) -> None:
         """Drop the remainder (barge-in)."""
         self._pending.clear()
+
+
+MULAW_ENCODING: Final = "audio/x-mulaw"
+"""A stream of G.711 μ-law, one byte per sample (`StreamStart.encoding`)."""
+L16_ENCODING: Final = "audio/x-l16"
+"""A stream of 16-bit linear PCM, little-endian, two bytes per sample."""
+AGENT_RATE_HZ: Final = 24000
+"""Live's output rate, always."""
+
+
+class UnsupportedStreamFormat(ValueError):
+    """A carrier stream in an encoding or rate the gateway cannot convert; says which."""
+
+
+class Pcm16Resampler:
+    """PCM16LE at one rate → PCM16LE at another (band-limited; a pass-through at equal rates).
+
+    Chunks may split a sample: an odd trailing byte is kept and joined to the next chunk.
+    """
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int) -> None:
+        self._resampler = (
+            None if in_rate_hz == out_rate_hz else StreamingResampler(in_rate_hz, out_rate_hz)
+        )
+        self._dangling = b""
+
+    def convert(self, pcm16le: bytes) -> bytes:
+        if self._dangling or len(pcm16le) & 1:
+            data = self._dangling + bytes(pcm16le)
+            whole = len(data) & ~1
+            self._dangling = data[whole:]
+            pcm16le = data[:whole]
+        if self._resampler is None:
+            return bytes(pcm16le)
+        if not _NATIVE_IS_LE:
+            return _swap16(self._resampler.process_bytes(_swap16(pcm16le)))
+        return self._resampler.process_bytes(pcm16le)
+
+    def reset(self) -> None:
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._dangling = b""
+
+
+class StreamAudio:
+    """One call's audio in its carrier's stream format (μ-law or L16, at 8 kHz), both ways.
+
+    `decode` turns a caller frame into PCM16LE at the Live input rate; `encode` turns Live's
+    24 kHz audio into the stream's format; `framer` cuts that into 20 ms frames; `from_mulaw`
+    converts the gateway's own 8 kHz μ-law sounds (the apology prompt, DTMF tones). Raises
+    UnsupportedStreamFormat for a format there is no conversion for (e.g. 16 kHz out: 24 → 16
+    kHz needs a 3:2 resampler the gateway does not have yet).
+    """
+
+    def __init__(self, encoding: str, rate_hz: int, live_input_rate_hz: int) -> None:
+        self.encoding: Final = encoding
+        self.rate_hz: Final = rate_hz
+        if encoding == MULAW_ENCODING and rate_hz == MULAW_RATE_HZ:
+            self._mulaw = True
+            self._decoder: CallerAudioDecoder | Pcm16Resampler = CallerAudioDecoder(
+                live_input_rate_hz
+            )
+            self._encoder: AgentAudioEncoder | Pcm16Resampler = AgentAudioEncoder()
+            self.framer = MulawFramer()
+        elif encoding == L16_ENCODING and rate_hz == MULAW_RATE_HZ:
+            self._mulaw = False
+            self._decoder = Pcm16Resampler(rate_hz, live_input_rate_hz)
+            self._encoder = Pcm16Resampler(AGENT_RATE_HZ, rate_hz)
+            self.framer = MulawFramer(2 * rate_hz // 50, silence=0)
+        else:
+            raise UnsupportedStreamFormat(
+                f"no conversion for {encoding} at {rate_hz} Hz (the gateway streams "
+                f"{MULAW_ENCODING} and {L16_ENCODING} at {MULAW_RATE_HZ} Hz)"
+            )
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of 20 ms of the stream's audio."""
+        return self.framer.frame_bytes
+
+    def decode(self, audio: bytes) -> bytes:
+        if isinstance(self._decoder, CallerAudioDecoder):
+            return self._decoder.decode(audio)
+        return self._decoder.convert(audio)
+
+    def encode(self, pcm16le_24k: bytes) -> bytes:
+        if isinstance(self._encoder, AgentAudioEncoder):
+            return self._encoder.encode(pcm16le_24k)
+        return self._encoder.convert(pcm16le_24k)
+
+    def reset_encoder(self) -> None:
+        """Barge-in: the agent's audio was cut; its filter history and partial frame go."""
+        self._encoder.reset()
+        self.framer.reset()
+
+    def from_mulaw(self, mulaw: bytes) -> bytes:
+        """8 kHz μ-law (the gateway's prompts and tones) in the stream's format."""
+        if self._mulaw:
+            return mulaw
+        return decode_mulaw(mulaw).astype("<i2").tobytes()
+
+    def frames(self, audio: bytes) -> list[bytes]:
+        """`audio` (the stream's format) as whole 20 ms frames, the last padded with silence."""
+        size = self.frame_bytes
+        silence = b"\xff" if self._mulaw else b"\x00"
+        return [audio[i : i + size].ljust(size, silence) for i in range(0, len(audio), size)]
 
 
 def _swap16(pcm16: bytes) -> bytes:

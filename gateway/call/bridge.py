@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.agents.config import AgentConfig, AgentSet
-from gateway.audio.codec import AgentAudioEncoder, CallerAudioDecoder, MulawFramer
+from gateway.audio.codec import (
+    MULAW_ENCODING,
+    MULAW_RATE_HZ,
+    StreamAudio,
+    UnsupportedStreamFormat,
+)
 from gateway.call.control import CallSupervisor
 from gateway.call.hooks import CallObserver, ObserverSet
 from gateway.call.outcome import CallStats, EndReason
@@ -76,7 +81,6 @@ CARRIER_IDLE_TIMEOUT_S = 10.0
 every 20 ms, silence included). CARRIER_IDLE_TIMEOUT_S; 0 disables."""
 PROMPT_MARK = "prompt-apology"
 """The mark sent after the apology prompt; its echo means the caller heard it."""
-PROMPT_FRAME_BYTES = 160
 """Prompt audio goes out in 20 ms μ-law frames, like agent audio."""
 PROMPT_ECHO_MARGIN_S = 10.0
 """How long past the prompt's own length we wait for its mark echo before hanging up."""
@@ -137,12 +141,12 @@ class Call:
         self._live_input_rate_hz = live_input_rate_hz
         self.events = ObserverSet(observers)
 
-        self._decoder = CallerAudioDecoder(live_input_rate_hz)
-        self._encoder = AgentAudioEncoder()
-        self._framer = MulawFramer()
+        self._audio = StreamAudio(MULAW_ENCODING, MULAW_RATE_HZ, live_input_rate_hz)
+        """Conversions for the stream's format (replaced at `start` when it says otherwise)."""
 
-        self._outbound: deque[tuple[str, bytes | None]] = deque()
-        """Frames for the caller, oldest first, each with its μ-law if it is audio (else None)."""
+        self._outbound: deque[tuple[str | bytes, bytes | None]] = deque()
+        """Frames for the caller, oldest first, each with its audio (in the stream's format) if
+        it is a media frame (else None)."""
         self._outbound_ready = asyncio.Event()
         self._pending_marks: set[str] = set()
         self._buffered_caller_audio: deque[bytes] = deque()
@@ -178,7 +182,7 @@ class Call:
             start = await self._await_start()
             if start is None:
                 self._end(EndReason.NO_START)
-            else:
+            elif self._audio_for(start):
                 self._begin(start)
                 await self._serve()
         except Exception:
@@ -249,6 +253,20 @@ class Call:
         except TimeoutError:
             self.log.warning("no_start_event", timeout_s=self._start_timeout_s)
             return None
+
+    def _audio_for(self, start: StreamStart) -> bool:
+        """Pick the conversions for the stream's format; False (and the call ends) if none."""
+        if (start.encoding, start.sample_rate_hz) == (self._audio.encoding, self._audio.rate_hz):
+            return True
+        try:
+            self._audio = StreamAudio(
+                start.encoding, start.sample_rate_hz, self._live_input_rate_hz
+            )
+        except UnsupportedStreamFormat as exc:
+            self.log.error("unsupported_stream_format", call_sid=start.call_sid, error=str(exc))
+            self._end(EndReason.UNSUPPORTED_AUDIO)
+            return False
+        return True
 
     def _begin(self, start: StreamStart) -> None:
         self.start = start
@@ -410,7 +428,7 @@ class Call:
         if budget is not None and not budget.take(len(frame.payload)):  # 8 kHz μ-law samples
             self._over_real_time(budget)
             return
-        pcm16 = self._decoder.decode(frame.payload)
+        pcm16 = self._audio.decode(frame.payload)
         live = self._live
         if live is not None and self._live_ready:
             self.events.live_audio_out(pcm16, self._live_input_rate_hz)
@@ -521,12 +539,10 @@ class Call:
             return
         stream_sid = self.start.stream_sid
         build_media = self._codec.build_media
-        tail = self._framer.flush()
+        tail = self._audio.framer.flush()
         if tail is not None:
             self._outbound.append((build_media(stream_sid, tail), tail))
-        frame_bytes = PROMPT_FRAME_BYTES
-        for offset in range(0, len(mulaw), frame_bytes):
-            frame = mulaw[offset : offset + frame_bytes].ljust(frame_bytes, b"\xff")
+        for frame in self._audio.frames(self._audio.from_mulaw(mulaw)):
             self._outbound.append((build_media(stream_sid, frame), frame))
         self._pending_marks.add(PROMPT_MARK)
         self._outbound.append((self._codec.build_mark(stream_sid, PROMPT_MARK), None))
@@ -609,8 +625,7 @@ class Call:
             self._outbound_ready.set()
 
     def _queue_agent_audio(self, pcm16: bytes) -> None:
-        mulaw = self._encoder.encode(pcm16)
-        frames = self._framer.push(mulaw)
+        frames = self._audio.framer.push(self._audio.encode(pcm16))
         if not frames:
             return
         assert self.start is not None
@@ -631,7 +646,7 @@ class Call:
             self._turn_has_audio = False
             return None
         assert self.start is not None
-        tail = self._framer.flush()
+        tail = self._audio.framer.flush()
         if tail is not None:
             self._outbound.append((self._codec.build_media(self.start.stream_sid, tail), tail))
             self.stats.agent_frames += 1
@@ -653,8 +668,7 @@ class Call:
         assert self.start is not None
         dropped = sum(1 for _, audio in self._outbound if audio is not None)
         self._outbound.clear()
-        self._encoder.reset()
-        self._framer.reset()
+        self._audio.reset_encoder()
         self._pending_marks.clear()
         self._turn_has_audio = False
         self._outbound.append((self._codec.build_clear(self.start.stream_sid), None))
@@ -734,8 +748,7 @@ class Call:
         """`CallHooks`: queue 8 kHz μ-law (e.g. DTMF tones) for the caller as 20 ms frames."""
         assert self.start is not None
         stream_sid = self.start.stream_sid
-        for offset in range(0, len(mulaw), PROMPT_FRAME_BYTES):
-            frame = mulaw[offset : offset + PROMPT_FRAME_BYTES].ljust(PROMPT_FRAME_BYTES, b"\xff")
+        for frame in self._audio.frames(self._audio.from_mulaw(mulaw)):
             self._outbound.append((self._codec.build_media(stream_sid, frame), frame))
         self._outbound_ready.set()
 

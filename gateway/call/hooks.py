@@ -50,7 +50,7 @@ class CallObserver:
         """The media frame just passed to `carrier_in`, as the call parsed it (well-formed
         media only): observers that want the audio need not parse the frame again."""
 
-    def carrier_out(self, frame: str) -> None:
+    def carrier_out(self, frame: str | bytes) -> None:
         """A frame actually written to the carrier (dropped barge-in frames never appear)."""
 
     def agent_media(self, mulaw: bytes) -> None:
@@ -158,7 +158,7 @@ class ObserverSet(CallObserver):
             except Exception as exc:
                 self._failed(observer, "caller_media", exc)
 
-    def carrier_out(self, frame: str) -> None:
+    def carrier_out(self, frame: str | bytes) -> None:
         for observer in self._carrier_out:
             try:
                 observer.carrier_out(frame)

@@ -16,6 +16,8 @@ class EndReason(StrEnum):
     LIVE_FAILED = "live_failed"
     GATEWAY_SHUTDOWN = "gateway_shutdown"
     INTERNAL_ERROR = "internal_error"
+    UNSUPPORTED_AUDIO = "unsupported_audio"
+    """The stream's audio format has no conversion (e.g. 16 kHz L16 out)."""
     CALLER_AUDIO_FLOOD = "caller_audio_flood"
     """The caller sent audio faster than real time for too long (security.AudioBudget)."""
     # The gateway ended the call on purpose (gateway.call.control.EndCause):

@@ -13,15 +13,17 @@ from gateway.live.protocol import ServerMessage, SessionConfig
 
 
 class CallerTransport(Protocol):
-    """The carrier side of a call: text frames in and out (an aiohttp WebSocket in production)."""
+    """The carrier side of a call: frames in and out (an aiohttp WebSocket in production)."""
 
     async def receive(self) -> str | bytes | None:
         """The next frame, or None once the carrier has closed the stream."""
         ...
 
-    async def send(self, frame: str) -> None: ...
+    async def send(self, frame: str | bytes) -> None:
+        """One frame: text, or bytes for a binary message (carriers that send raw audio)."""
+        ...
 
-    def send_now(self, frames: Sequence[str]) -> bool:
+    def send_now(self, frames: Sequence[str | bytes]) -> bool:
         """Write all `frames` at once, without waiting, when the socket allows it (one write
         for a burst of agent audio). False: nothing was written; `send` them one by one."""
         ...

@@ -42,6 +42,7 @@ import structlog
 from aiohttp import web
 
 from gateway import gateway_version
+from gateway.audio.mulaw import encode_mulaw
 from gateway.call.hooks import CallObserver, CallView
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
 from gateway.recording.audio import StereoCallMixer
@@ -65,6 +66,7 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
+from gateway.telephony.carrier import L16
 from gateway.telephony.twilio import (
     MAX_FRAME_CHARS,
     MAX_STREAMING_FRAME_CHARS,
@@ -190,7 +192,9 @@ class RecordingSink:
         self._twilio = isinstance(self._codec, TwilioCodec)
         """Outbound media kept as its μ-law (AGENT_MEDIA records) is rebuilt as Twilio frames;
         other carriers' frames out stay JSONL text (their audio still reaches the WAV)."""
-        self._clear_frame: str | None = None
+        self._clear_frame: str | bytes | None = None
+        self._l16 = False
+        """The stream's audio is 16-bit PCM (else μ-law): the WAV mixer gets it as μ-law."""
         self.max_bytes = max_bytes
         self.full = False
         """The byte budget is spent; nothing more is written but the closing line."""
@@ -351,19 +355,19 @@ class RecordingSink:
                 return {"frame_b64": base64.b64encode(payload).decode("ascii")}
             return {"frame": payload}
         if kind is EventKind.TWILIO_OUT:
-            if isinstance(payload, tuple):  # (frame, the μ-law the call built it from)
-                frame, mulaw = payload
-                if self._built_agent_media(t, frame, mulaw):
+            if isinstance(payload, tuple):  # (frame, the audio the call built it from)
+                frame, audio = payload
+                if isinstance(frame, str) and self._built_agent_media(t, frame, audio):
                     return None
-                if not self._twilio:  # another carrier's frame: its text, and its audio heard
+                if not self._twilio:  # another carrier's frame: kept whole, its audio heard
                     assert self._mixer is not None
-                    self._mixer.agent_audio(mulaw)
-                    return {"frame": frame}
+                    self._mixer.agent_audio(self._as_mulaw(audio))
+                    return _frame_fields(frame)
                 payload = frame
-            if self._agent_media(t, payload):
+            if isinstance(payload, str) and self._agent_media(t, payload):
                 return None
             self._agent_frame(payload)
-            return {"frame": payload}
+            return _frame_fields(payload)
         if kind is EventKind.LIVE_OUT:
             if isinstance(payload, tuple):
                 pcm16le, rate_hz = payload
@@ -413,6 +417,7 @@ class RecordingSink:
             return {"close_code": payload}
         if kind is EventKind.CALL_STARTED:
             self._transcript.set_header(_transcript_header(payload))
+            self._l16 = payload.get("encoding") == L16
             stream_sid = payload.get("stream_sid")
             if isinstance(stream_sid, str):
                 if self._twilio:
@@ -440,7 +445,7 @@ class RecordingSink:
             return False
         assert self._mixer is not None
         if media.track in ("inbound", "inbound_track", ""):
-            self._mixer.caller_audio(media.payload, media.timestamp_ms)
+            self._mixer.caller_audio(self._as_mulaw(media.payload), media.timestamp_ms)
         body = CALLER_MEDIA_HEAD.pack(len(head), len(tail)) + head + tail + media.payload
         self._audio_record(AudioRecordKind.CALLER_MEDIA, t, body)
         return True
@@ -490,7 +495,7 @@ class RecordingSink:
             return True
         if isinstance(event, MediaFrame):
             if event.track in ("inbound", "inbound_track", ""):
-                self._mixer.caller_audio(event.payload, event.timestamp_ms)
+                self._mixer.caller_audio(self._as_mulaw(event.payload), event.timestamp_ms)
         elif isinstance(event, Dtmf):
             self._transcript.note(t, f"caller pressed {event.digit}")
         elif isinstance(event, StreamStop):
@@ -498,12 +503,18 @@ class RecordingSink:
             self._transcript.note(t, "(caller hung up)")
         return False
 
-    def _agent_frame(self, frame: str) -> None:
+    def _as_mulaw(self, audio: bytes) -> bytes:
+        """The stream's audio as the WAV mixer's μ-law (L16 is 8 kHz here, like μ-law)."""
+        if not self._l16:
+            return audio
+        return encode_mulaw(np.frombuffer(audio, dtype="<i2", count=len(audio) // 2))
+
+    def _agent_frame(self, frame: str | bytes) -> None:
         assert self._mixer is not None
         if frame == self._clear_frame:
             self._mixer.agent_cleared()
             return
-        if not self._twilio:
+        if not self._twilio or not isinstance(frame, str):
             return  # its audio came with `agent_media`; nothing else in it is audible
         try:
             message = json.loads(frame)
@@ -522,6 +533,13 @@ class RecordingSink:
             self._transcript.speech(t, "agent", message.output_transcription)
         if message.turn_complete or message.interrupted:
             self._transcript.end_turn()
+
+
+def _frame_fields(frame: str | bytes) -> dict[str, Any]:
+    """How a whole frame is kept in the JSONL: text as it is, binary as base64."""
+    if isinstance(frame, bytes):
+        return {"frame_b64": base64.b64encode(frame).decode("ascii")}
+    return {"frame": frame}
 
 
 def _clip(text: str) -> str:
@@ -716,7 +734,7 @@ class CallRecorder(CallObserver):
             if kind is EventKind.TWILIO_IN and isinstance(raw, str):
                 self._pending[-1] = (t, kind, (raw, frame))
 
-    def carrier_out(self, frame: str) -> None:
+    def carrier_out(self, frame: str | bytes) -> None:
         if self._state is _State.ON:
             self._push(EventKind.TWILIO_OUT, frame)
 
@@ -724,7 +742,7 @@ class CallRecorder(CallObserver):
         """The μ-law of the media frame just recorded: the writer keeps it without decoding."""
         if self._state is _State.ON and self._pending:
             t, kind, raw = self._pending[-1]
-            if kind is EventKind.TWILIO_OUT and isinstance(raw, str):
+            if kind is EventKind.TWILIO_OUT and isinstance(raw, str | bytes):
                 self._pending[-1] = (t, kind, (raw, mulaw))
 
     def live_out(self, message: Mapping[str, Any]) -> None:

@@ -196,10 +196,10 @@ class GuardedTransport:
         )
         return False
 
-    async def send(self, frame: str) -> None:
+    async def send(self, frame: str | bytes) -> None:
         await self._inner.send(frame)
 
-    def send_now(self, frames: Sequence[str]) -> bool:
+    def send_now(self, frames: Sequence[str | bytes]) -> bool:
         return self._inner.send_now(frames)
 
     async def close(self) -> None:

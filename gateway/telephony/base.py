@@ -131,16 +131,23 @@ CarrierEvent: TypeAlias = (
 
 @runtime_checkable
 class MediaStreamCodec(Protocol):
-    """Parse one inbound text frame and build outbound ones for a single carrier.
+    """Parse one inbound frame and build outbound ones for a single carrier.
 
-    `parse` raises TelephonyProtocolError on a malformed frame. Builders return the text
-    frame to send; outbound audio is 8 kHz μ-law bytes.
+    `parse` raises TelephonyProtocolError on a malformed frame. Builders return the frame to
+    send: text (a JSON message) or bytes (a binary WebSocket message, e.g. Vonage's raw
+    audio). Outbound audio is raw bytes in the stream's format (`StreamStart.encoding` and
+    `sample_rate_hz`: μ-law or 16-bit little-endian PCM), 20 ms per frame.
     """
+
+    @property
+    def name(self) -> str:
+        """The carrier's route name (`twilio`, …)."""
+        ...
 
     def parse(self, frame: str | bytes) -> CarrierEvent: ...
 
-    def build_media(self, stream_sid: str, mulaw: bytes) -> str: ...
+    def build_media(self, stream_sid: str, audio: bytes) -> str | bytes: ...
 
-    def build_mark(self, stream_sid: str, name: str) -> str: ...
+    def build_mark(self, stream_sid: str, name: str) -> str | bytes: ...
 
-    def build_clear(self, stream_sid: str) -> str: ...
+    def build_clear(self, stream_sid: str) -> str | bytes: ...

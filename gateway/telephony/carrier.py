@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from gateway.audio.codec import L16_ENCODING, MULAW_ENCODING
 from gateway.telephony.base import MediaStreamCodec
 from gateway.tools.spec import TransferTarget
 
@@ -40,9 +41,9 @@ __all__ = [
     "WebhookRequest",
 ]
 
-MULAW: Final = "audio/x-mulaw"
+MULAW: Final = MULAW_ENCODING
 """`StreamStart.encoding` of G.711 μ-law (one byte per sample)."""
-L16: Final = "audio/x-l16"
+L16: Final = L16_ENCODING
 """`StreamStart.encoding` of 16-bit linear PCM, little-endian (two bytes per sample)."""
 
 

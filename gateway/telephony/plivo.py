@@ -391,6 +391,8 @@ class PlivoCodec:
     `extraHeaders`.
     """
 
+    name: Final = "plivo"
+
     def __init__(self, query: Mapping[str, str] | None = None) -> None:
         self._query = dict(query or {})
         self._stream_id = ""
