@@ -135,6 +135,23 @@ class Settings(BaseSettings):
     each stream to its call."""
     signalwire_space_url: str | None = None
     """Your SignalWire space's REST base URL, e.g. https://example.signalwire.com."""
+    vonage_signature_secret: str | None = Field(default=None, repr=False)
+    """Vonage's signature secret (Dashboard > Settings): checks the signed-webhook JWT on
+    /vonage/voice and binds each stream to its call."""
+    vonage_application_id: str | None = None
+    """The Vonage application answering the calls (REST JWTs; the calls' account)."""
+    vonage_private_key: str | None = Field(default=None, repr=False)
+    """The application's private key (PEM; one line with \\n works): REST hang-up, transfer."""
+    vonage_api_base_url: str = "https://api.nexmo.com"
+    """Vonage Voice REST base URL; tests point it at a fake on loopback."""
+    exotel_account_sid: str | None = None
+    """Exotel account SID: the calls' account (Exotel's webhook does not say it)."""
+    exotel_api_key: str | None = None
+    """Exotel API key (REST hang-up, with the token)."""
+    exotel_api_token: str | None = Field(default=None, repr=False)
+    """Exotel API token: REST, and binds each stream to its call (with the account SID)."""
+    exotel_api_base_url: str = "https://cpaas-api.exotel.com"
+    """Exotel REST base URL (https://cpaas-api.in.exotel.com for Mumbai accounts)."""
     max_concurrent_calls: int = Field(default=200, ge=0)
     """Calls served at once; beyond it callers hear "busy" (0: no limit)."""
     max_carrier_frame_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -200,7 +217,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 24000 or 16000")
         return value
 
-    @field_validator("twilio_api_base_url", "telnyx_api_base_url", "plivo_api_base_url")
+    @field_validator(
+        "twilio_api_base_url",
+        "telnyx_api_base_url",
+        "plivo_api_base_url",
+        "vonage_api_base_url",
+        "exotel_api_base_url",
+    )
     @classmethod
     def _check_twilio_api_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -257,6 +280,8 @@ class Settings(BaseSettings):
         if bool(self.plivo_auth_id) != bool(self.plivo_auth_token):
             # The webhook names no account: streams are bound to PLIVO_AUTH_ID's calls.
             raise ValueError("PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN go together")
+        if bool(self.vonage_application_id) != bool(self.vonage_private_key):
+            raise ValueError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY go together")
         return self
 
     @model_validator(mode="after")

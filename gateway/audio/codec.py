@@ -209,6 +209,10 @@ class StreamAudio:
         """Bytes of 20 ms of the stream's audio."""
         return self.framer.frame_bytes
 
+    @property
+    def bytes_per_sample(self) -> int:
+        return 1 if self._mulaw else 2
+
     def decode(self, audio: bytes) -> bytes:
         if isinstance(self._decoder, CallerAudioDecoder):
             return self._decoder.decode(audio)

@@ -425,7 +425,8 @@ class Call:
             return
         self.stats.caller_frames += 1
         budget = self._audio_budget
-        if budget is not None and not budget.take(len(frame.payload)):  # 8 kHz μ-law samples
+        samples = len(frame.payload) // self._audio.bytes_per_sample  # at 8 kHz
+        if budget is not None and not budget.take(samples):
             self._over_real_time(budget)
             return
         pcm16 = self._audio.decode(frame.payload)

@@ -12,6 +12,8 @@ from typing import Final
 
 from gateway.settings import Settings
 from gateway.telephony.carrier import Carrier
+from gateway.telephony.exotel import ExotelCarrier
+from gateway.telephony.exotel_phone import ExotelPhone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.plivo import PlivoCarrier
 from gateway.telephony.plivo_phone import PlivoPhone
@@ -21,6 +23,8 @@ from gateway.telephony.telnyx import TelnyxCarrier
 from gateway.telephony.telnyx_phone import TelnyxPhone
 from gateway.telephony.twilio import TwilioCarrier
 from gateway.telephony.twilio_caller import TwilioPhone
+from gateway.telephony.vonage import VonageCarrier
+from gateway.telephony.vonage_phone import VonagePhone
 
 __all__ = ["CARRIERS", "PHONES", "carriers_from_settings", "media_path", "new_phone"]
 
@@ -30,6 +34,8 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
         "signalwire": SignalWireCarrier.from_settings,
         "plivo": PlivoCarrier.from_settings,
         "telnyx": TelnyxCarrier.from_settings,
+        "vonage": VonageCarrier.from_settings,
+        "exotel": ExotelCarrier.from_settings,
     }
 )
 """Route name → how to build the carrier from settings."""
@@ -40,6 +46,8 @@ PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
         "signalwire": SignalWirePhone,
         "plivo": PlivoPhone,
         "telnyx": TelnyxPhone,
+        "vonage": VonagePhone,
+        "exotel": ExotelPhone,
     }
 )
 """Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a

@@ -38,7 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.agents.config import load_agents
-from gateway.audio.mulaw import MULAW_SILENCE
+from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw
 from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.ops.logs import configure_logging
 from gateway.recording.recorder import RECORDINGS
@@ -54,6 +54,8 @@ AUDIO_DIR = HERE / "audio"
 FRAME_BYTES = 160
 FRAME_S = 0.020
 SILENCE = bytes([MULAW_SILENCE]) * FRAME_BYTES
+L16_CARRIERS = frozenset({"vonage", "exotel"})
+"""Carriers whose streams are 16-bit PCM at 8 kHz: the μ-law clips are sent decoded."""
 MAX_WAIT_S = 15.0
 """Phone time a caller waits for the agent before the generator gives up."""
 
@@ -100,6 +102,7 @@ class Phone:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, carrier: CarrierPhone) -> None:
         self.ws = ws
         self.carrier = carrier
+        self._l16 = carrier.carrier in L16_CARRIERS
         self._playback: deque[str | None] = deque()
         """Agent frames queued in "Twilio" (None) and the marks between them (their names)."""
         self.frames_heard = 0
@@ -140,7 +143,8 @@ class Phone:
         delay = self._t0 + self._ticks * FRAME_S - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # real-time pacing, like a phone line
-        await self._send(self.carrier.media(frame))
+        audio = decode_mulaw(frame).astype("<i2").tobytes() if self._l16 else frame
+        await self._send(self.carrier.media(audio))
         while self._playback and self._playback[0] is not None:
             await self._echo(self._playback.popleft())
         if self._playback:

@@ -49,3 +49,5 @@ class CarrierCase:
     `settings` with a phone from `make_wrong_phone`."""
     make_wrong_phone: Callable[[], CarrierPhone] | None = None
     """A phone whose webhook signature must be refused under `settings`."""
+    l16: bool = False
+    """The carrier streams 16-bit PCM at 8 kHz (320 bytes per 20 ms), not μ-law."""

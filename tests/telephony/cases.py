@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tests.telephony import plivo_case, signalwire_case, telnyx_case, twilio_case
+from dataclasses import replace
+
+from tests.telephony import (
+    exotel_case,
+    plivo_case,
+    signalwire_case,
+    telnyx_case,
+    twilio_case,
+    vonage_case,
+)
 from tests.telephony.carrier_case import CarrierCase
 
 CASES: list[CarrierCase] = [
@@ -10,4 +19,6 @@ CASES: list[CarrierCase] = [
     signalwire_case.case(),
     plivo_case.case(),
     telnyx_case.case(),
+    replace(vonage_case.case(), l16=True),
+    replace(exotel_case.case(), l16=True),
 ]

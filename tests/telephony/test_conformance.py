@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents.config import AgentConfig, AgentSet
+from gateway.audio.mulaw import decode_mulaw
 from gateway.live.emulator.server import LiveEmulator
 from gateway.server import create_app
 from gateway.settings import load_settings
@@ -83,9 +84,13 @@ async def answer(line: Line, phone: CarrierPhone, to: str = "+15550009999") -> S
 class Stream:
     """The phone's side of an open media stream."""
 
-    def __init__(self, phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self, phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse, *, l16: bool = False
+    ) -> None:
         self.phone = phone
         self.ws = ws
+        self.l16 = l16
+        self.frame_bytes = 320 if l16 else 160
         self.events: list[PhoneEvent] = []
 
     async def send(self, frame: str | bytes) -> None:
@@ -95,8 +100,10 @@ class Stream:
             await self.ws.send_str(frame)
 
     async def say(self, frames: list[bytes]) -> None:
+        """μ-law frames, sent in the carrier's format."""
         for frame in frames:
-            await self.send(self.phone.media(frame))
+            audio = decode_mulaw(frame).astype("<i2").tobytes() if self.l16 else frame
+            await self.send(self.phone.media(audio))
 
     async def next(self) -> PhoneEvent | None:
         message = await self.ws.receive()
@@ -126,7 +133,7 @@ async def open_stream(line: Line, phone: CarrierPhone, order: StreamOrder) -> St
     parts = urlsplit(order.url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     ws = await line.client.ws_connect(path, headers=dict(phone.stream_headers(order.url)))
-    stream = Stream(phone, ws)
+    stream = Stream(phone, ws, l16=line.case.l16)
     for frame in phone.opening(order.parameters):
         await stream.send(frame)
     return stream
@@ -140,7 +147,7 @@ async def test_a_signed_call_is_answered_with_speech_and_a_mark(line: Line) -> N
     await stream.say(speech_frames(600) + silence_frames(800))
     reply = await stream.until("mark")
     media = [e for e in reply if e.kind == "media"]
-    assert len(media) >= 25 and all(len(e.audio) == 160 for e in media)
+    assert len(media) >= 25 and all(len(e.audio) == stream.frame_bytes for e in media)
     assert reply[-1].name.startswith("turn-")
     await stream.send(phone.mark_played(reply[-1].name))
     await stream.send(phone.stop())
@@ -213,7 +220,11 @@ async def test_a_webhook_signed_with_another_key_is_refused(line: Line) -> None:
 async def test_a_stream_without_the_webhooks_binding_never_reaches_live(line: Line) -> None:
     phone = line.case.make_phone()
     order = await answer(line, phone)
-    forged = StreamOrder(order.url, {k: v for k, v in order.parameters.items() if k != "binding"})
+    # Wherever the carrier carries parameters (the stream's start, or its URL), none is there.
+    parts = urlsplit(order.url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "binding"])
+    url = urlunsplit(parts._replace(query=query))
+    forged = StreamOrder(url, {k: v for k, v in order.parameters.items() if k != "binding"})
     stream = await open_stream(line, phone, forged)
     await stream.say(speech_frames(200))
     assert [e for e in await stream.rest() if e.kind == "media"] == []  # closed, unanswered
