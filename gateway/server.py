@@ -23,7 +23,7 @@ from gateway.agents.config import AgentSet
 from gateway.agents.store import AgentStore
 from gateway.call.bridge import Call
 from gateway.call.outcome import EndReason
-from gateway.call.ports import LiveConnectorLike
+from gateway.call.ports import CallerTransport, LiveConnectorLike
 from gateway.call.session_config import session_config_for
 from gateway.frame_batcher import FrameBatcher
 from gateway.live.client import LiveConnector
@@ -50,6 +50,7 @@ from gateway.security.stream_guard import (
 )
 from gateway.settings import LiveBackend, Settings
 from gateway.softphone.page import add_softphone_routes
+from gateway.telephony.audiosocket import AudioSocketCodec, AudioSocketTransport
 from gateway.telephony.base import MediaStreamCodec
 from gateway.telephony.carrier import (
     Carrier,
@@ -86,6 +87,8 @@ class GatewayState:
         self.draining = False
         self.calls_total = 0
         self.emulator: LiveEmulator | None = None
+        self.audiosocket_port: int | None = None
+        """The AudioSocket listener's port, once it listens (ASTERISK_AUDIOSOCKET_PORT)."""
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -315,8 +318,37 @@ async def _serve_stream(
     if not slots.try_acquire():  # another upgrade took the last slot while we prepared
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
         return ws
-    transport = GuardedTransport(
+    await _run_call(
+        request.app,
         WebSocketTransport(ws, request.transport),
+        codec,
+        agents,
+        carrier=carrier,
+        recorder_codec=recorder_codec,
+        binder=binder,
+        account_sids=account_sids,
+        carrier_rest=carrier_rest,
+    )
+    return ws
+
+
+async def _run_call(
+    app: web.Application,
+    inner: CallerTransport,
+    codec: MediaStreamCodec,
+    agents: AgentSet,
+    *,
+    carrier: str,
+    recorder_codec: MediaStreamCodec,
+    binder: CallBinder | None,
+    account_sids: frozenset[str],
+    carrier_rest: CarrierRest | None,
+) -> None:
+    """One `Call` on a carrier connection whose slot is taken (released here)."""
+    settings = app[SETTINGS]
+    slots = app[CALL_SLOTS]
+    transport = GuardedTransport(
+        inner,
         codec,
         max_frames_per_s=settings.max_carrier_frames_per_s,
         account_sids=account_sids,
@@ -326,7 +358,7 @@ async def _serve_stream(
         transport,
         codec,
         agents,  # a live call keeps the set it started with
-        request.app[CONNECTOR],
+        app[CONNECTOR],
         partial(
             session_config_for,
             default_model=settings.model,
@@ -336,8 +368,8 @@ async def _serve_stream(
         ),
         live_input_rate_hz=settings.live_input_rate_hz,
         observers=[
-            request.app[METRICS].observer(),
-            request.app[RECORDINGS].recorder(carrier, recorder_codec),
+            app[METRICS].observer(),
+            app[RECORDINGS].recorder(carrier, recorder_codec),
             PostCallWebhook(),
         ],
         carrier_rest=carrier_rest,
@@ -350,16 +382,15 @@ async def _serve_stream(
         start_timeout_s=settings.start_timeout_s,
         carrier_idle_timeout_s=settings.carrier_idle_timeout_s,
     )
-    calls = request.app[CALLS]
+    calls = app[CALLS]
     calls.add(call)
-    request.app[STATE].calls_total += 1
+    app[STATE].calls_total += 1
     try:
         await call.run()
     finally:
         calls.discard(call)
         slots.release()
-        request.app[METRICS].count_frames_dropped(DROP_RATE_LIMITED, transport.frames_dropped)
-    return ws
+        app[METRICS].count_frames_dropped(DROP_RATE_LIMITED, transport.frames_dropped)
 
 
 # ---------------------------------------------------------------------- every other carrier
@@ -509,6 +540,47 @@ async def _embedded_emulator(app: web.Application) -> AsyncIterator[None]:
             await state.emulator.stop()
 
 
+async def _audiosocket_listener(app: web.Application) -> AsyncIterator[None]:
+    """With ASTERISK_AUDIOSOCKET_PORT: Asterisk's AudioSocket() calls over plain TCP."""
+    settings = app[SETTINGS]
+    if settings.asterisk_audiosocket_port is None:
+        yield
+        return
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        agents = app[AGENT_STORE].current.for_carrier("asterisk")
+        slots = app[CALL_SLOTS]
+        if app[STATE].draining or agents is None or not slots.try_acquire():
+            log.warning("call_refused", reason="busy_or_no_agent", carrier="audiosocket")
+            writer.close()
+            return
+        agent = settings.asterisk_audiosocket_agent
+        parameters = {"agent": agent} if agent else {}
+        await _run_call(
+            app,
+            AudioSocketTransport(reader, writer),
+            AudioSocketCodec(parameters),
+            agents,
+            carrier="audiosocket",
+            recorder_codec=AudioSocketCodec(parameters),
+            binder=None,  # AudioSocket carries no credentials: a private network is the guard
+            account_sids=frozenset(),
+            carrier_rest=None,
+        )
+
+    server = await asyncio.start_server(
+        connected, settings.asterisk_audiosocket_host, settings.asterisk_audiosocket_port
+    )
+    port = server.sockets[0].getsockname()[1]
+    app[STATE].audiosocket_port = port
+    log.info("audiosocket_listening", host=settings.asterisk_audiosocket_host, port=port)
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def create_app(
     settings: Settings,
     agents: AgentSet | AgentStore,
@@ -542,6 +614,7 @@ def create_app(
     if connector is not None:
         app[CONNECTOR] = connector
     app.cleanup_ctx.append(_embedded_emulator)
+    app.cleanup_ctx.append(_audiosocket_listener)
     app.router.add_post("/twiml", handle_twiml)
     app.router.add_get(MEDIA_PATH, handle_media)
     app[CARRIERS] = carriers_from_settings(settings)

@@ -152,6 +152,16 @@ class Settings(BaseSettings):
     """Exotel API token: REST, and binds each stream to its call (with the account SID)."""
     exotel_api_base_url: str = "https://cpaas-api.exotel.com"
     """Exotel REST base URL (https://cpaas-api.in.exotel.com for Mumbai accounts)."""
+    asterisk_stream_token: str | None = Field(default=None, repr=False)
+    """Required on /asterisk/media (`?token=` in websocket_client.conf's uri, or a bearer
+    token) when set; unset: the WebSocket channel is not authenticated."""
+    asterisk_audiosocket_port: int | None = Field(default=None, ge=0, le=65535)
+    """TCP port for Asterisk's AudioSocket() (unset: no listener). AudioSocket has no
+    authentication: keep it on a private network."""
+    asterisk_audiosocket_host: str = "127.0.0.1"
+    """Address the AudioSocket listener binds."""
+    asterisk_audiosocket_agent: str | None = None
+    """The agent AudioSocket calls get (the protocol carries only the call's UUID)."""
     max_concurrent_calls: int = Field(default=200, ge=0)
     """Calls served at once; beyond it callers hear "busy" (0: no limit)."""
     max_carrier_frame_bytes: int = Field(default=64 * 1024, ge=1024)

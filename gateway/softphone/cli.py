@@ -31,7 +31,7 @@ from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
 from gateway.audio.polyphase import resample_rate
 from gateway.settings import LiveBackend, Settings
-from gateway.telephony.carriers import media_path, new_phone
+from gateway.telephony.carriers import L16_CARRIERS, media_path, new_phone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
 
@@ -198,18 +198,25 @@ class _Line:
             await self.ws.send_str(frame)
 
     async def start(self, agent: str | None) -> None:
-        parameters = {TRANSCRIPT_PARAMETER: "1", "from": "gateway-call"}
-        if agent:
-            parameters["agent"] = agent
-        for frame in self.phone.opening(parameters):
+        for frame in self.phone.opening(_line_parameters(agent)):
             await self.send(frame)
 
     async def media(self, mulaw: bytes) -> None:
-        await self.send(self.phone.media(mulaw))
+        audio = decode_mulaw(mulaw).astype("<i2").tobytes() if self._l16 else mulaw
+        await self.send(self.phone.media(audio))
         self.frames_sent += 1
 
+    @property
+    def _l16(self) -> bool:
+        return self.phone.carrier in L16_CARRIERS
+
     async def stop(self) -> None:
-        await self.send(self.phone.stop())
+        try:
+            frame = self.phone.stop()
+        except NotImplementedError:  # this carrier hangs up by closing the socket
+            await self.ws.close()
+            return
+        await self.send(frame)
 
     async def speak(self, frames: Sequence[bytes]) -> None:
         """Say `frames`, then keep the line open with silence, paced like a phone (`realtime`:
@@ -250,11 +257,12 @@ class _Line:
             except (ValueError, KeyError, TypeError):
                 continue
             if event.kind == "media":
-                self._audio += event.audio
+                mulaw = _l16_to_mulaw(event.audio) if self._l16 else event.audio
+                self._audio += mulaw
                 self.frames_received += 1
                 if self.realtime:
                     now = self.clock()
-                    self._playhead = max(self._playhead, now) + len(event.audio) / MULAW_RATE_HZ
+                    self._playhead = max(self._playhead, now) + len(mulaw) / MULAW_RATE_HZ
             elif event.kind == "clear":
                 self._audio.clear()
                 self._line_open = False
@@ -306,6 +314,18 @@ class _Line:
         return turn.mulaw
 
 
+def _l16_to_mulaw(pcm16le: bytes) -> bytes:
+    return encode_mulaw(np.frombuffer(pcm16le, dtype="<i2", count=len(pcm16le) // 2))
+
+
+def _line_parameters(agent: str | None) -> dict[str, str]:
+    """What `gateway call` tells the gateway about its call."""
+    parameters = {TRANSCRIPT_PARAMETER: "1", "from": "gateway-call"}
+    if agent:
+        parameters["agent"] = agent
+    return parameters
+
+
 async def place_call(
     url: str,
     say_pcm16: bytes,
@@ -320,9 +340,11 @@ async def place_call(
     return the reply."""
     frames = mulaw_frames(say_pcm16) + [_SILENCE_FRAME] * (TRAILING_SILENCE_MS // 20)
     sender: asyncio.Task[None] | None = None
+    phone = new_phone(carrier)
+    url = phone.stream_url(url, _line_parameters(agent))
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-            line = _Line(ws, realtime=realtime, phone=new_phone(carrier))
+            line = _Line(ws, realtime=realtime, phone=phone)
             receiver = asyncio.create_task(line.receive(), name="call_receiver")
             try:
                 await line.start(agent)

@@ -11,6 +11,8 @@ from types import MappingProxyType
 from typing import Final
 
 from gateway.settings import Settings
+from gateway.telephony.asterisk import AsteriskCarrier
+from gateway.telephony.asterisk_phone import AsteriskPhone
 from gateway.telephony.carrier import Carrier
 from gateway.telephony.exotel import ExotelCarrier
 from gateway.telephony.exotel_phone import ExotelPhone
@@ -26,7 +28,14 @@ from gateway.telephony.twilio_caller import TwilioPhone
 from gateway.telephony.vonage import VonageCarrier
 from gateway.telephony.vonage_phone import VonagePhone
 
-__all__ = ["CARRIERS", "PHONES", "carriers_from_settings", "media_path", "new_phone"]
+__all__ = [
+    "CARRIERS",
+    "L16_CARRIERS",
+    "PHONES",
+    "carriers_from_settings",
+    "media_path",
+    "new_phone",
+]
 
 CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
     {
@@ -36,6 +45,7 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
         "telnyx": TelnyxCarrier.from_settings,
         "vonage": VonageCarrier.from_settings,
         "exotel": ExotelCarrier.from_settings,
+        "asterisk": AsteriskCarrier.from_settings,
     }
 )
 """Route name → how to build the carrier from settings."""
@@ -48,10 +58,15 @@ PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
         "telnyx": TelnyxPhone,
         "vonage": VonagePhone,
         "exotel": ExotelPhone,
+        "asterisk": AsteriskPhone,
     }
 )
 """Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a
 gateway without the carrier's keys takes its unsigned, unbound streams)."""
+
+
+L16_CARRIERS: Final = frozenset({"vonage", "exotel"})
+"""Carriers whose streams (as their phones speak them) are 16-bit PCM at 8 kHz, not μ-law."""
 
 
 def new_phone(carrier: str) -> CarrierPhone:

@@ -75,6 +75,9 @@ class ExotelPhone:  # the conformance suite's Exotel phone (gateway.telephony.ph
         query.pop(SAMPLE_RATE_PARAMETER, None)
         return StreamOrder(url, query)
 
+    def stream_url(self, url: str, parameters: Mapping[str, str]) -> str:
+        return url  # the parameters travel in the stream's opening frames
+
     def stream_headers(self, url: str) -> Mapping[str, str]:
         return {}  # no signature (Basic auth only if put in the URL, which we do not)
 

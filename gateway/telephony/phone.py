@@ -65,6 +65,11 @@ class CarrierPhone(Protocol):
         answer does not connect a bidirectional stream."""
         ...
 
+    def stream_url(self, url: str, parameters: Mapping[str, str]) -> str:
+        """The stream URL to dial without a webhook (`gateway call`): `url` itself, or with
+        `parameters` in its query for carriers that carry them there (Asterisk)."""
+        ...
+
     def stream_headers(self, url: str) -> Mapping[str, str]:
         """Headers of the WebSocket upgrade to `url` (signed where the carrier signs it)."""
         ...
@@ -86,7 +91,8 @@ class CarrierPhone(Protocol):
         ...
 
     def stop(self) -> str | bytes:
-        """The caller hung up."""
+        """The caller hung up; NotImplementedError when the carrier hangs up by closing the
+        socket (Asterisk)."""
         ...
 
     def read(self, frame: str | bytes) -> PhoneEvent:

@@ -84,6 +84,9 @@ class PlivoPhone:  # the conformance suite's Plivo phone (gateway.telephony.phon
             parameters = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
         return StreamOrder(url, parameters)
 
+    def stream_url(self, url: str, parameters: Mapping[str, str]) -> str:
+        return url  # the parameters travel in the stream's opening frames
+
     def stream_headers(self, url: str) -> Mapping[str, str]:
         return {}  # Plivo does not sign the WebSocket upgrade
 

@@ -73,6 +73,9 @@ class SignalWirePhone:
         parameters = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
         return StreamOrder(str(stream.get("url")), parameters)
 
+    def stream_url(self, url: str, parameters: Mapping[str, str]) -> str:
+        return url  # the parameters travel in the stream's opening frames
+
     def stream_headers(self, url: str) -> Mapping[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 

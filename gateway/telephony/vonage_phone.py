@@ -106,6 +106,9 @@ class VonagePhone:  # the conformance suite's Vonage phone (gateway.telephony.ph
                 return StreamOrder(uri, parameters)
         raise ValueError(f"no connect to a websocket endpoint in {body[:200]!r}")
 
+    def stream_url(self, url: str, parameters: Mapping[str, str]) -> str:
+        return url  # the parameters travel in the stream's opening frames
+
     def stream_headers(self, url: str) -> Mapping[str, str]:
         return {}  # the upgrade is not signed (no endpoint `authorization` in our NCCO)
 

@@ -44,7 +44,7 @@ from gateway.ops.logs import configure_logging
 from gateway.recording.recorder import RECORDINGS
 from gateway.server import create_app
 from gateway.settings import load_settings
-from gateway.telephony.carriers import PHONES, media_path, new_phone
+from gateway.telephony.carriers import L16_CARRIERS, PHONES, media_path, new_phone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.twilio_caller import ACCOUNT_SID, TwilioPhone
 
@@ -54,8 +54,6 @@ AUDIO_DIR = HERE / "audio"
 FRAME_BYTES = 160
 FRAME_S = 0.020
 SILENCE = bytes([MULAW_SILENCE]) * FRAME_BYTES
-L16_CARRIERS = frozenset({"vonage", "exotel"})
-"""Carriers whose streams are 16-bit PCM at 8 kHz: the μ-law clips are sent decoded."""
 MAX_WAIT_S = 15.0
 """Phone time a caller waits for the agent before the generator gives up."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gateway.telephony.carriers import L16_CARRIERS
 from tests.telephony import (
     exotel_case,
     plivo_case,
@@ -19,6 +20,6 @@ CASES: list[CarrierCase] = [
     signalwire_case.case(),
     plivo_case.case(),
     telnyx_case.case(),
-    replace(vonage_case.case(), l16=True),
-    replace(exotel_case.case(), l16=True),
+    replace(vonage_case.case(), l16="vonage" in L16_CARRIERS),
+    replace(exotel_case.case(), l16="exotel" in L16_CARRIERS),
 ]
