@@ -28,7 +28,10 @@ START_DEADLINE_S = 45.0
 
 NEVER_AT_RUN_TIME = ("scipy", "gateway.audio.design_filters")
 """Design-time only: not imported by serving, by a call's codecs, nor by `gateway call`."""
-ONLY_ON_THEIR_PATH = ("twilio.rest", "twilio.http", "google.auth", "google.oauth2", "requests")
+ONLY_ON_THEIR_PATH = (
+    "twilio.rest", "twilio.http", "google.auth", "google.oauth2", "requests",
+    "cryptography",  # Telnyx's Ed25519 and Vonage's RS256: only with their keys set (~8 MiB)
+)  # fmt: skip
 """Imported when a call is hung up / transferred over REST, or on Vertex AI: not at start-up."""
 LAZY = NEVER_AT_RUN_TIME + ONLY_ON_THEIR_PATH
 

@@ -63,7 +63,9 @@ def test_every_kind_of_call_has_a_fixture() -> None:
         assert name in names, f"no fixture for {carrier}: make_fixtures {name}"
         assert read_recording(RECORDINGS_DIR / f"{name}.jsonl.gz").metadata["carrier"] == carrier
     committed = [p for p in RECORDINGS_DIR.rglob("*") if p.is_file() and p.suffix != ".wav"]
-    assert sum(path.stat().st_size for path in committed) < 1_500_000  # WAVs: git-ignored
+    # WAVs are git-ignored. Binary carriers (Vonage, Asterisk) keep their frames as base64
+    # JSONL lines (no compact audio record for binary frames yet): ~40-60 KiB a fixture.
+    assert sum(path.stat().st_size for path in committed) < 2_000_000
 
 
 def _replays() -> list[Any]:

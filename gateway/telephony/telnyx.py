@@ -50,8 +50,6 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import aiohttp
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.telephony.base import (
     CarrierEvent,
@@ -77,6 +75,8 @@ from gateway.telephony.carrier import (
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from gateway.settings import Settings
 
 __all__ = [
@@ -159,6 +159,9 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         raise ValueError("TELNYX_PUBLIC_KEY is not base64") from None
     if len(raw) != 32:
         raise ValueError(f"TELNYX_PUBLIC_KEY is {len(raw)} bytes, not an Ed25519 key (32)")
+    # cryptography (~8 MiB resident) is loaded only when Telnyx signatures are on.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
@@ -682,6 +685,8 @@ class TelnyxCarrier:
             return "invalid_signature"
         if abs(self._clock() - int(timestamp)) > SIGNATURE_TOLERANCE_S:
             return "stale_signature"
+        from cryptography.exceptions import InvalidSignature
+
         try:
             raw = binascii.a2b_base64(signature, strict_mode=True)
             key.verify(raw, signed_message(timestamp, request.body))

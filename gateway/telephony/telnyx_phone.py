@@ -17,14 +17,15 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 from gateway.telephony.telnyx import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_message
+
+if TYPE_CHECKING:  # cryptography is loaded by whoever hands the phone a key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "TelnyxPhone", "new_call_control_id"]
 

@@ -68,8 +68,6 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.telephony.base import (
     CarrierEvent,
@@ -94,6 +92,8 @@ from gateway.telephony.carrier import (
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     from gateway.settings import Settings
 
 __all__ = [
@@ -292,6 +292,9 @@ def application_jwt(
     }
     body = _b64url(_compact(claims).encode())
     signing_input = f"{header}.{body}".encode("ascii")
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     return f"{header}.{body}.{_b64url(signature)}"
 
@@ -299,6 +302,10 @@ def application_jwt(
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
     """The application's RSA private key from its PEM; ValueError naming VONAGE_PRIVATE_KEY
     (a `\\n`-escaped one-line PEM, as env files hold it, is accepted)."""
+    # cryptography (~8 MiB resident) is loaded only when Vonage REST credentials are set.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     text = pem.strip().replace("\\n", "\n")
     try:
         key = serialization.load_pem_private_key(text.encode(), password=None)

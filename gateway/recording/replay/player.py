@@ -506,7 +506,7 @@ async def _in_process_gateway(
 ) -> AsyncIterator[_InProcessGateway]:
     """A gateway on 127.0.0.1 (any free port) whose Live is `live_url`."""
     from gateway.server import create_app
-    from gateway.telephony.carriers import media_path
+    from gateway.telephony.carriers import media_path, new_phone
 
     meta = recording.metadata
     # Tools' writable state starts empty: a replay never touches the real data.
@@ -525,6 +525,7 @@ async def _in_process_gateway(
             "telnyx_api_key": None,
             "plivo_auth_token": None,
             "signalwire_signing_key": None,
+            "asterisk_stream_token": None,
             "max_carrier_frames_per_s": 0,  # a replay is faster than real time by design
             "max_caller_audio_speed": 0,
             "record_calls": "all" if options.record_to else "off",
@@ -572,8 +573,15 @@ async def _in_process_gateway(
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-            path = media_path(recording_carrier(recording))
-            yield _InProcessGateway(f"ws://127.0.0.1:{port}{path}", recordings)
+            carrier = recording_carrier(recording)
+            url = f"ws://127.0.0.1:{port}{media_path(carrier)}"
+            # Carriers that carry the call's context in the stream URL (Asterisk) get it there.
+            params = meta.get("custom_parameters")
+            if isinstance(params, dict):
+                url = new_phone(carrier).stream_url(
+                    url, {k: v for k, v in params.items() if isinstance(v, str)}
+                )
+            yield _InProcessGateway(url, recordings)
         finally:
             await runner.cleanup()
 
