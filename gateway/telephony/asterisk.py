@@ -107,6 +107,7 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import show as _show
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -187,10 +188,6 @@ _NOTICES: Final = frozenset(
     {"MEDIA_XOFF", "MEDIA_XON", "QUEUE_DRAINED", "MEDIA_BUFFERING_COMPLETED", "STATUS"}
 )
 
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
 
 
 # ------------------------------------------------------------------------ stream parameters

@@ -88,6 +88,9 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import json_object as _object
+from gateway.telephony.json_fields import show as _show
+from gateway.telephony.json_fields import type_name as _type_name
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
@@ -134,7 +137,6 @@ _MAX_ID_CHARS: Final = 64
 _MAX_LABEL_CHARS: Final = 64
 _MAX_MARK_NAME_CHARS: Final = 256
 _MAX_INT_DIGITS: Final = 18
-_MAX_REPR_CHARS: Final = 60
 _UNIX_MS_FLOOR: Final = 10**11  # a timestamp this large is Unix ms, not ms since the start
 _MAX_MEDIA_PAYLOAD_B64_CHARS: Final = 4 * -(-MAX_MEDIA_PAYLOAD_BYTES // 3)
 _EXOTEL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -193,31 +195,7 @@ def build_connect_json(stream_url: str, parameters: Mapping[str, str]) -> str:
 # ---------------------------------------------------------------------- the media stream
 
 
-def _show(value: object) -> str:
-    """repr() cut short, so an error message never carries a whole payload."""
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
 
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _object(parent: _JsonObject, key: str, path: str) -> _JsonObject:
-    value = parent.get(key)
-    if value is None:
-        raise TelephonyProtocolError(f"missing field {path}")
-    if type(value) is not dict:
-        raise TelephonyProtocolError(f"{path} must be an object, got {_type_name(value)}")
-    return value
 
 
 def _opt_str(

@@ -72,6 +72,9 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import json_object as _object
+from gateway.telephony.json_fields import show as _show
+from gateway.telephony.json_fields import type_name as _type_name
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
@@ -124,7 +127,6 @@ _MAX_ID_CHARS: Final = 256  # the patterns below are tighter still
 _MAX_LABEL_CHARS: Final = 64
 _MAX_MARK_NAME_CHARS: Final = 256
 _MAX_INT_DIGITS: Final = 18
-_MAX_REPR_CHARS: Final = 60
 _MAX_ERROR_CHARS: Final = 200
 _MAX_MEDIA_PAYLOAD_B64_CHARS: Final = 4 * -(-MAX_MEDIA_PAYLOAD_BYTES // 3)
 _MULAW_NAMES: Final = frozenset({"pcmu", MULAW})  # current docs say PCMU; older ones x-mulaw
@@ -173,30 +175,7 @@ def signed_message(timestamp: str, body: bytes) -> bytes:
 # ------------------------------------------------------------------------------ media stream
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
 
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _object(parent: _JsonObject, key: str, path: str) -> _JsonObject:
-    value = parent.get(key)
-    if value is None:
-        raise TelephonyProtocolError(f"missing field {path}")
-    if type(value) is not dict:
-        raise TelephonyProtocolError(f"{path} must be an object, got {_type_name(value)}")
-    return value
 
 
 def _opt_str(

@@ -43,6 +43,9 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import json_object as _object
+from gateway.telephony.json_fields import show as _show
+from gateway.telephony.json_fields import type_name as _type_name
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -93,39 +96,11 @@ _MAX_TRACKS: Final = 4
 _MAX_MEDIA_PAYLOAD_B64_CHARS: Final = 4 * -(-MAX_MEDIA_PAYLOAD_BYTES // 3)
 # Longest integer string we parse; bounds int() work on hostile input.
 _MAX_INT_DIGITS: Final = 18
-_MAX_REPR_CHARS: Final = 60
 
 _JsonObject = dict[str, Any]
 
 
-def _show(value: object) -> str:
-    """repr() cut short, so an error message never carries a whole payload."""
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
 
-
-def _type_name(value: object) -> str:
-    """JSON name of a decoded value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _object(parent: _JsonObject, key: str, path: str) -> _JsonObject:
-    value = parent.get(key)
-    if value is None:
-        raise TelephonyProtocolError(f"missing field {path}")
-    if type(value) is not dict:
-        raise TelephonyProtocolError(f"{path} must be an object, got {_type_name(value)}")
-    return value
 
 
 def _str(

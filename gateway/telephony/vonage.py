@@ -89,6 +89,8 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import show as _show
+from gateway.telephony.json_fields import type_name as _type_name
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
@@ -149,7 +151,6 @@ APPLICATION_JWT_LIFETIME_S: Final = 300
 _MAX_JWT_CHARS: Final = 4096
 _MAX_LABEL_CHARS: Final = 64
 _MAX_MARK_NAME_CHARS: Final = 256
-_MAX_REPR_CHARS: Final = 60
 _MAX_ERROR_CHARS: Final = 200
 _CALL_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
@@ -164,22 +165,6 @@ def is_call_uuid(value: str) -> bool:
     return _CALL_UUID.fullmatch(value) is not None
 
 
-def _show(value: object) -> str:
-    """repr() cut short, so an error message never carries a whole payload."""
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _compact(obj: object) -> str:
