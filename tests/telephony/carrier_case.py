@@ -51,3 +51,5 @@ class CarrierCase:
     """A phone whose webhook signature must be refused under `settings`."""
     l16: bool = False
     """The carrier streams 16-bit PCM at 8 kHz (320 bytes per 20 ms), not μ-law."""
+    transfers: bool = True
+    """The gateway can transfer its calls through the carrier's REST API."""

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents.config import AgentConfig, AgentSet
 from gateway.audio.mulaw import decode_mulaw
-from gateway.live.emulator.server import LiveEmulator
+from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.server import create_app
 from gateway.settings import load_settings
 from gateway.telephony.phone import CarrierPhone, PhoneEvent, StreamOrder
@@ -37,11 +37,27 @@ class Line:
     rest: FakeCarrierRest
 
 
+TRANSFER_SCRIPT = """turns:
+  - say: "Let me put you through."
+    tool_call: {name: transfer_call, args: {target: human}}
+"""
+DESK_LINE = "+15550004444"
+DESK = {
+    "name": "desk",
+    "lines": [DESK_LINE],
+    "transfer": {"human": {"number": "+15550100199", "description": "a person"}},
+    "tools": [{"builtin": "transfer_call"}],
+}
+
+
 @pytest.fixture(params=CASES, ids=lambda case: case.name)
 async def line(request: pytest.FixtureRequest) -> AsyncIterator[Line]:
     case: CarrierCase = request.param
     rest = FakeCarrierRest(case.rest_reply)
-    emulator = LiveEmulator(speed=50.0)
+    script = getattr(request, "function", None) is test_a_transfer_goes_through_the_rest_api
+    emulator = LiveEmulator(
+        EmulatorScript.from_yaml(TRANSFER_SCRIPT) if script else None, speed=50.0
+    )
     live_url = await emulator.start("127.0.0.1", 0)
     base = await rest.start()
     settings = load_settings(
@@ -56,6 +72,7 @@ async def line(request: pytest.FixtureRequest) -> AsyncIterator[Line]:
         [
             AgentConfig(name="default", system_instruction="Be brief."),
             AgentConfig(name="limited", lines=(LIMITED_LINE,), max_call_duration_s=0.3),
+            AgentConfig.model_validate(DESK),
         ]
     )
     client = TestClient(TestServer(create_app(settings, agents), host="127.0.0.1"))
@@ -229,3 +246,17 @@ async def test_a_stream_without_the_webhooks_binding_never_reaches_live(line: Li
     await stream.say(speech_frames(200))
     assert [e for e in await stream.rest() if e.kind == "media"] == []  # closed, unanswered
     assert line.emulator.sessions_opened == 0
+
+
+async def test_a_transfer_goes_through_the_rest_api(line: Line) -> None:
+    if not line.case.transfers:
+        pytest.skip(f"{line.case.name}: transfers are not available through its REST API")
+    phone = line.case.make_phone()
+    stream = await open_stream(line, phone, await answer(line, phone, to=DESK_LINE))
+    await stream.say(speech_frames(600) + silence_frames(800))  # the caller asks for a person
+    said = await stream.until("mark")  # "Let me put you through.", played before the transfer
+    await stream.send(phone.mark_played(said[-1].name))
+    requests = await line.rest.wait_requests(1)
+    actions = [line.case.rest_action(request) for request in requests]
+    assert ("transfer", phone.call_id, "+15550100199") in actions, requests
+    await stream.ws.close()
