@@ -10,6 +10,7 @@ intermediate PCM arrays.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -203,6 +204,16 @@ class StreamAudio:
                 f"no conversion for {encoding} at {rate_hz} Hz (the gateway streams "
                 f"{MULAW_ENCODING} and {L16_ENCODING} at {MULAW_RATE_HZ} Hz)"
             )
+        # Bound once: these run for every 20 ms frame.
+        decoder, encoder = self._decoder, self._encoder
+        self.decode: Callable[[bytes], bytes] = (
+            decoder.decode if isinstance(decoder, CallerAudioDecoder) else decoder.convert
+        )
+        """A caller frame (the stream's format) → PCM16LE at the Live input rate."""
+        self.encode: Callable[[bytes], bytes] = (
+            encoder.encode if isinstance(encoder, AgentAudioEncoder) else encoder.convert
+        )
+        """Live's 24 kHz PCM16LE → the stream's format."""
 
     @property
     def frame_bytes(self) -> int:
@@ -213,15 +224,6 @@ class StreamAudio:
     def bytes_per_sample(self) -> int:
         return 1 if self._mulaw else 2
 
-    def decode(self, audio: bytes) -> bytes:
-        if isinstance(self._decoder, CallerAudioDecoder):
-            return self._decoder.decode(audio)
-        return self._decoder.convert(audio)
-
-    def encode(self, pcm16le_24k: bytes) -> bytes:
-        if isinstance(self._encoder, AgentAudioEncoder):
-            return self._encoder.encode(pcm16le_24k)
-        return self._encoder.convert(pcm16le_24k)
 
     def reset_encoder(self) -> None:
         """Barge-in: the agent's audio was cut; its filter history and partial frame go."""
