@@ -6,27 +6,21 @@ phone (`phone.py`), one line here, and one line in tests/telephony/cases.py.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
 from gateway.settings import Settings
 from gateway.telephony.asterisk import AsteriskCarrier
-from gateway.telephony.asterisk_phone import AsteriskPhone
 from gateway.telephony.carrier import Carrier
 from gateway.telephony.exotel import ExotelCarrier
-from gateway.telephony.exotel_phone import ExotelPhone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.plivo import PlivoCarrier
-from gateway.telephony.plivo_phone import PlivoPhone
 from gateway.telephony.signalwire import SignalWireCarrier
-from gateway.telephony.signalwire_phone import SignalWirePhone
 from gateway.telephony.telnyx import TelnyxCarrier
-from gateway.telephony.telnyx_phone import TelnyxPhone
 from gateway.telephony.twilio import TwilioCarrier
-from gateway.telephony.twilio_caller import TwilioPhone
 from gateway.telephony.vonage import VonageCarrier
-from gateway.telephony.vonage_phone import VonagePhone
 
 __all__ = [
     "CARRIERS",
@@ -50,19 +44,20 @@ CARRIERS: Final[Mapping[str, Callable[[Settings], Carrier]]] = MappingProxyType(
 )
 """Route name → how to build the carrier from settings."""
 
-PHONES: Final[Mapping[str, Callable[[], CarrierPhone]]] = MappingProxyType(
+PHONES: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "twilio": TwilioPhone,
-        "signalwire": SignalWirePhone,
-        "plivo": PlivoPhone,
-        "telnyx": TelnyxPhone,
-        "vonage": VonagePhone,
-        "exotel": ExotelPhone,
-        "asterisk": AsteriskPhone,
+        "twilio": "gateway.telephony.twilio_caller:TwilioPhone",
+        "signalwire": "gateway.telephony.signalwire_phone:SignalWirePhone",
+        "plivo": "gateway.telephony.plivo_phone:PlivoPhone",
+        "telnyx": "gateway.telephony.telnyx_phone:TelnyxPhone",
+        "vonage": "gateway.telephony.vonage_phone:VonagePhone",
+        "exotel": "gateway.telephony.exotel_phone:ExotelPhone",
+        "asterisk": "gateway.telephony.asterisk_phone:AsteriskPhone",
     }
 )
-"""Route name → a fake phone of that carrier without keys (`gateway call --carrier`; a
-gateway without the carrier's keys takes its unsigned, unbound streams)."""
+"""Route name → its fake phone (module:class, imported when asked for: `gateway serve`
+never needs one), without keys (`gateway call --carrier`; a gateway without the carrier's
+keys takes its unsigned, unbound streams)."""
 
 
 L16_CARRIERS: Final = frozenset({"vonage", "exotel"})
@@ -71,10 +66,12 @@ L16_CARRIERS: Final = frozenset({"vonage", "exotel"})
 
 def new_phone(carrier: str) -> CarrierPhone:
     """A fresh keyless phone of `carrier`; ValueError naming the carriers there are."""
-    make = PHONES.get(carrier)
-    if make is None:
+    where = PHONES.get(carrier)
+    if where is None:
         raise ValueError(f"no carrier named {carrier!r} (carriers: {', '.join(sorted(PHONES))})")
-    return make()
+    module, _, name = where.partition(":")
+    phone: CarrierPhone = getattr(importlib.import_module(module), name)()
+    return phone
 
 
 def media_path(carrier: str) -> str:
