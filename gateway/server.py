@@ -60,6 +60,8 @@ from gateway.telephony.carrier import (
     WebhookRequest,
 )
 from gateway.telephony.carriers import carriers_from_settings
+from gateway.telephony.plivo import DIAL_PATH as PLIVO_DIAL_PATH
+from gateway.telephony.plivo import PlivoCarrier
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
@@ -478,6 +480,23 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
     return _answer(answer)
 
 
+async def handle_plivo_dial(request: web.Request) -> web.Response:
+    """The `<Dial>` a Plivo transfer's `aleg_url` points at (`PlivoCarrier.dial_answer`):
+    signed by Plivo like its webhooks, else 403."""
+    carrier = request.app[CARRIERS]["plivo"]
+    assert isinstance(carrier, PlivoCarrier)
+    base_url = _public_base_url(request, request.app[SETTINGS])
+    webhook = await _webhook_request(request, base_url + request.raw_path)
+    problem = carrier.verify_webhook(webhook)
+    if problem is not None:
+        log.warning("request_rejected", reason=problem, carrier="plivo", path=request.path)
+        raise web.HTTPForbidden(text="invalid or missing plivo signature")
+    try:
+        return _answer(carrier.dial_answer(webhook))
+    except CarrierRequestError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
 def _answer(answer: WebhookAnswer) -> web.Response:
     return web.Response(text=answer.body, content_type=answer.content_type)
 
@@ -624,6 +643,7 @@ def create_app(
     }
     app.router.add_post("/twilio/voice", handle_twiml)  # Twilio's own handlers, as /twiml
     app.router.add_get("/twilio/media", handle_media)
+    app.router.add_route("*", PLIVO_DIAL_PATH, handle_plivo_dial)  # a transfer's <Dial>
     app.router.add_route("*", "/{carrier}/voice", handle_carrier_voice)  # GET or POST
     app.router.add_get("/{carrier}/media", handle_carrier_media)
     app.router.add_get("/healthz", handle_healthz)

@@ -126,6 +126,11 @@ MAX_EXTRA_HEADERS_BYTES: Final = 512
 EXTRA_HEADER_KEY: Final = "gwp"
 """The one extra header that carries `connect`'s parameters (alphanumeric, as Plivo requires)."""
 DIAL_TARGET_PARAMETER: Final = "number"
+DIAL_CALLER_ID_PARAMETER: Final = "caller_id"
+DIAL_PATH: Final = "/plivo/dial"
+"""Where Plivo fetches a transfer's `<Dial>` (the gateway serves `dial_answer` there)."""
+E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
+_E164_OR_SIP: Final = re.compile(r"\+[1-9][0-9]{6,14}|sip:[A-Za-z0-9._%+@:;=-]{1,200}")
 """Query parameter of a transfer's `aleg_url` naming the target (what the server's dial URL
 carries and the conformance suite reads)."""
 DTMF_KEYS: Final = frozenset("0123456789*#ABCD")
@@ -689,11 +694,32 @@ class PlivoCarrier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlivoCarrier:
+        public_url = settings.public_url
+        dial_url = None
+        if public_url:  # Plivo fetches the transfer's <Dial> from us (`dial_answer`)
+
+            def dial_url(target: TransferTarget) -> str:
+                query = {DIAL_TARGET_PARAMETER: target.number}
+                if target.caller_id:
+                    query[DIAL_CALLER_ID_PARAMETER] = target.caller_id
+                return f"{public_url.rstrip('/')}{DIAL_PATH}?{urlencode(query)}"
+
         return cls(
             settings.plivo_auth_token,
             auth_id=settings.plivo_auth_id,
-            rest=PlivoRest.from_settings(settings),
+            rest=PlivoRest.from_settings(settings, dial_url=dial_url),
         )
+
+    def dial_answer(self, request: WebhookRequest) -> WebhookAnswer:
+        """The `<Dial>` XML a transfer's `aleg_url` (DIAL_PATH) serves Plivo; raises
+        CarrierRequestError when its target is not a number or SIP URI."""
+        number = request.params.get(DIAL_TARGET_PARAMETER, "")
+        caller_id = request.params.get(DIAL_CALLER_ID_PARAMETER) or None
+        good_caller_id = caller_id is None or E164.fullmatch(caller_id)
+        if not (_E164_OR_SIP.fullmatch(number) and good_caller_id):
+            raise CarrierRequestError(f"{DIAL_TARGET_PARAMETER} is not an E.164 number or sip: URI")
+        target = TransferTarget(number=number, caller_id=caller_id)
+        return WebhookAnswer(build_dial_xml(target), "application/xml")
 
     @property
     def account_allowlist(self) -> frozenset[str]:

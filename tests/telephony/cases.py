@@ -18,7 +18,7 @@ from tests.telephony.carrier_case import CarrierCase
 CASES: list[CarrierCase] = [
     twilio_case.case(),
     signalwire_case.case(),
-    replace(plivo_case.case(), transfers=False),  # needs a served <Dial> URL: not yet
+    plivo_case.case(),
     telnyx_case.case(),
     replace(vonage_case.case(), l16="vonage" in L16_CARRIERS),
     replace(exotel_case.case(), l16="exotel" in L16_CARRIERS, transfers=False),  # no REST one

@@ -20,6 +20,7 @@ from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.server import create_app
 from gateway.settings import load_settings
 from gateway.telephony.phone import CarrierPhone, PhoneEvent, StreamOrder
+from gateway.telephony.plivo import sign_v3
 from tests.caller_audio import silence_frames, speech_frames
 from tests.telephony.carrier_case import CarrierCase
 from tests.telephony.cases import CASES
@@ -260,3 +261,24 @@ async def test_a_transfer_goes_through_the_rest_api(line: Line) -> None:
     actions = [line.case.rest_action(request) for request in requests]
     assert ("transfer", phone.call_id, "+15550100199") in actions, requests
     await stream.ws.close()
+
+
+async def test_plivo_fetches_a_transfers_dial_only_when_signed(line: Line) -> None:
+    """The `aleg_url` of a Plivo transfer: the gateway serves its `<Dial>`, to Plivo only."""
+    if line.case.name != "plivo":
+        pytest.skip("Plivo's transfers fetch their <Dial>; the other carriers take it inline")
+    token = line.case.settings["plivo_auth_token"]
+    path = "/plivo/dial?" + urlencode({"number": "+15550100199"})
+    url = PUBLIC_URL + path
+    signature = sign_v3(token, "GET", url, {}, "nonce-1")
+    signed = {"X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": "nonce-1"}
+    response = await line.client.get(path, headers=signed)
+    assert response.status == 200
+    assert "<Dial><Number>+15550100199</Number></Dial>" in await response.text()
+    assert (await line.client.get(path)).status == 403  # anyone else: refused
+    bad = "/plivo/dial?number=555"
+    bad_signed = {
+        "X-Plivo-Signature-V3": sign_v3(token, "GET", PUBLIC_URL + bad, {}, "n2"),
+        "X-Plivo-Signature-V3-Nonce": "n2",
+    }
+    assert (await line.client.get(bad, headers=bad_signed)).status == 400
