@@ -50,7 +50,6 @@ from gateway.security.stream_guard import (
 )
 from gateway.settings import LiveBackend, Settings
 from gateway.softphone.page import add_softphone_routes
-from gateway.telephony.audiosocket import AudioSocketCodec, AudioSocketTransport
 from gateway.telephony.base import MediaStreamCodec
 from gateway.telephony.carrier import (
     Carrier,
@@ -60,8 +59,6 @@ from gateway.telephony.carrier import (
     WebhookRequest,
 )
 from gateway.telephony.carriers import carriers_from_settings
-from gateway.telephony.plivo import DIAL_PATH as PLIVO_DIAL_PATH
-from gateway.telephony.plivo import PlivoCarrier
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
@@ -73,6 +70,8 @@ from gateway.telephony.twilio_rest import TwilioRest
 log = structlog.get_logger("gateway.server")
 
 MEDIA_PATH = "/media"
+PLIVO_DIAL_PATH = "/plivo/dial"
+"""Where Plivo fetches a transfer's <Dial> (gateway.telephony.plivo.DIAL_PATH)."""
 MAX_CARRIER_FRAME_BYTES = 64 * 1024
 """A Twilio media frame is ~300 bytes of JSON; anything this large is not a phone call.
 The default of the MAX_CARRIER_FRAME_BYTES setting, which the handler uses."""
@@ -103,7 +102,7 @@ STATE = web.AppKey("state", GatewayState)
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 CALL_SLOTS = web.AppKey("call_slots", CallSlots)
 CALL_BINDER: web.AppKey[CallBinder | None] = web.AppKey("call_binder")
-CARRIERS: web.AppKey[dict[str, Carrier]] = web.AppKey("carriers")
+CARRIERS: web.AppKey[Mapping[str, Carrier]] = web.AppKey("carriers")
 """Every carrier by route name (gateway.telephony.carriers)."""
 CARRIER_BINDERS: web.AppKey[dict[str, CallBinder | None]] = web.AppKey("carrier_binders")
 """Per carrier, the binder of its streams (None: its key is not set, streams are unbound)."""
@@ -403,7 +402,11 @@ def _carrier(request: web.Request) -> tuple[Carrier, CallBinder | None]:
     carrier = request.app[CARRIERS].get(name)
     if carrier is None:
         raise web.HTTPNotFound(text=f"no carrier named {clip(name)!r}")
-    return carrier, request.app[CARRIER_BINDERS][name]
+    binders = request.app[CARRIER_BINDERS]
+    if name not in binders:
+        secret = carrier.binding_secret
+        binders[name] = CallBinder(secret) if secret else None
+    return carrier, binders[name]
 
 
 async def _webhook_request(request: web.Request, url: str) -> WebhookRequest:
@@ -483,6 +486,8 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
 async def handle_plivo_dial(request: web.Request) -> web.Response:
     """The `<Dial>` a Plivo transfer's `aleg_url` points at (`PlivoCarrier.dial_answer`):
     signed by Plivo like its webhooks, else 403."""
+    from gateway.telephony.plivo import PlivoCarrier  # loaded with the carrier, not before
+
     carrier = request.app[CARRIERS]["plivo"]
     assert isinstance(carrier, PlivoCarrier)
     base_url = _public_base_url(request, request.app[SETTINGS])
@@ -566,6 +571,8 @@ async def _audiosocket_listener(app: web.Application) -> AsyncIterator[None]:
         yield
         return
 
+    from gateway.telephony.audiosocket import AudioSocketCodec, AudioSocketTransport
+
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         agents = app[AGENT_STORE].current.for_carrier("asterisk")
         slots = app[CALL_SLOTS]
@@ -637,10 +644,7 @@ def create_app(
     app.router.add_post("/twiml", handle_twiml)
     app.router.add_get(MEDIA_PATH, handle_media)
     app[CARRIERS] = carriers_from_settings(settings)
-    app[CARRIER_BINDERS] = {
-        name: CallBinder(secret) if (secret := carrier.binding_secret) else None
-        for name, carrier in app[CARRIERS].items()
-    }
+    app[CARRIER_BINDERS] = {}  # filled as each carrier is first used
     app.router.add_post("/twilio/voice", handle_twiml)  # Twilio's own handlers, as /twiml
     app.router.add_get("/twilio/media", handle_media)
     app.router.add_route("*", PLIVO_DIAL_PATH, handle_plivo_dial)  # a transfer's <Dial>
