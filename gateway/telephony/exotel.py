@@ -88,6 +88,7 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import decimal_int, opt_str
 from gateway.telephony.json_fields import json_object as _object
 from gateway.telephony.json_fields import show as _show
 from gateway.telephony.json_fields import type_name as _type_name
@@ -201,14 +202,7 @@ def build_connect_json(stream_url: str, parameters: Mapping[str, str]) -> str:
 def _opt_str(
     parent: _JsonObject, key: str, path: str, *, max_chars: int = _MAX_LABEL_CHARS
 ) -> str | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise TelephonyProtocolError(f"{path} must be a string, got {_type_name(value)}")
-    if len(value) > max_chars:
-        raise TelephonyProtocolError(f"{path} is {len(value)} chars, over the limit of {max_chars}")
-    return value
+    return opt_str(parent, key, path, max_chars=max_chars)
 
 
 def _str(parent: _JsonObject, key: str, path: str, *, max_chars: int = _MAX_LABEL_CHARS) -> str:
@@ -227,22 +221,7 @@ def _id(parent: _JsonObject, key: str, path: str) -> str | None:
 
 
 def _int(parent: _JsonObject, key: str, path: str) -> int | None:
-    """A non-negative integer, sent as a decimal string (Exotel's habit) or a JSON number."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if type(value) is int and 0 <= value < 10**_MAX_INT_DIGITS:
-        return value
-    if (
-        type(value) is str
-        and 0 < len(value) <= _MAX_INT_DIGITS
-        and value.isascii()
-        and value.isdigit()
-    ):
-        return int(value)
-    raise TelephonyProtocolError(
-        f"{path} must be a non-negative integer or decimal string, got {_show(value)}"
-    )
+    return decimal_int(parent, key, path, max_digits=_MAX_INT_DIGITS)
 
 
 def _rate(media_format: _JsonObject) -> int:

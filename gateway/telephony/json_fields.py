@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from gateway.telephony.base import TelephonyProtocolError
 
-__all__ = ["MAX_REPR_CHARS", "json_object", "show", "type_name"]
+__all__ = ["MAX_REPR_CHARS", "decimal_int", "json_object", "opt_str", "show", "type_name"]
 
 MAX_REPR_CHARS: Final = 60
 """An error message quotes at most this much of a bad value."""
@@ -42,3 +42,35 @@ def json_object(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise TelephonyProtocolError(f"{path} must be an object, got {type_name(value)}")
     return value
+
+
+def opt_str(parent: dict[str, Any], key: str, path: str, *, max_chars: int) -> str | None:
+    """`parent[key]` if present: a string of at most `max_chars`."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TelephonyProtocolError(f"{path} must be a string, got {type_name(value)}")
+    if len(value) > max_chars:
+        raise TelephonyProtocolError(f"{path} is {len(value)} chars, over the limit of {max_chars}")
+    return value
+
+
+def decimal_int(parent: dict[str, Any], key: str, path: str, *, max_digits: int) -> int | None:
+    """`parent[key]` if present: a non-negative integer below 10**max_digits, sent as a JSON
+    number or a decimal string (carriers do both)."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value < 10**max_digits:
+        return value
+    if (
+        type(value) is str
+        and 0 < len(value) <= max_digits
+        and value.isascii()
+        and value.isdigit()
+    ):
+        return int(value)
+    raise TelephonyProtocolError(
+        f"{path} must be a non-negative integer or decimal string, got {show(value)}"
+    )

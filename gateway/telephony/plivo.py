@@ -85,6 +85,7 @@ from gateway.telephony.carrier import (
     WebhookAnswer,
     WebhookRequest,
 )
+from gateway.telephony.json_fields import decimal_int
 from gateway.telephony.json_fields import json_object as _object
 from gateway.telephony.json_fields import show as _show
 from gateway.telephony.json_fields import type_name as _type_name
@@ -312,22 +313,7 @@ def _id(parent: _JsonObject, key: str, path: str, default: str | None = None) ->
 
 
 def _int(parent: _JsonObject, key: str, path: str) -> int | None:
-    """A non-negative integer, sent as a JSON number or a decimal string (Plivo does both)."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if type(value) is int and 0 <= value < 10**_MAX_INT_DIGITS:
-        return value
-    if (
-        type(value) is str
-        and 0 < len(value) <= _MAX_INT_DIGITS
-        and value.isascii()
-        and value.isdigit()
-    ):
-        return int(value)
-    raise TelephonyProtocolError(
-        f"{path} must be a non-negative integer or decimal string, got {_show(value)}"
-    )
+    return decimal_int(parent, key, path, max_digits=_MAX_INT_DIGITS)
 
 
 def _decode_payload(media: _JsonObject) -> bytes:

@@ -73,6 +73,7 @@ from gateway.telephony.carrier import (
     WebhookRequest,
 )
 from gateway.telephony.json_fields import json_object as _object
+from gateway.telephony.json_fields import opt_str
 from gateway.telephony.json_fields import show as _show
 from gateway.telephony.json_fields import type_name as _type_name
 from gateway.tools.spec import TransferTarget
@@ -181,14 +182,7 @@ def signed_message(timestamp: str, body: bytes) -> bytes:
 def _opt_str(
     parent: _JsonObject, key: str, path: str, *, max_chars: int = _MAX_LABEL_CHARS
 ) -> str | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise TelephonyProtocolError(f"{path} must be a string, got {_type_name(value)}")
-    if len(value) > max_chars:
-        raise TelephonyProtocolError(f"{path} is {len(value)} chars, over the limit of {max_chars}")
-    return value
+    return opt_str(parent, key, path, max_chars=max_chars)
 
 
 def _str(parent: _JsonObject, key: str, path: str, *, max_chars: int = _MAX_LABEL_CHARS) -> str:
