@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     """Plivo Auth Token: checks X-Plivo-Signature-V3 on /plivo/voice, REST, stream binding."""
     plivo_api_base_url: str = "https://api.plivo.com"
     """Plivo REST base URL; tests point it at a fake on loopback."""
+    plivo_stream_content_type: Literal[
+        "audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"
+    ] = "audio/x-mulaw;rate=8000"
+    """What the `<Stream contentType>` asks Plivo to stream both ways: μ-law, or L16 at 8 kHz or
+    16 kHz (wideband, straight into Live's 16 kHz input)."""
     signalwire_project_id: str | None = None
     """SignalWire project ID: the account of REST hang-up and transfer."""
     signalwire_api_token: str | None = Field(default=None, repr=False)
@@ -144,6 +149,9 @@ class Settings(BaseSettings):
     """The application's private key (PEM; one line with \\n works): REST hang-up, transfer."""
     vonage_api_base_url: str = "https://api.nexmo.com"
     """Vonage Voice REST base URL; tests point it at a fake on loopback."""
+    vonage_audio_rate_hz: Literal[8000, 16000] = 16000
+    """The L16 rate the NCCO asks Vonage to stream: 16000 (wideband, passed straight to Live's
+    16 kHz input) or 8000."""
     exotel_account_sid: str | None = None
     """Exotel account SID: the calls' account (Exotel's webhook does not say it)."""
     exotel_api_key: str | None = None

@@ -1,5 +1,5 @@
-"""Per-call audio pipelines between the carrier (8 kHz μ-law or L16) and Live (PCM16LE at 16 or
-24 kHz in, 24 kHz out): `StreamAudio` picks them for a stream's format.
+"""Per-call audio pipelines between the carrier (8 kHz μ-law, 8 or 16 kHz L16) and Live (PCM16LE
+at 16 or 24 kHz in, 24 kHz out): `StreamAudio` picks them for a stream's format.
 
 Each object is stateful (filter history, a dangling byte, a partial frame) and belongs to one
 call and one direction. Bytes in, bytes out: no IO here. The μ-law tables are fused into the
@@ -20,6 +20,7 @@ from gateway.audio.mulaw import (
     MULAW_ENCODE_TABLE,
     MULAW_SILENCE,
     decode_mulaw,
+    encode_mulaw,
 )
 from gateway.audio.resample import StreamingResampler
 
@@ -156,6 +157,15 @@ class Pcm16Resampler:
         )
         self._dangling = b""
 
+    @property
+    def passthrough(self) -> bool:
+        """Equal rates: bytes pass as they came (no filter, no delay)."""
+        return self._resampler is None
+
+    @property
+    def group_delay_ms(self) -> float:
+        return 0.0 if self._resampler is None else self._resampler.group_delay_ms
+
     def convert(self, pcm16le: bytes) -> bytes:
         if self._dangling or len(pcm16le) & 1:
             data = self._dangling + bytes(pcm16le)
@@ -174,14 +184,19 @@ class Pcm16Resampler:
         self._dangling = b""
 
 
-class StreamAudio:
-    """One call's audio in its carrier's stream format (μ-law or L16, at 8 kHz), both ways.
+L16_RATES_HZ: Final = (8000, 16000)
+"""The L16 rates carriers stream and the gateway converts: narrowband and wideband."""
 
-    `decode` turns a caller frame into PCM16LE at the Live input rate; `encode` turns Live's
-    24 kHz audio into the stream's format; `framer` cuts that into 20 ms frames; `from_mulaw`
+
+class StreamAudio:
+    """One call's audio in its carrier's stream format (μ-law at 8 kHz, L16 at 8 or 16 kHz), both
+    ways.
+
+    `decode` turns a caller frame into PCM16LE at the Live input rate (16 kHz L16 into a 16 kHz
+    Live input is passed through untouched); `encode` turns Live's 24 kHz audio into the stream's
+    format (24 → 16 kHz by the 3:2 resampler); `framer` cuts that into 20 ms frames; `from_mulaw`
     converts the gateway's own 8 kHz μ-law sounds (the apology prompt, DTMF tones). Raises
-    UnsupportedStreamFormat for a format there is no conversion for (e.g. 16 kHz out: 24 → 16
-    kHz needs a 3:2 resampler the gateway does not have yet).
+    UnsupportedStreamFormat for a format there is no conversion for.
     """
 
     def __init__(self, encoding: str, rate_hz: int, live_input_rate_hz: int) -> None:
@@ -194,15 +209,16 @@ class StreamAudio:
             )
             self._encoder: AgentAudioEncoder | Pcm16Resampler = AgentAudioEncoder()
             self.framer = MulawFramer()
-        elif encoding == L16_ENCODING and rate_hz == MULAW_RATE_HZ:
+        elif encoding == L16_ENCODING and rate_hz in L16_RATES_HZ:
             self._mulaw = False
             self._decoder = Pcm16Resampler(rate_hz, live_input_rate_hz)
             self._encoder = Pcm16Resampler(AGENT_RATE_HZ, rate_hz)
             self.framer = MulawFramer(2 * rate_hz // 50, silence=0)
         else:
+            rates = " or ".join(str(rate) for rate in L16_RATES_HZ)
             raise UnsupportedStreamFormat(
                 f"no conversion for {encoding} at {rate_hz} Hz (the gateway streams "
-                f"{MULAW_ENCODING} and {L16_ENCODING} at {MULAW_RATE_HZ} Hz)"
+                f"{MULAW_ENCODING} at {MULAW_RATE_HZ} Hz and {L16_ENCODING} at {rates} Hz)"
             )
         # Bound once: these run for every 20 ms frame.
         decoder, encoder = self._decoder, self._encoder
@@ -216,6 +232,12 @@ class StreamAudio:
         """Live's 24 kHz PCM16LE → the stream's format."""
 
     @property
+    def passthrough_in(self) -> bool:
+        """Whether caller audio reaches Live as it came (no resampling step)."""
+        decoder = self._decoder
+        return isinstance(decoder, Pcm16Resampler) and decoder.passthrough
+
+    @property
     def frame_bytes(self) -> int:
         """Bytes of 20 ms of the stream's audio."""
         return self.framer.frame_bytes
@@ -224,6 +246,12 @@ class StreamAudio:
     def bytes_per_sample(self) -> int:
         return 1 if self._mulaw else 2
 
+    @property
+    def bytes_per_8k_sample(self) -> int:
+        """Bytes of the stream per 1/8000 s (1 for μ-law, 2 for L16 at 8 kHz, 4 at 16 kHz): the
+        real-time budget counts audio in 8 kHz samples whatever the stream's rate."""
+        return self.bytes_per_sample * self.rate_hz // MULAW_RATE_HZ
+
 
     def reset_encoder(self) -> None:
         """Barge-in: the agent's audio was cut; its filter history and partial frame go."""
@@ -231,10 +259,18 @@ class StreamAudio:
         self.framer.reset()
 
     def from_mulaw(self, mulaw: bytes) -> bytes:
-        """8 kHz μ-law (the gateway's prompts and tones) in the stream's format."""
+        """8 kHz μ-law (the gateway's prompts and tones) in the stream's format (a whole clip:
+        going up to 16 kHz, the filter's tail is flushed so the clip keeps its length)."""
         if self._mulaw:
             return mulaw
-        return decode_mulaw(mulaw).astype("<i2").tobytes()
+        pcm16 = decode_mulaw(mulaw).astype("<i2").tobytes()
+        if self.rate_hz == MULAW_RATE_HZ:
+            return pcm16
+        upsample = Pcm16Resampler(MULAW_RATE_HZ, self.rate_hz)
+        delay_samples = round(upsample.group_delay_ms * MULAW_RATE_HZ / 1000)
+        wide = upsample.convert(pcm16 + bytes(2 * delay_samples))
+        skip = 2 * round(upsample.group_delay_ms * self.rate_hz / 1000)
+        return wide[skip : skip + 2 * len(mulaw) * self.rate_hz // MULAW_RATE_HZ]
 
     def frames(self, audio: bytes) -> list[bytes]:
         """`audio` (the stream's format) as whole 20 ms frames, the last padded with silence."""
@@ -245,3 +281,36 @@ class StreamAudio:
 
 def _swap16(pcm16: bytes) -> bytes:
     return np.frombuffer(pcm16, dtype=np.int16).byteswap().tobytes()
+
+
+class PhoneAudio:
+    """The phone's side of a stream: 8 kHz μ-law (test audio, the softphone, the WAV mixer) ↔
+    the stream's format, frame by frame with filter history kept (no clicks between frames).
+
+    For μ-law streams both ways are the identity; for L16 at 8 kHz a table lookup each way; for
+    L16 at 16 kHz the 2:1 band-limited resamplers as well. One per call and direction pair.
+    """
+
+    def __init__(self, encoding: str, rate_hz: int) -> None:
+        if encoding == MULAW_ENCODING and rate_hz == MULAW_RATE_HZ:
+            self._l16 = False
+        elif encoding == L16_ENCODING and rate_hz in L16_RATES_HZ:
+            self._l16 = True
+        else:
+            raise UnsupportedStreamFormat(f"no conversion for {encoding} at {rate_hz} Hz")
+        self.encoding: Final = encoding
+        self.rate_hz: Final = rate_hz
+        self._up = Pcm16Resampler(MULAW_RATE_HZ, rate_hz)
+        self._down = Pcm16Resampler(rate_hz, MULAW_RATE_HZ)
+
+    def to_stream(self, mulaw: bytes) -> bytes:
+        """8 kHz μ-law → the stream's format (`rate_hz / 8000` samples per byte)."""
+        if not self._l16:
+            return mulaw
+        return self._up.convert(decode_mulaw(mulaw).astype("<i2").tobytes())
+
+    def to_mulaw(self, audio: bytes) -> bytes:
+        """The stream's format → 8 kHz μ-law."""
+        if not self._l16:
+            return audio
+        return encode_mulaw(np.frombuffer(self._down.convert(audio), dtype="<i2").astype(np.int16))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from math import gcd
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +28,8 @@ from gateway.audio.resample import (
     TAP_FRACTION_BITS,
     TELEPHONY_RATE_HZ,
     ResampleConfigError,
+    band_edges,
+    filter_rate_hz,
 )
 
 RATE_PAIRS: Final[tuple[tuple[int, int], ...]] = (
@@ -34,9 +37,11 @@ RATE_PAIRS: Final[tuple[tuple[int, int], ...]] = (
     (24000, 8000),
     (32000, 8000),
     (48000, 8000),
+    (24000, 16000),
 )
-"""(high, low) rates whose filters ship: each gets a decimator (phases 1) and an interpolator
-(phases = high // low). Live speaks 16 or 24 kHz; 32 and 48 kHz are there for other callers."""
+"""(high, low) rates whose filters ship, each at the pair's common multiple with a branch per
+output phase: going down `low / gcd` (1 for an integer ratio), going up `high / gcd`. Live
+speaks 16 or 24 kHz, carriers 8 or 16 kHz; 32 and 48 kHz are there for other callers."""
 
 TAPS_PATH: Final = Path(__file__).with_name("filter_taps.py")
 _MAX_TAPS: Final = 1023
@@ -46,17 +51,17 @@ _INDENT: Final = " " * 8
 
 
 def design_lowpass(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.NDArray[np.float64]:
-    """Linear-phase low-pass taps at `high_rate_hz` with DC gain `phases`.
+    """Linear-phase low-pass taps at the pair's `filter_rate_hz` with DC gain `phases`.
 
     Odd length, symmetric, multiples of 2**-TAP_FRACTION_BITS, and each of the `phases`
     polyphase branches (taps p, p + phases, …) sums to exactly 1: an interpolator by `phases`
     then passes DC exactly with no ripple at multiples of `low_rate_hz`, which lets the
     resampler carry its rounding offset through the filter. The shortest equiripple (remez)
     design that still meets PASSBAND_RIPPLE_DB and STOPBAND_ATTENUATION_DB after that, with the
-    band edges scaled by `low_rate_hz / TELEPHONY_RATE_HZ`.
+    band edges of `band_edges`.
     """
-    scale = low_rate_hz / TELEPHONY_RATE_HZ
-    passband_hz, stopband_hz = PASSBAND_HZ * scale, STOPBAND_HZ * scale
+    passband_hz, stopband_hz = band_edges(high_rate_hz, low_rate_hz)
+    fs_hz = filter_rate_hz(high_rate_hz, low_rate_hz)
     if not stopband_hz < high_rate_hz / 2:
         raise ResampleConfigError(
             f"a {high_rate_hz} Hz ↔ {low_rate_hz} Hz filter needs a stopband below "
@@ -65,20 +70,20 @@ def design_lowpass(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.
     # Normalising the branches can double the passband error, so design for half of it.
     passband_error = 10 ** (PASSBAND_RIPPLE_DB / 2 / 20) - 1
     stopband_error = 10 ** (-STOPBAND_ATTENUATION_DB / 20)
-    bands = [0.0, passband_hz, stopband_hz, high_rate_hz / 2]
+    bands = [0.0, passband_hz, stopband_hz, fs_hz / 2]
     # Bellanger's length estimate, started low and walked up to the first design that passes.
     estimate = (2 / 3) * np.log10(1 / (10 * passband_error * stopband_error))
-    estimate *= high_rate_hz / (stopband_hz - passband_hz)
+    estimate *= fs_hz / (stopband_hz - passband_hz)
     for num_taps in range(max(3, int(estimate * 0.8) | 1), _MAX_TAPS + 1, 2):
         prototype = signal.remez(
             num_taps,
             bands,
             [1.0, 0.0],
             weight=[1.0, passband_error / stopband_error],
-            fs=high_rate_hz,
+            fs=fs_hz,
         )
         taps = _normalise_branches(prototype, phases)
-        freqs_hz, response = signal.freqz(taps / phases, worN=_FREQ_CHECK_POINTS, fs=high_rate_hz)
+        freqs_hz, response = signal.freqz(taps / phases, worN=_FREQ_CHECK_POINTS, fs=fs_hz)
         gain_db = 20 * np.log10(np.maximum(np.abs(response), 1e-12))
         if (
             np.max(np.abs(gain_db[freqs_hz <= passband_hz])) <= PASSBAND_RIPPLE_DB
@@ -86,7 +91,7 @@ def design_lowpass(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.
         ):
             return taps
     raise ResampleConfigError(
-        f"no filter of at most {_MAX_TAPS} taps meets the spec at {high_rate_hz} Hz"
+        f"no filter of at most {_MAX_TAPS} taps meets the spec at {fs_hz} Hz"
     )
 
 
@@ -113,7 +118,8 @@ def design_all() -> dict[tuple[int, int, int], npt.NDArray[np.float64]]:
     """Every shipped filter, keyed (high rate, low rate, phases)."""
     designs: dict[tuple[int, int, int], npt.NDArray[np.float64]] = {}
     for high_rate_hz, low_rate_hz in RATE_PAIRS:
-        for phases in (1, high_rate_hz // low_rate_hz):
+        common = gcd(high_rate_hz, low_rate_hz)
+        for phases in (low_rate_hz // common, high_rate_hz // common):
             designs[(high_rate_hz, low_rate_hz, phases)] = design_lowpass(
                 high_rate_hz, low_rate_hz, phases
             )
@@ -131,9 +137,10 @@ def render(designs: dict[tuple[int, int, int], npt.NDArray[np.float64]]) -> str:
         f"spec in `gateway.audio.resample`: passband 0-{PASSBAND_HZ:g} Hz within "
         f"±{PASSBAND_RIPPLE_DB:g} dB, stopband from {STOPBAND_HZ:g} Hz",
         f"at least {STOPBAND_ATTENUATION_DB:g} dB down (edges for a low rate of "
-        f"{TELEPHONY_RATE_HZ} Hz, scaled for others), taps",
-        f"multiples of 2**-{TAP_FRACTION_BITS}, odd length, symmetric, every polyphase branch "
-        "summing to exactly 1.",
+        f"{TELEPHONY_RATE_HZ} Hz, scaled for others: `band_edges`),",
+        "each at the pair's common multiple of rates, taps multiples of "
+        f"2**-{TAP_FRACTION_BITS}, odd length, symmetric,",
+        "every polyphase branch summing to exactly 1.",
         "`tests/audio/test_filter_taps.py` re-designs them and checks they match.",
         '"""',
         "",
@@ -144,8 +151,10 @@ def render(designs: dict[tuple[int, int, int], npt.NDArray[np.float64]]) -> str:
         "TAPS: Final[dict[tuple[int, int, int], tuple[float, ...]]] = {",
     ]
     for (high_rate_hz, low_rate_hz, phases), taps in sorted(designs.items()):
+        at = filter_rate_hz(high_rate_hz, low_rate_hz)
         lines.append(
-            f"    # {high_rate_hz} Hz ↔ {low_rate_hz} Hz: {len(taps)} taps, {phases} phase(s)"
+            f"    # {high_rate_hz} Hz ↔ {low_rate_hz} Hz: {len(taps)} taps at {at} Hz, "
+            f"{phases} phase(s)"
         )
         lines.append(f"    ({high_rate_hz}, {low_rate_hz}, {phases}): (")
         line = ""

@@ -1,4 +1,4 @@
-"""Streaming polyphase FIR resampling between integer-related rates (8 kHz ↔ 16 / 24 kHz).
+"""Streaming polyphase FIR resampling between telephony and Live rates (8 / 16 kHz ↔ 16 / 24 kHz).
 
 Why not `audioop.ratecv`: it interpolates with no anti-alias filter, so a 6 kHz tone at 24 kHz
 leaves a 24k → 8k conversion as a near full-level 2 kHz alias. Here a linear-phase low-pass
@@ -16,6 +16,7 @@ float64; the result is independent of summation order, hence of how the input is
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -60,22 +61,43 @@ _PLAN_KEY_STRIDE: Final = 1 << 16
 
 
 class ResampleConfigError(ValueError):
-    """The rate pair cannot be resampled (not an integer ratio, or no filter meets the spec)."""
+    """The rate pair cannot be resampled (no filter ships for it, or none meets the spec)."""
+
+
+def band_edges(high_rate_hz: int, low_rate_hz: int) -> tuple[float, float]:
+    """(passband top, stopband start) in Hz of the low-pass between two rates.
+
+    The telephone-band edges scaled by `low_rate_hz / TELEPHONY_RATE_HZ`. A pair whose ratio is
+    not an integer (24 ↔ 16 kHz) has its filter at the rates' common multiple (48 kHz), where a
+    stopband from the low rate's Nyquist costs little (≈ 120 taps, ≈ 1.2 ms), so there it
+    starts no higher than that: nothing above 8 kHz folds back into a 16 kHz stream.
+    """
+    scale = low_rate_hz / TELEPHONY_RATE_HZ
+    passband_hz, stopband_hz = PASSBAND_HZ * scale, STOPBAND_HZ * scale
+    if high_rate_hz % low_rate_hz:
+        stopband_hz = min(stopband_hz, low_rate_hz / 2)
+    return passband_hz, stopband_hz
+
+
+def filter_rate_hz(high_rate_hz: int, low_rate_hz: int) -> int:
+    """The rate the pair's low-pass runs at: the least common multiple of the two rates."""
+    return high_rate_hz * low_rate_hz // math.gcd(high_rate_hz, low_rate_hz)
 
 
 @functools.cache
 def lowpass_taps(high_rate_hz: int, low_rate_hz: int, phases: int = 1) -> npt.NDArray[np.float64]:
-    """The shipped linear-phase low-pass at `high_rate_hz` with DC gain `phases` (read-only).
+    """The shipped linear-phase low-pass between two rates with DC gain `phases` (read-only).
 
-    Odd length, symmetric, multiples of 2**-TAP_FRACTION_BITS, and each of the `phases`
+    It runs at `filter_rate_hz` (the high rate, for an integer ratio). Odd length, symmetric,
+    multiples of 2**-TAP_FRACTION_BITS, and each of the `phases`
     polyphase branches (taps p, p + phases, …) sums to exactly 1: an interpolator by `phases`
     then passes DC exactly with no ripple at multiples of `low_rate_hz`, which lets the
     resampler carry its rounding offset through the filter. The shortest equiripple (remez)
-    design meeting PASSBAND_RIPPLE_DB and STOPBAND_ATTENUATION_DB after that, band edges scaled
-    by `low_rate_hz / TELEPHONY_RATE_HZ`: designed by `gateway.audio.design_filters` (the only
+    design meeting PASSBAND_RIPPLE_DB and STOPBAND_ATTENUATION_DB after that, band edges from
+    `band_edges`: designed by `gateway.audio.design_filters` (the only
     user of scipy) and shipped as constants in `gateway.audio.filter_taps`.
     """
-    stopband_hz = STOPBAND_HZ * low_rate_hz / TELEPHONY_RATE_HZ
+    _passband_hz, stopband_hz = band_edges(high_rate_hz, low_rate_hz)
     if not stopband_hz < high_rate_hz / 2:
         raise ResampleConfigError(
             f"a {high_rate_hz} Hz ↔ {low_rate_hz} Hz filter needs a stopband below "
@@ -121,27 +143,36 @@ class _BlockFilter:
     matrix_offset: npt.NDArray[np.float64]
     """(window + 1) × (block * up): the extra last row adds _OFFSET from a constant 1 input."""
     num_taps: int
+    lag: int
+    """Filter-rate samples each output comes after its nominal time, on top of the filter's
+    own delay: output j is the filter's output at j * down - lag, so that every output is
+    computed from inputs already received (0 for an integer ratio, 2 for 3:2 and 2:3)."""
 
 
 @functools.cache
 def _block_filter(in_rate_hz: int, out_rate_hz: int) -> _BlockFilter:
     high_rate_hz, low_rate_hz = max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz)
-    ratio = high_rate_hz // low_rate_hz
-    up, down = (ratio, 1) if out_rate_hz > in_rate_hz else (1, ratio)
-    if ratio == 1:
+    common = math.gcd(in_rate_hz, out_rate_hz)
+    up, down = out_rate_hz // common, in_rate_hz // common
+    if up == down == 1:
         taps: npt.NDArray[np.float64] = np.ones(1)
     else:
         taps = lowpass_taps(high_rate_hz, low_rate_hz, up)
     block = BLOCK_GROUPS
     row_in = block * down
-    # Output (group i, phase p) has its newest input at offset (down - 1) + i * down from the
-    # row's start; the input at offset s meets tap ((newest - s) * up + p). The oldest input
-    # any output of a row needs lies `history` before the row's start.
-    history = max((len(taps) - 1) // up - (down - 1), 0)
+    # At the filter rate (inputs every `up` samples, outputs every `down`), output j = i * up + p
+    # of a row (group i, phase p) sits at j * down + down - 1 from the row's start, so every
+    # output of group i has all its inputs within the group's `down`; the input at offset s
+    # meets tap (that position - s * up). For an integer ratio this is the newest input of the
+    # group going down, and phase p after input i going up; with the `down - 1` inputs of
+    # silence the line starts with, output j is the filter's output at j * down - `lag`
+    # (0 for an integer ratio; see `_BlockFilter.lag`). The oldest input any output of a row
+    # needs lies `history` before the row's start.
+    history = max((len(taps) - down) // up, 0)
     offset = np.arange(-history, row_in)[:, None]
     group = np.repeat(np.arange(block), up)[None, :]
     phase = np.tile(np.arange(up), block)[None, :]
-    tap_index = ((down - 1 + group * down) - offset) * up + phase
+    tap_index = (group * up + phase) * down + down - 1 - offset * up
     valid = (tap_index >= 0) & (tap_index < len(taps))
     matrix = np.where(valid, taps[np.clip(tap_index, 0, len(taps) - 1)], 0.0)
     # Every column holds one whole branch, so it sums to exactly 1 and passes _OFFSET through.
@@ -151,7 +182,16 @@ def _block_filter(in_rate_hz: int, out_rate_hz: int) -> _BlockFilter:
     matrix.flags.writeable = False
     matrix_offset.flags.writeable = False
     return _BlockFilter(
-        up, down, block, row_in, history, history + row_in, matrix, matrix_offset, len(taps)
+        up,
+        down,
+        block,
+        row_in,
+        history,
+        history + row_in,
+        matrix,
+        matrix_offset,
+        len(taps),
+        (down - 1) * (up - 1),
     )
 
 
@@ -204,8 +244,9 @@ class _Plan(NamedTuple):
 class StreamingResampler:
     """Resample mono audio chunk by chunk, e.g. 8000 ↔ 24000 Hz, carrying the filter history.
 
-    Every input sample is used as soon as it arrives: going up, n samples in give n * ratio
-    out; going down, one sample comes out per `ratio` in (the phase carries across calls).
+    Every input sample is used as soon as it arrives: the rates reduce to `up / down` (8 → 24
+    kHz is 3 / 1, 24 → 16 kHz is 2 / 3) and each `down` inputs give `up` outputs, the phase
+    carrying across calls.
     Output samples are rounded (half up) and saturate at the int16 limits, and are the same
     however the input is chunked. One instance per direction per call; not thread-safe.
 
@@ -227,14 +268,11 @@ class StreamingResampler:
     ) -> None:
         if in_rate_hz <= 0 or out_rate_hz <= 0:
             raise ResampleConfigError(f"rates must be positive: {in_rate_hz} → {out_rate_hz}")
-        high, low = max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz)
-        if high % low:
-            raise ResampleConfigError(f"{in_rate_hz} Hz → {out_rate_hz} Hz is not an integer ratio")
         self.in_rate_hz: Final = in_rate_hz
         self.out_rate_hz: Final = out_rate_hz
         spec = _block_filter(in_rate_hz, out_rate_hz)
         self._spec = spec
-        self._group_delay_ms = (spec.num_taps - 1) / 2 / high * 1000
+        self._group_delay_ms = ((spec.num_taps - 1) / 2 + spec.lag) / (in_rate_hz * spec.up) * 1000
         self._plain = input_table is None and output_table is None
         output = _offset_binary_table(output_table)
         if input_table is None:
@@ -270,7 +308,8 @@ class StreamingResampler:
 
     @property
     def group_delay_ms(self) -> float:
-        """Delay of the linear-phase filter in ms of signal time, the same at every frequency."""
+        """Delay of the linear-phase filter in ms of signal time, the same at every frequency
+        (its half length, plus the lag of a non-integer ratio's output phases)."""
         return self._group_delay_ms
 
     @property

@@ -425,7 +425,7 @@ class Call:
             return
         self.stats.caller_frames += 1
         budget = self._audio_budget
-        samples = len(frame.payload) // self._audio.bytes_per_sample  # at 8 kHz
+        samples = len(frame.payload) // self._audio.bytes_per_8k_sample  # the budget's clock
         if budget is not None and not budget.take(samples):
             self._over_real_time(budget)
             return

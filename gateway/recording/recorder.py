@@ -42,7 +42,7 @@ import structlog
 from aiohttp import web
 
 from gateway import gateway_version
-from gateway.audio.mulaw import encode_mulaw
+from gateway.audio.codec import MULAW_RATE_HZ, PhoneAudio, UnsupportedStreamFormat
 from gateway.call.hooks import CallObserver, CallView
 from gateway.live.protocol import FunctionCall, FunctionResponse, ServerMessage
 from gateway.recording.audio import StereoCallMixer
@@ -66,7 +66,7 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
-from gateway.telephony.carrier import L16
+from gateway.telephony.carrier import L16, MULAW
 from gateway.telephony.twilio import (
     MAX_FRAME_CHARS,
     MAX_STREAMING_FRAME_CHARS,
@@ -193,8 +193,10 @@ class RecordingSink:
         """Outbound media kept as its μ-law (AGENT_MEDIA records) is rebuilt as Twilio frames;
         other carriers' frames out stay JSONL text (their audio still reaches the WAV)."""
         self._clear_frame: str | bytes | None = None
-        self._l16 = False
-        """The stream's audio is 16-bit PCM (else μ-law): the WAV mixer gets it as μ-law."""
+        self._caller_audio = _MULAW_AUDIO
+        self._agent_audio = _MULAW_AUDIO
+        """The stream's format → the WAV mixer's 8 kHz μ-law, per direction (L16 at 16 kHz
+        keeps filter history); set from the stream's start."""
         self.max_bytes = max_bytes
         self.full = False
         """The byte budget is spent; nothing more is written but the closing line."""
@@ -361,7 +363,7 @@ class RecordingSink:
                     return None
                 if not self._twilio:  # another carrier's frame: kept whole, its audio heard
                     assert self._mixer is not None
-                    self._mixer.agent_audio(self._as_mulaw(audio))
+                    self._mixer.agent_audio(self._agent_audio.to_mulaw(audio))
                     return _frame_fields(frame)
                 payload = frame
             if isinstance(payload, str) and self._agent_media(t, payload):
@@ -417,7 +419,7 @@ class RecordingSink:
             return {"close_code": payload}
         if kind is EventKind.CALL_STARTED:
             self._transcript.set_header(_transcript_header(payload))
-            self._l16 = payload.get("encoding") == L16
+            self._caller_audio, self._agent_audio = _stream_audio(payload)
             stream_sid = payload.get("stream_sid")
             if isinstance(stream_sid, str):
                 if self._twilio:
@@ -445,7 +447,7 @@ class RecordingSink:
             return False
         assert self._mixer is not None
         if media.track in ("inbound", "inbound_track", ""):
-            self._mixer.caller_audio(self._as_mulaw(media.payload), media.timestamp_ms)
+            self._mixer.caller_audio(self._caller_audio.to_mulaw(media.payload), media.timestamp_ms)
         body = CALLER_MEDIA_HEAD.pack(len(head), len(tail)) + head + tail + media.payload
         self._audio_record(AudioRecordKind.CALLER_MEDIA, t, body)
         return True
@@ -495,19 +497,14 @@ class RecordingSink:
             return True
         if isinstance(event, MediaFrame):
             if event.track in ("inbound", "inbound_track", ""):
-                self._mixer.caller_audio(self._as_mulaw(event.payload), event.timestamp_ms)
+                audio = self._caller_audio.to_mulaw(event.payload)
+                self._mixer.caller_audio(audio, event.timestamp_ms)
         elif isinstance(event, Dtmf):
             self._transcript.note(t, f"caller pressed {event.digit}")
         elif isinstance(event, StreamStop):
             self._mixer.caller_hung_up()
             self._transcript.note(t, "(caller hung up)")
         return False
-
-    def _as_mulaw(self, audio: bytes) -> bytes:
-        """The stream's audio as the WAV mixer's μ-law (L16 is 8 kHz here, like μ-law)."""
-        if not self._l16:
-            return audio
-        return encode_mulaw(np.frombuffer(audio, dtype="<i2", count=len(audio) // 2))
 
     def _agent_frame(self, frame: str | bytes) -> None:
         assert self._mixer is not None
@@ -533,6 +530,21 @@ class RecordingSink:
             self._transcript.speech(t, "agent", message.output_transcription)
         if message.turn_complete or message.interrupted:
             self._transcript.end_turn()
+
+
+_MULAW_AUDIO: Final = PhoneAudio(MULAW, MULAW_RATE_HZ)
+"""μ-law streams go to the mixer as they are (stateless, so shared)."""
+
+
+def _stream_audio(meta: Mapping[str, Any]) -> tuple[PhoneAudio, PhoneAudio]:
+    """(caller, agent) converters for the stream `meta` (a call_started payload) describes."""
+    encoding, rate_hz = meta.get("encoding"), meta.get("sample_rate_hz")
+    if encoding != L16 or not isinstance(rate_hz, int):
+        return _MULAW_AUDIO, _MULAW_AUDIO
+    try:
+        return PhoneAudio(L16, rate_hz), PhoneAudio(L16, rate_hz)
+    except UnsupportedStreamFormat:  # the call ends at once; nothing audible to mix
+        return _MULAW_AUDIO, _MULAW_AUDIO
 
 
 def _frame_fields(frame: str | bytes) -> dict[str, Any]:

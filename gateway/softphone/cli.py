@@ -27,11 +27,11 @@ import numpy as np
 from aiohttp import web
 
 from gateway.agents.config import AgentSet
-from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ
+from gateway.audio.codec import MULAW_FRAME_BYTES, MULAW_RATE_HZ, PhoneAudio
 from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw, encode_mulaw
 from gateway.audio.polyphase import resample_rate
 from gateway.settings import LiveBackend, Settings
-from gateway.telephony.carriers import L16_CARRIERS, media_path, new_phone
+from gateway.telephony.carriers import media_path, new_phone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.transcript import TRANSCRIPT_PARAMETER
 
@@ -190,6 +190,7 @@ class _Line:
     _playhead: float = 0.0
     _cleared: asyncio.Event = field(default_factory=asyncio.Event)
     _marks: asyncio.Queue[_PendingMark | None] = field(default_factory=asyncio.Queue)
+    _phone_audio: PhoneAudio | None = None
 
     async def send(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -202,13 +203,15 @@ class _Line:
             await self.send(frame)
 
     async def media(self, mulaw: bytes) -> None:
-        audio = decode_mulaw(mulaw).astype("<i2").tobytes() if self._l16 else mulaw
-        await self.send(self.phone.media(audio))
+        await self.send(self.phone.media(self._audio_format.to_stream(mulaw)))
         self.frames_sent += 1
 
     @property
-    def _l16(self) -> bool:
-        return self.phone.carrier in L16_CARRIERS
+    def _audio_format(self) -> PhoneAudio:
+        """μ-law (what `gateway call` plays and saves) ↔ the phone's stream format."""
+        if self._phone_audio is None:
+            self._phone_audio = PhoneAudio(*self.phone.stream_format)
+        return self._phone_audio
 
     async def stop(self) -> None:
         try:
@@ -257,7 +260,7 @@ class _Line:
             except (ValueError, KeyError, TypeError):
                 continue
             if event.kind == "media":
-                mulaw = _l16_to_mulaw(event.audio) if self._l16 else event.audio
+                mulaw = self._audio_format.to_mulaw(event.audio)
                 self._audio += mulaw
                 self.frames_received += 1
                 if self.realtime:
@@ -312,10 +315,6 @@ class _Line:
             if not turn.mulaw:
                 raise CallClientError(f"the gateway ended the call before the {what}")
         return turn.mulaw
-
-
-def _l16_to_mulaw(pcm16le: bytes) -> bytes:
-    return encode_mulaw(np.frombuffer(pcm16le, dtype="<i2", count=len(pcm16le) // 2))
 
 
 def _line_parameters(agent: str | None) -> dict[str, str]:

@@ -8,8 +8,9 @@ URL's query, set per call with the dial string's `v(...)` option, and comes back
 `StreamStart.custom_parameters`.
 
 * **Media**: BINARY messages, raw audio in the dial string's `c(codec)`: `ulaw` (160 bytes per
-  20 ms) or `slin` (16-bit little-endian PCM at 8 kHz, 320 bytes); nothing else is accepted
-  here yet (`slin16` and up need 16 kHz in the gateway). What we send is re-timed by Asterisk
+  20 ms), `slin` (16-bit little-endian PCM at 8 kHz, 320 bytes) or `slin16` (the same at 16
+  kHz, 640 bytes: wideband, straight into Live's 16 kHz input); nothing else is accepted
+  (`slin24` and up are rates no carrier needs). What we send is re-timed by Asterisk
   (its queue holds ~1000 frames; `MEDIA_XOFF` at 900, `MEDIA_XON` below 800); messages must be
   whole multiples of `optimal_frame_size` (a remainder is dropped) and at most 65500 bytes.
 * **Control**: TEXT messages, either the default `plain-text` form (`MEDIA_START
@@ -140,9 +141,9 @@ NO_WEBHOOK: Final = "Asterisk calls come from the dialplan; there is no voice we
 
 MAX_CONTROL_FRAME_CHARS: Final = 16 * 1024
 """Largest TEXT message: a JSON `MEDIA_START` carries the channel's variables."""
-MAX_MEDIA_PAYLOAD_BYTES: Final = 1920
-"""Largest inbound BINARY message: 120 ms of slin (240 ms of ulaw); Asterisk sends its own
-frame size, 20 ms as a rule."""
+MAX_MEDIA_PAYLOAD_BYTES: Final = 3840
+"""Largest inbound BINARY message: 120 ms of slin16 (240 ms of slin, 480 ms of ulaw); Asterisk
+sends its own frame size, 20 ms as a rule."""
 MAX_OUTBOUND_MEDIA_BYTES: Final = 65500
 """Asterisk closes the socket and hangs up on a larger message."""
 MAX_COMMAND_CHARS: Final = 128
@@ -153,7 +154,6 @@ _MAX_PARAMETER_VALUE_CHARS: Final = 512
 _MAX_MARK_NAME_CHARS: Final = 64
 _MAX_REPR_CHARS: Final = 60
 _MAX_ERROR_CHARS: Final = 200
-_SAMPLE_RATE_HZ: Final = 8000
 DTMF_KEYS: Final = frozenset("0123456789*#ABCD")
 
 _TOKEN: Final = re.compile(r"[\x21-\x7e]{1,256}")  # printable, no spaces: ids and names
@@ -168,15 +168,18 @@ class AudioFormat:
     name: str
     encoding: str
     frame_bytes: int
+    rate_hz: int = 8000
 
 
 FORMATS: Final[Mapping[str, AudioFormat]] = MappingProxyType(
     {
         "ulaw": AudioFormat("ulaw", MULAW, 160),
         "slin": AudioFormat("slin", L16, 320),
+        "slin16": AudioFormat("slin16", L16, 640, 16000),
     }
 )
-"""Asterisk format names (`c(...)` in the dial string) the gateway can take: 8 kHz only."""
+"""Asterisk format names (`c(...)` in the dial string) the gateway can take: μ-law, and signed
+linear at 8 kHz or 16 kHz (wideband, straight into Live's 16 kHz input)."""
 
 _NOTICE_DETAIL: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -356,7 +359,7 @@ class AsteriskCodec:
         audio = FORMATS.get(format_name)
         if audio is None:
             raise TelephonyProtocolError(
-                f"{event}.format must be one of {', '.join(FORMATS)} (8 kHz), "
+                f"{event}.format must be one of {', '.join(FORMATS)}, "
                 f"got {_show(format_name)}"
             )
         frame_size = _opt_int(fields, "optimal_frame_size", event)
@@ -376,7 +379,7 @@ class AsteriskCodec:
             tracks=("inbound",),
             custom_parameters=MappingProxyType(stream_parameters(self._query)),
             encoding=audio.encoding,
-            sample_rate_hz=_SAMPLE_RATE_HZ,
+            sample_rate_hz=audio.rate_hz,
             channels=1,
             sequence_number=None,
         )

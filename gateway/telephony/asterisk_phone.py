@@ -37,7 +37,7 @@ class AsteriskPhone:
         token: str | None = None,
         *,
         control_format: Literal["plain-text", "json"] = "plain-text",
-        audio_format: Literal["ulaw", "slin"] = "ulaw",
+        audio_format: Literal["ulaw", "slin", "slin16"] = "ulaw",
         connection_id: str = "gateway",
     ) -> None:
         self.token = token
@@ -48,6 +48,11 @@ class AsteriskPhone:
         self.call_id = f"{int(time.time())}.{number}"
         """The WebSocket channel's uniqueid (`channel_id`)."""
         self.channel = f"WebSocket/{connection_id}/0x{0x5140001A0000 + number:x}"
+
+    @property
+    def stream_format(self) -> tuple[str, int]:
+        """The dial string's `c(...)` format: ulaw, slin (8 kHz) or slin16."""
+        return self.audio_format.encoding, self.audio_format.rate_hz
 
     def voice_webhook(self, url: str, *, from_number: str, to_number: str) -> SignedRequest:
         raise NotImplementedError(

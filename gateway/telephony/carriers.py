@@ -17,7 +17,6 @@ from gateway.telephony.phone import CarrierPhone
 
 __all__ = [
     "CARRIERS",
-    "L16_CARRIERS",
     "PHONES",
     "carriers_from_settings",
     "media_path",
@@ -54,10 +53,6 @@ PHONES: Final[Mapping[str, str]] = MappingProxyType(
 """Route name → its fake phone (module:class, imported when asked for: `gateway serve`
 never needs one), without keys (`gateway call --carrier`; a gateway without the carrier's
 keys takes its unsigned, unbound streams)."""
-
-
-L16_CARRIERS: Final = frozenset({"vonage", "exotel"})
-"""Carriers whose streams (as their phones speak them) are 16-bit PCM at 8 kHz, not μ-law."""
 
 
 def new_phone(carrier: str) -> CarrierPhone:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from gateway.telephony.carrier import L16
 from gateway.telephony.exotel import SAMPLE_RATE_PARAMETER
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 
@@ -33,6 +34,8 @@ class ExotelPhone:  # the conformance suite's Exotel phone (gateway.telephony.ph
     """One Exotel call into a flow whose Voicebot applet fetches our dynamic URL."""
 
     carrier: Final = "exotel"
+    stream_format: Final = (L16, 8000)
+    """L16 at 8 kHz (`sample-rate=8000` in the stream URL)."""
 
     def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID) -> None:
         self.account_sid = account_sid

@@ -56,6 +56,12 @@ class CarrierPhone(Protocol):
     call_id: str
     """The carrier's id of this call (what its REST API is asked to act on)."""
 
+    @property
+    def stream_format(self) -> tuple[str, int]:
+        """(encoding, rate in Hz) of the stream's audio as this phone speaks it (`media`'s
+        input, `read`'s media output): `gateway.audio.codec.PhoneAudio` converts."""
+        ...
+
     def voice_webhook(self, url: str, *, from_number: str, to_number: str) -> SignedRequest:
         """The webhook that announces this call to `url` (our /{carrier}/voice)."""
         ...

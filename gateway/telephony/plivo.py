@@ -34,7 +34,8 @@ https://docs.plivo.com/docs/voice/api/call/make-a-call (E.164 without `+`: 14157
 https://docs.plivo.com/docs/voice/xml/request/validation and plivo-python
 plivo/utils/signature_v3.py (V3 signatures),
 https://docs.plivo.com/docs/voice/xml/audiostream (the Stream element: bidirectional,
-keepCallAlive, contentType audio/x-mulaw;rate=8000, extraHeaders ≤ 512 bytes of [A-Za-z0-9]),
+keepCallAlive, contentType audio/x-mulaw;rate=8000 | audio/x-l16;rate=8000 | 16000,
+extraHeaders ≤ 512 bytes of [A-Za-z0-9]),
 https://plivo.com/docs/voice/audio-streaming/audio-streaming and
 https://www.plivo.com/docs/voice-agents/audio-streaming/concepts/audio-streaming-reference
 (start/media/dtmf/playedStream/clearedAudio in; playAudio/checkpoint/clearAudio out),
@@ -113,11 +114,20 @@ __all__ = [
     "sign_v3",
 ]
 
-MAX_MEDIA_PAYLOAD_BYTES: Final = 1600
-"""Largest decoded inbound payload: 100 ms of 8 kHz μ-law. Plivo sends 20 ms chunks (160
-bytes); the margin is for a chunk size the docs do not pin down, not for hostile peers."""
-MAX_STREAMING_FRAME_CHARS: Final = 4096
-"""Largest frame of any kind but `start` (media: payload + the echoed `extra_headers`)."""
+MAX_MEDIA_PAYLOAD_BYTES: Final = 3200
+"""Largest decoded inbound payload: 100 ms of 16 kHz L16 (400 ms of μ-law). Plivo sends 20 ms
+chunks (160 bytes of μ-law, 640 of 16 kHz L16); the margin is for a chunk size the docs do not
+pin down, not for hostile peers."""
+CONTENT_TYPES: Final = (
+    "audio/x-mulaw;rate=8000",
+    "audio/x-l16;rate=8000",
+    "audio/x-l16;rate=16000",
+)
+"""The `<Stream contentType>` values Plivo streams bidirectionally (PLIVO_STREAM_CONTENT_TYPE)."""
+DEFAULT_CONTENT_TYPE: Final = CONTENT_TYPES[0]
+MAX_STREAMING_FRAME_CHARS: Final = 8192
+"""Largest frame of any kind but `start` (media: a payload of up to 3200 bytes as base64, plus
+the echoed `extra_headers`)."""
 MAX_START_FRAME_CHARS: Final = 16 * 1024
 MAX_CUSTOM_PARAMETERS: Final = 32
 MAX_CUSTOM_PARAMETERS_CHARS: Final = 4000
@@ -227,12 +237,17 @@ def decode_extra_headers(text: str) -> dict[str, str] | None:
     return None
 
 
-def build_stream_xml(stream_url: str, parameters: Mapping[str, str]) -> str:
+def build_stream_xml(
+    stream_url: str, parameters: Mapping[str, str], *, content_type: str = DEFAULT_CONTENT_TYPE
+) -> str:
     """`<Response><Stream bidirectional … keepCallAlive …>wss://…</Stream></Response>`.
 
     The parameters go in `extraHeaders` when they fit Plivo's 512 bytes, else in the URL's
-    query. Raises ValueError for a URL Plivo cannot use (not ws(s)://, or with a query).
+    query. Raises ValueError for a URL Plivo cannot use (not ws(s)://, or with a query), or a
+    `content_type` not in CONTENT_TYPES.
     """
+    if content_type not in CONTENT_TYPES:
+        raise ValueError(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
     parts = urlsplit(stream_url)
     if parts.scheme not in ("wss", "ws") or not parts.netloc:
         raise ValueError(f"stream_url must be an absolute wss:// URL, got {stream_url!r}")
@@ -242,7 +257,7 @@ def build_stream_xml(stream_url: str, parameters: Mapping[str, str]) -> str:
         "bidirectional": "true",
         "keepCallAlive": "true",
         "audioTrack": "inbound",
-        "contentType": "audio/x-mulaw;rate=8000",
+        "contentType": content_type,
     }
     url = stream_url
     if parameters:
@@ -280,9 +295,6 @@ def _document(root: ElementTree.Element) -> str:
 
 
 # ---------------------------------------------------------------------- the media stream
-
-
-
 
 
 def _str(
@@ -353,7 +365,8 @@ def _check_parameters(params: Mapping[str, Any], path: str) -> dict[str, str]:
 
 
 class PlivoCodec:
-    """MediaStreamCodec for one Plivo Audio Stream (bidirectional, μ-law 8 kHz).
+    """MediaStreamCodec for one Plivo Audio Stream (bidirectional, μ-law 8 kHz or L16 8 / 16 kHz:
+    what `start.mediaFormat` says, and `playAudio` answers in kind).
 
     Keeps the stream's `start` (its ids complete `stop`, which carries none) and the first
     media timestamp. `query` is the upgrade's query: the parameters when they did not fit
@@ -368,6 +381,8 @@ class PlivoCodec:
         self._call_id = ""
         self._account_id = ""
         self._origin_ms: int | None = None
+        self._media_format = '"contentType":"audio/x-mulaw","sampleRate":8000'
+        """`playAudio`'s format: the stream's own (from `start`), as compact JSON members."""
 
     def parse(self, frame: str | bytes) -> CarrierEvent:
         """One inbound frame as an event; TelephonyProtocolError names what is malformed."""
@@ -441,6 +456,8 @@ class PlivoCodec:
             sequence_number=_int(msg, "sequenceNumber", "sequenceNumber"),
         )
         self._stream_id, self._call_id, self._account_id = stream_id, call_id, account_id
+        content_type = "audio/x-l16" if event.encoding == L16 else "audio/x-mulaw"
+        self._media_format = f'"contentType":"{content_type}","sampleRate":{int(rate)}'
         return event
 
     def _parameters(self, msg: _JsonObject, start: _JsonObject) -> dict[str, str]:
@@ -527,15 +544,13 @@ class PlivoCodec:
         )
     )
 
-    def build_media(self, stream_sid: str, mulaw: bytes) -> str:
-        """`playAudio`: Plivo queues it and plays it in order."""
-        payload = binascii.b2a_base64(mulaw, newline=False).decode("ascii")
-        return _dump(
-            {
-                "event": "playAudio",
-                "streamId": stream_sid,
-                "media": {"contentType": "audio/x-mulaw", "sampleRate": 8000, "payload": payload},
-            }
+    def build_media(self, stream_sid: str, audio: bytes) -> str:
+        """`playAudio` in the stream's format: Plivo queues it and plays it in order."""
+        payload = binascii.b2a_base64(audio, newline=False).decode("ascii")
+        sid = json.dumps(stream_sid)
+        return (
+            f'{{"event":"playAudio","streamId":{sid},'
+            f'"media":{{{self._media_format},"payload":"{payload}"}}}}'
         )
 
     def build_mark(self, stream_sid: str, name: str) -> str:
@@ -672,7 +687,12 @@ class PlivoCarrier:
         auth_id: str | None = None,
         rest: PlivoRest | None = None,
         account_allowlist: frozenset[str] = frozenset(),
+        content_type: str = DEFAULT_CONTENT_TYPE,
     ) -> None:
+        if content_type not in CONTENT_TYPES:
+            raise ValueError(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
+        self.content_type: Final = content_type
+        """What the `<Stream>` asks Plivo to stream both ways."""
         self._auth_token = auth_token or None
         self._auth_id = auth_id or None
         self._rest = rest
@@ -694,6 +714,7 @@ class PlivoCarrier:
             settings.plivo_auth_token,
             auth_id=settings.plivo_auth_id,
             rest=PlivoRest.from_settings(settings, dial_url=dial_url),
+            content_type=getattr(settings, "plivo_stream_content_type", DEFAULT_CONTENT_TYPE),
         )
 
     def dial_answer(self, request: WebhookRequest) -> WebhookAnswer:
@@ -750,7 +771,8 @@ class PlivoCarrier:
         )
 
     def connect(self, stream_url: str, parameters: Mapping[str, str]) -> WebhookAnswer:
-        return WebhookAnswer(build_stream_xml(stream_url, parameters), "application/xml")
+        answer = build_stream_xml(stream_url, parameters, content_type=self.content_type)
+        return WebhookAnswer(answer, "application/xml")
 
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_speak_hangup_xml(message), "application/xml")

@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.etree import ElementTree
 
+from gateway.telephony.carrier import L16, MULAW
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 from gateway.telephony.plivo import decode_extra_headers, encode_extra_headers, sign_v3
 
@@ -39,6 +40,8 @@ class PlivoPhone:  # the conformance suite's Plivo phone (gateway.telephony.phon
         self._sequence = 0
         self._chunk = 0
         self._extra_headers = ""
+        self.stream_format: tuple[str, int] = (MULAW, 8000)
+        """What the `<Stream contentType>` asked for (μ-law 8 kHz until an answer is read)."""
 
     def _next(self) -> int:
         self._sequence += 1
@@ -78,6 +81,8 @@ class PlivoPhone:  # the conformance suite's Plivo phone (gateway.telephony.phon
         if stream.get("bidirectional") != "true":
             raise ValueError(f"the <Stream> is not bidirectional in {body!r}")
         url = (stream.text or "").strip()
+        encoding, _, rate = stream.get("contentType", "audio/x-mulaw;rate=8000").partition(";")
+        self.stream_format = (L16 if encoding == "audio/x-l16" else MULAW, int(rate[5:] or 8000))
         self._extra_headers = stream.get("extraHeaders", "")
         parameters = decode_extra_headers(self._extra_headers) if self._extra_headers else None
         if parameters is None:
@@ -101,7 +106,10 @@ class PlivoPhone:  # the conformance suite's Plivo phone (gateway.telephony.phon
                 "streamId": self.stream_id,
                 "accountId": self.auth_id,
                 "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+                "mediaFormat": {
+                    "encoding": "audio/x-l16" if self.stream_format[0] == L16 else "audio/x-mulaw",
+                    "sampleRate": self.stream_format[1],
+                },
             },
             "extra_headers": self._extra_headers,
         }

@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
+from gateway.telephony.carrier import MULAW
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 from gateway.telephony.signalwire import stream_token
 
@@ -32,6 +33,8 @@ class SignalWirePhone:
     carries the bearer token the gateway's answer named (else the one `signing_key` gives)."""
 
     carrier: Final = "signalwire"
+    stream_format: Final = (MULAW, 8000)
+    """μ-law at 8 kHz, as the gateway's LaML asks for."""
 
     def __init__(
         self, signing_key: str | None = None, project_id: str = DEFAULT_PROJECT_ID

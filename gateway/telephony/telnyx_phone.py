@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
+from gateway.telephony.carrier import MULAW
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 from gateway.telephony.telnyx import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_message
 
@@ -42,6 +43,8 @@ class TelnyxPhone:
     public half the gateway's TELNYX_PUBLIC_KEY holds). `clock` dates the signatures."""
 
     carrier: Final = "telnyx"
+    stream_format: Final = (MULAW, 8000)
+    """PCMU at 8 kHz, as the gateway's TeXML asks for."""
 
     def __init__(
         self,

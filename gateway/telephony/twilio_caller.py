@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
+from gateway.telephony.carrier import MULAW
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 
 STREAM_SID = "MZ00000000000000000000000000000001"
@@ -108,6 +109,8 @@ class TwilioPhone:  # the conformance suite's Twilio phone (gateway.telephony.ph
     """One Twilio call; webhooks and the upgrade signed with `auth_token` when given."""
 
     carrier: Final = "twilio"
+    stream_format: Final = (MULAW, 8000)
+    """μ-law at 8 kHz: Twilio's only stream format."""
 
     def __init__(
         self,

@@ -14,12 +14,14 @@ met here:
   `iat` is more than `SIGNATURE_TOLERANCE_S` away (replay) or whose `payload_hash` matches
   neither form;
 * **the answer** is an NCCO `connect` to a `websocket` endpoint, `content-type`
-  `audio/l16;rate=8000`, with `connect`'s parameters as the endpoint's `headers` (≤ 512 bytes
+  `audio/l16;rate=16000` (wideband, the default; `VONAGE_AUDIO_RATE_HZ=8000` asks for
+  narrowband), with `connect`'s parameters as the endpoint's `headers` (≤ 512 bytes
   in the docs; beyond that they go in the URL's query and `codec(upgrade)` reads them).
   Refusing is a `talk` action alone: the call ends when the NCCO does;
 * **the stream**: the first message is text, `{"event": "websocket:connected", "content-type":
   …, <headers at the top level>}`; then binary messages of raw 16-bit little-endian PCM, 20 ms
-  each (320 bytes at 8 kHz), both ways. Text events: `websocket:dtmf` (`digit`, `duration`),
+  each (640 bytes at 16 kHz, 320 at 8 kHz), both ways; the rate is the content-type's.
+  Text events: `websocket:dtmf` (`digit`, `duration`),
   `websocket:notify` (the `payload` of a `notify` we sent, once the audio before it played),
   `websocket:cleared` (after our `clear`). Vonage names neither the stream nor (unless we put it
   in the headers) the call: the codec makes up a stream id, the call id is the `call_sid`
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTENT_TYPE",
+    "CONTENT_TYPES",
     "DEFAULT_API_BASE_URL",
     "DISCONNECTED_EVENT",
     "DTMF_KEYS",
@@ -125,11 +128,14 @@ __all__ = [
     "payload_hashes",
 ]
 
-CONTENT_TYPE: Final = "audio/l16;rate=8000"
-"""What the NCCO asks for (the gateway's L16 runs at 8 kHz only)."""
-SAMPLE_RATE_HZ: Final = 8000
-MAX_MEDIA_PAYLOAD_BYTES: Final = 1600
-"""Largest inbound binary message: 100 ms of 8 kHz L16 (Vonage sends 20 ms, 320 bytes)."""
+CONTENT_TYPES: Final = {8000: "audio/l16;rate=8000", 16000: "audio/l16;rate=16000"}
+"""The endpoint content-types Vonage streams, by rate (both carry L16 both ways)."""
+SAMPLE_RATE_HZ: Final = 16000
+"""The NCCO's default rate: wideband, straight into Live's 16 kHz input."""
+CONTENT_TYPE: Final = CONTENT_TYPES[SAMPLE_RATE_HZ]
+"""What the NCCO asks for by default."""
+MAX_MEDIA_PAYLOAD_BYTES: Final = 3200
+"""Largest inbound binary message: 100 ms of 16 kHz L16 (Vonage sends 20 ms, 640 bytes)."""
 MAX_TEXT_FRAME_CHARS: Final = 8192
 """Largest text message (`websocket:connected` carries our ≤ 512-byte headers)."""
 MAX_HEADERS_BYTES: Final = 512
@@ -304,16 +310,25 @@ def load_private_key(pem: str) -> rsa.RSAPrivateKey:
 # ---------------------------------------------------------------------- NCCO
 
 
-def build_connect_ncco(stream_url: str, parameters: Mapping[str, str]) -> str:
-    """The NCCO that streams the call both ways as 8 kHz L16 to `stream_url`, with the
+def build_connect_ncco(
+    stream_url: str, parameters: Mapping[str, str], *, rate_hz: int = SAMPLE_RATE_HZ
+) -> str:
+    """The NCCO that streams the call both ways as L16 at `rate_hz` to `stream_url`, with the
     parameters as the endpoint's `headers` (in the URL's query when over 512 bytes).
-    Raises ValueError for a URL Vonage cannot use (not ws(s)://, or with a query)."""
+    Raises ValueError for a URL Vonage cannot use (not ws(s)://, or with a query) or a rate
+    it does not stream."""
+    if rate_hz not in CONTENT_TYPES:
+        raise ValueError(f"Vonage streams L16 at 8000 or 16000 Hz, not {rate_hz}")
     parts = urlsplit(stream_url)
     if parts.scheme not in ("wss", "ws") or not parts.netloc:
         raise ValueError(f"stream_url must be an absolute wss:// URL, got {stream_url!r}")
     if parts.query:
         raise ValueError(f"stream_url must not have a query string, got {stream_url!r}")
-    endpoint: _JsonObject = {"type": "websocket", "uri": stream_url, "content-type": CONTENT_TYPE}
+    endpoint: _JsonObject = {
+        "type": "websocket",
+        "uri": stream_url,
+        "content-type": CONTENT_TYPES[rate_hz],
+    }
     headers = dict(parameters)
     if len(_compact(headers).encode()) <= MAX_HEADERS_BYTES:
         endpoint["headers"] = headers
@@ -392,6 +407,7 @@ class VonageCodec:
         self._account_id = account_id
         self.stream_id = f"vonage-{uuid.uuid4()}"
         self._start: StreamStart | None = None
+        self._rate_hz = SAMPLE_RATE_HZ
         self._audio_bytes = 0
         self._chunk = 0
 
@@ -433,11 +449,16 @@ class VonageCodec:
     def _connected(self, msg: _JsonObject) -> StreamStart:
         content_type = _str(msg, "content-type", "content-type")
         normalized = content_type.replace(" ", "").lower()
-        if normalized != CONTENT_TYPE:
+        rates = {ctype: rate for rate, ctype in CONTENT_TYPES.items()}
+        if normalized not in rates:
             raise TelephonyProtocolError(
-                f"content-type must be {CONTENT_TYPE} (what the NCCO asks for), "
+                f"content-type must be one of {', '.join(rates)} (what the NCCO asks for), "
                 f"got {_show(content_type)}"
             )
+        rate_hz = rates[normalized]
+        if self._start is not None and rate_hz != self._rate_hz:
+            raise TelephonyProtocolError("a second websocket:connected, at another rate")
+        self._rate_hz = rate_hz
         params = _parameters(msg, self._query)
         # Our `call_sid` header (the binding covers it), else a `uuid` should Vonage send one.
         call_sid = params.get("call_sid") or params.get("uuid") or ""
@@ -452,7 +473,7 @@ class VonageCodec:
             tracks=("inbound",),
             custom_parameters=MappingProxyType(params),
             encoding=L16,
-            sample_rate_hz=SAMPLE_RATE_HZ,
+            sample_rate_hz=rate_hz,
             channels=1,
             sequence_number=None,
         )
@@ -474,7 +495,7 @@ class VonageCodec:
                 f"binary audio frame is {size} bytes, not whole 16-bit samples"
             )
         self._chunk += 1
-        timestamp_ms = self._audio_bytes // (2 * SAMPLE_RATE_HZ // 1000)
+        timestamp_ms = self._audio_bytes // (2 * self._rate_hz // 1000)
         self._audio_bytes += size
         return MediaFrame(
             stream_sid=self.stream_id,
@@ -502,7 +523,8 @@ class VonageCodec:
         return MarkEcho(stream_sid=self.stream_id, name=name, sequence_number=None)
 
     def build_media(self, stream_sid: str, audio: bytes) -> bytes:
-        """A binary message of raw 8 kHz L16 (Vonage wants 320 bytes, 20 ms, per message)."""
+        """A binary message of raw L16 at the stream's rate (Vonage wants 20 ms per message:
+        640 bytes at 16 kHz)."""
         return bytes(audio)
 
     def build_mark(self, stream_sid: str, name: str) -> str:
@@ -604,7 +626,7 @@ def _e164(value: str) -> str | None:
 
 
 class VonageCarrier:
-    """Vonage Voice with an NCCO `connect` to a WebSocket (L16 8 kHz both ways)."""
+    """Vonage Voice with an NCCO `connect` to a WebSocket (L16 both ways, 16 kHz by default)."""
 
     name: Final = "vonage"
 
@@ -616,7 +638,11 @@ class VonageCarrier:
         rest: VonageRest | None = None,
         account_allowlist: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
+        rate_hz: int = SAMPLE_RATE_HZ,
     ) -> None:
+        if rate_hz not in CONTENT_TYPES:
+            raise ValueError(f"Vonage streams L16 at 8000 or 16000 Hz, not {rate_hz}")
+        self.rate_hz: Final = rate_hz
         self._secret = signature_secret or None
         self._application_id = application_id or None
         self._rest = rest
@@ -629,6 +655,7 @@ class VonageCarrier:
             getattr(settings, "vonage_signature_secret", None),
             application_id=getattr(settings, "vonage_application_id", None),
             rest=VonageRest.from_settings(settings),
+            rate_hz=getattr(settings, "vonage_audio_rate_hz", SAMPLE_RATE_HZ),
         )
 
     @property
@@ -685,7 +712,8 @@ class VonageCarrier:
         )
 
     def connect(self, stream_url: str, parameters: Mapping[str, str]) -> WebhookAnswer:
-        return WebhookAnswer(build_connect_ncco(stream_url, parameters), "application/json")
+        answer = build_connect_ncco(stream_url, parameters, rate_hz=self.rate_hz)
+        return WebhookAnswer(answer, "application/json")
 
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_talk_ncco(message), "application/json")

@@ -2,8 +2,9 @@
 HS256 JWT over the query), the WebSocket messages Vonage sends, and what the gateway sends back,
 read (a `CarrierPhone`).
 
-Audio is raw 8 kHz L16 in binary messages both ways (320 bytes per 20 ms); `media` takes it
-as is. Vonage has no stop message (it closes the socket): `stop` returns the codec's
+Audio is raw L16 in binary messages both ways at the rate the NCCO asked for (16 kHz, 640
+bytes per 20 ms, by default; `read_answer` notes it in `rate_hz`); `media` takes it as is.
+Vonage has no stop message (it closes the socket): `stop` returns the codec's
 `DISCONNECTED_EVENT`, a stand-in for tools that cannot close the socket themselves.
 """
 
@@ -17,11 +18,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.telephony.carrier import L16
 from gateway.telephony.phone import PhoneEvent, SignedRequest, StreamOrder
 from gateway.telephony.vonage import (
-    CONTENT_TYPE,
+    CONTENT_TYPES,
     DISCONNECTED_EVENT,
     MARK_PAYLOAD_KEY,
+    SAMPLE_RATE_HZ,
     encode_hs256,
 )
 
@@ -55,6 +58,13 @@ class VonagePhone:  # the conformance suite's Vonage phone (gateway.telephony.ph
         self._clock = clock
         self.call_id = str(uuid.uuid4())
         self.conversation_id = f"CON-{uuid.uuid4()}"
+        self.rate_hz = SAMPLE_RATE_HZ
+        """The stream's rate, from the NCCO's content-type once `read_answer` has seen it."""
+
+    @property
+    def stream_format(self) -> tuple[str, int]:
+        """L16 at the NCCO's rate (16 kHz unless the gateway asks for 8)."""
+        return L16, self.rate_hz
 
     def sign(self, payload: str) -> dict[str, str]:
         """The `Authorization` header Vonage would send with `payload` (the compact JSON it
@@ -98,8 +108,11 @@ class VonagePhone:  # the conformance suite's Vonage phone (gateway.telephony.ph
             for endpoint in action.get("endpoint", []):
                 if not isinstance(endpoint, dict) or endpoint.get("type") != "websocket":
                     continue
-                if endpoint.get("content-type") != CONTENT_TYPE:
-                    raise ValueError(f"the websocket is not {CONTENT_TYPE}: {body[:200]!r}")
+                rates = {ctype: rate for rate, ctype in CONTENT_TYPES.items()}
+                content_type = str(endpoint.get("content-type"))
+                if content_type not in rates:
+                    raise ValueError(f"the websocket is not L16 8/16 kHz: {body[:200]!r}")
+                self.rate_hz = rates[content_type]
                 uri = str(endpoint.get("uri", ""))
                 parameters = {str(k): str(v) for k, v in endpoint.get("headers", {}).items()}
                 parameters.update(parse_qsl(urlsplit(uri).query, keep_blank_values=True))
@@ -115,11 +128,17 @@ class VonagePhone:  # the conformance suite's Vonage phone (gateway.telephony.ph
     def opening(self, parameters: Mapping[str, str]) -> list[str | bytes]:
         """`websocket:connected` with the endpoint's headers at the top level."""
         return [
-            _compact({"event": "websocket:connected", "content-type": CONTENT_TYPE, **parameters})
+            _compact(
+                {
+                    "event": "websocket:connected",
+                    "content-type": CONTENT_TYPES[self.rate_hz],
+                    **parameters,
+                }
+            )
         ]
 
     def media(self, audio: bytes) -> str | bytes:
-        """20 ms of caller audio: 320 bytes of 8 kHz L16, one binary message."""
+        """20 ms of caller audio: L16 at `rate_hz` (640 bytes at 16 kHz), one binary message."""
         return bytes(audio)
 
     def dtmf(self, digit: str) -> str | bytes:

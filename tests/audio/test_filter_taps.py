@@ -7,6 +7,8 @@ gateway never imports scipy; these tests fail when the spec in `gateway.audio.re
 
 from __future__ import annotations
 
+from math import gcd
+
 import numpy as np
 import pytest
 
@@ -27,10 +29,12 @@ def test_every_rate_pair_ships_a_decimator_and_an_interpolator() -> None:
     expected = {
         (high, low, phases)
         for high, low in design_filters.RATE_PAIRS
-        for phases in (1, high // low)
+        for phases in (low // gcd(high, low), high // gcd(high, low))
     }
     assert set(TAPS) == expected == set(DESIGNS)
     assert {(16000, 8000, 2), (16000, 8000, 1), (24000, 8000, 3), (24000, 8000, 1)} <= expected
+    # 24 → 16 kHz is 2 / 3 and 16 → 24 kHz 3 / 2: both at 48 kHz, a branch per output phase.
+    assert {(24000, 16000, 2), (24000, 16000, 3)} <= expected
 
 
 @pytest.mark.parametrize("key", sorted(DESIGNS))
@@ -51,6 +55,8 @@ def test_the_resampler_uses_the_shipped_taps() -> None:
     assert StreamingResampler(8000, 24000).num_taps == len(TAPS[(24000, 8000, 3)])
     assert StreamingResampler(24000, 8000).num_taps == len(TAPS[(24000, 8000, 1)])
     assert StreamingResampler(16000, 8000).num_taps == len(TAPS[(16000, 8000, 1)])
+    assert StreamingResampler(24000, 16000).num_taps == len(TAPS[(24000, 16000, 2)])
+    assert StreamingResampler(16000, 24000).num_taps == len(TAPS[(24000, 16000, 3)])
 
 
 def test_the_check_mode_finds_stale_taps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,5 +90,7 @@ def test_the_generated_source_round_trips_exactly() -> None:
 def test_a_rate_pair_without_shipped_taps_is_a_clear_error() -> None:
     with pytest.raises(ResampleConfigError, match="RATE_PAIRS"):
         StreamingResampler(8000, 80000)
+    with pytest.raises(ResampleConfigError, match="RATE_PAIRS"):
+        StreamingResampler(8000, 11025)
     with pytest.raises(ResampleConfigError, match="stopband"):
         lowpass_taps(8000, 8000)

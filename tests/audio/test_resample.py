@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import audioop
 import itertools
+from math import gcd
 
 import numpy as np
 import numpy.typing as npt
@@ -16,13 +17,17 @@ from gateway.audio.resample import (
     STOPBAND_HZ,
     ResampleConfigError,
     StreamingResampler,
+    band_edges,
     design_lowpass,
+    filter_rate_hz,
 )
 
-UP = [(8000, 24000), (8000, 16000)]
-DOWN = [(24000, 8000), (16000, 8000)]
+UP = [(8000, 24000), (8000, 16000), (16000, 24000)]
+DOWN = [(24000, 8000), (16000, 8000), (24000, 16000)]
 PAIRS = UP + DOWN
 PASSBAND_TONES_HZ = [300, 500, 1000, 2000, 3000, 3400]
+WIDEBAND_TONES_HZ = [5000, 6000, 6800]
+"""Also in the passband when the low rate is 16 kHz (its edges scale with it)."""
 AMPLITUDE = 16384  # -6 dBFS
 SETTLE_S = 0.05  # skip the start transient (the filters are < 2 ms long)
 MEASURE_S = 1.0  # whole cycles of every integer-Hz tone at every rate
@@ -30,6 +35,30 @@ MEASURE_S = 1.0  # whole cycles of every integer-Hz tone at every rate
 MAX_PASSBAND_ERROR_DB = 0.5
 MIN_REJECTION_DB = 60.0
 MAX_GROUP_DELAY_MS = 2.0
+
+
+def edges(in_rate_hz: int, out_rate_hz: int) -> tuple[float, float]:
+    return band_edges(max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz))
+
+
+def up_down(in_rate_hz: int, out_rate_hz: int) -> tuple[int, int]:
+    common = gcd(in_rate_hz, out_rate_hz)
+    return out_rate_hz // common, in_rate_hz // common
+
+
+def lag(in_rate_hz: int, out_rate_hz: int) -> int:
+    """Output j is the filter-rate sample j * down - lag (0 for integer ratios)."""
+    up, down = up_down(in_rate_hz, out_rate_hz)
+    return (down - 1) * (up - 1)
+
+
+def passband_cases() -> list[tuple[int, int, int]]:
+    cases = []
+    for in_rate_hz, out_rate_hz in PAIRS:
+        passband_hz, _ = edges(in_rate_hz, out_rate_hz)
+        tones = PASSBAND_TONES_HZ + [f for f in WIDEBAND_TONES_HZ if f <= passband_hz]
+        cases += [(in_rate_hz, out_rate_hz, f) for f in tones]
+    return cases
 
 
 def tone(
@@ -65,8 +94,7 @@ def level_db(out: npt.NDArray[np.float64], ref: npt.NDArray[np.float64]) -> floa
 # --- passband ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), PAIRS)
-@pytest.mark.parametrize("freq_hz", PASSBAND_TONES_HZ)
+@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz", "freq_hz"), passband_cases())
 def test_passband_is_flat_within_half_a_db(in_rate_hz: int, out_rate_hz: int, freq_hz: int) -> None:
     x = tone(freq_hz, in_rate_hz)
     y = stream(StreamingResampler(in_rate_hz, out_rate_hz), x)
@@ -79,8 +107,11 @@ def test_passband_is_flat_within_half_a_db(in_rate_hz: int, out_rate_hz: int, fr
 
 @pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), DOWN)
 def test_no_aliases_going_down(in_rate_hz: int, out_rate_hz: int) -> None:
-    """Every tone from STOPBAND_HZ to just below the input Nyquist comes out ≥ 60 dB down."""
-    for freq_hz in range(int(STOPBAND_HZ), in_rate_hz // 2, 100):  # 4.6k … 11.9k / 7.9k
+    """Every tone from the stopband edge to just below the input Nyquist comes out ≥ 60 dB
+    down (to 8 kHz: from STOPBAND_HZ; 24 → 16 kHz: from 8 kHz, nothing folds back)."""
+    _, stopband_hz = edges(in_rate_hz, out_rate_hz)
+    assert stopband_hz <= max(STOPBAND_HZ, out_rate_hz / 2)
+    for freq_hz in range(int(stopband_hz), in_rate_hz // 2, 100):  # 4.6k/8k … 11.9k / 7.9k
         x = tone(freq_hz, in_rate_hz)
         y = stream(StreamingResampler(in_rate_hz, out_rate_hz), x)
         rejection_db = -level_db(steady(y, out_rate_hz), steady(x, in_rate_hz))
@@ -109,15 +140,19 @@ def test_audioop_ratecv_aliases_where_we_do_not() -> None:
 
 
 @pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), UP)
-@pytest.mark.parametrize("freq_hz", [300, 1000, 2000, 3000, 3400])
+@pytest.mark.parametrize("freq_hz", [300, 1000, 2000, 3000, 3400, 6800])
 def test_no_images_going_up(in_rate_hz: int, out_rate_hz: int, freq_hz: int) -> None:
-    """Energy at ≥ STOPBAND_HZ (images at 8k - f, 8k + f, ...) is ≥ 60 dB below the tone."""
+    """Energy at ≥ the stopband edge (images at 8k - f, 8k + f, ..., or 16k - f from 16 kHz)
+    is ≥ 60 dB below the tone."""
+    passband_hz, stopband_hz = edges(in_rate_hz, out_rate_hz)
+    if freq_hz > passband_hz:
+        pytest.skip("above this pair's passband")
     y = steady(
         stream(StreamingResampler(in_rate_hz, out_rate_hz), tone(freq_hz, in_rate_hz)), out_rate_hz
     )
     power = np.abs(np.fft.rfft(y)) ** 2  # 1 Hz bins, the tone and its images bin-centred
     freqs_hz = np.arange(len(power))
-    images_db = 10 * np.log10(power[freqs_hz >= STOPBAND_HZ].sum() / power[freq_hz])
+    images_db = 10 * np.log10(power[freqs_hz >= stopband_hz].sum() / power[freq_hz])
     assert images_db <= -MIN_REJECTION_DB, f"images at {images_db:.1f} dB"
 
 
@@ -127,27 +162,25 @@ def test_no_images_going_up(in_rate_hz: int, out_rate_hz: int, freq_hz: int) -> 
 @pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), PAIRS)
 def test_group_delay_is_at_most_2_ms(in_rate_hz: int, out_rate_hz: int) -> None:
     resampler = StreamingResampler(in_rate_hz, out_rate_hz)
-    high_rate_hz = max(in_rate_hz, out_rate_hz)
+    filter_rate = filter_rate_hz(max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz))
+    assert filter_rate == in_rate_hz * up_down(in_rate_hz, out_rate_hz)[0]
     assert resampler.group_delay_ms <= MAX_GROUP_DELAY_MS
     assert resampler.group_delay_ms == pytest.approx(
-        (resampler.num_taps - 1) / 2 / high_rate_hz * 1000
+        ((resampler.num_taps - 1) / 2 + lag(in_rate_hz, out_rate_hz)) / filter_rate * 1000
     )
 
 
 @pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), PAIRS)
 def test_impulse_peaks_after_the_group_delay(in_rate_hz: int, out_rate_hz: int) -> None:
+    """At the filter rate, input n sits at n * up and output j at j * down - lag; an impulse
+    placed so its filter's centre lands on an output peaks there, symmetrically."""
     resampler = StreamingResampler(in_rate_hz, out_rate_hz)
-    high_rate_hz = max(in_rate_hz, out_rate_hz)
-    delay_high = (resampler.num_taps - 1) // 2  # in samples at the high rate
-    assert delay_high / high_rate_hz * 1000 == pytest.approx(resampler.group_delay_ms)
-    ratio = high_rate_hz // min(in_rate_hz, out_rate_hz)
+    up, down = up_down(in_rate_hz, out_rate_hz)
+    delay = (resampler.num_taps - 1) // 2 + lag(in_rate_hz, out_rate_hz)  # filter-rate samples
+    assert delay / (in_rate_hz * up) * 1000 == pytest.approx(resampler.group_delay_ms)
     x = np.zeros(in_rate_hz // 10, dtype=np.int16)
-    if out_rate_hz > in_rate_hz:
-        at = 100
-        expected_peak = at * ratio + delay_high
-    else:  # put the impulse where the filter's centre lands on an output sample
-        at = 300 - delay_high
-        expected_peak = (at + delay_high) // ratio
+    at = next(n for n in range(100, 400) if (n * up + delay) % down == 0)
+    expected_peak = (at * up + delay) // down
     x[at] = 20000
     y = stream(resampler, x)
     assert int(np.argmax(y)) == expected_peak
@@ -165,7 +198,7 @@ def test_cross_correlation_delay_matches_group_delay(in_rate_hz: int, out_rate_h
     band = signal.firwin(255, [300, 3000], pass_zero=False, fs=in_rate_hz)
     x = np.round(signal.lfilter(band, 1.0, noise) * 8000).astype(np.int16)
     y = stream(StreamingResampler(in_rate_hz, out_rate_hz), x).astype(np.float64)
-    up, down = max(out_rate_hz // in_rate_hz, 1), max(in_rate_hz // out_rate_hz, 1)
+    up, down = up_down(in_rate_hz, out_rate_hz)
     reference = signal.resample_poly(x.astype(np.float64), up, down)[: len(y)]
     lags = signal.correlation_lags(len(y), len(reference))
     xcorr = signal.correlate(y, reference)
@@ -197,7 +230,9 @@ def test_output_does_not_depend_on_chunking(in_rate_hz: int, out_rate_hz: int) -
         assert np.concatenate(parts).tobytes() == whole.tobytes()
 
 
-@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), [(8000, 24000), (24000, 8000)])
+@pytest.mark.parametrize(
+    ("in_rate_hz", "out_rate_hz"), [(8000, 24000), (24000, 8000), (24000, 16000), (16000, 24000)]
+)
 def test_many_distinct_chunk_sizes_give_the_same_output(in_rate_hz: int, out_rate_hz: int) -> None:
     """Sizes from 1 sample to 0.4 s: cached and uncached per-size buffers, and cache turnover."""
     rng = np.random.default_rng(11)
@@ -223,6 +258,13 @@ def test_output_lengths() -> None:
     sizes = (1, 1, 1, 1, 480, 2, 1)
     lengths = [len(down.process(np.zeros(n, dtype=np.int16))) for n in sizes]
     assert lengths == [1, 0, 0, 1, 160, 0, 1]
+    # 3:2 and 2:3: `up` outputs per `down` inputs, as soon as a group's first input arrives.
+    three_two = StreamingResampler(24000, 16000)
+    lengths = [len(three_two.process(np.zeros(n, dtype=np.int16))) for n in (1, 1, 1, 480, 4)]
+    assert lengths == [2, 0, 0, 320, 4]
+    two_three = StreamingResampler(16000, 24000)
+    lengths = [len(two_three.process(np.zeros(n, dtype=np.int16))) for n in (1, 1, 320, 3)]
+    assert lengths == [3, 0, 480, 6]
 
 
 @pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), PAIRS)
@@ -242,9 +284,12 @@ def test_matches_scipy_reference_and_saturates(in_rate_hz: int, out_rate_hz: int
     """A full-scale square wave overshoots int16: the output saturates, never wraps around."""
     square = np.where(np.arange(in_rate_hz // 4) // 5 % 2 == 0, 32767, -32768).astype(np.int16)
     y = stream(StreamingResampler(in_rate_hz, out_rate_hz), square)
-    up, down = max(out_rate_hz // in_rate_hz, 1), max(in_rate_hz // out_rate_hz, 1)
+    up, down = up_down(in_rate_hz, out_rate_hz)
     taps = design_lowpass(max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz), up)
-    exact = signal.upfirdn(taps, square.astype(np.float64), up, down)[: len(y)]
+    # Output j is the filter-rate sample j * down - lag (see the impulse test).
+    at_filter_rate = signal.upfirdn(taps, square.astype(np.float64), up, 1)
+    lagged = np.concatenate([np.zeros(lag(in_rate_hz, out_rate_hz)), at_filter_rate])
+    exact = lagged[::down][: len(y)]
     assert exact.max() > 32767.5 and exact.min() < -32768.5  # the test means something
     expected = np.clip(np.floor(exact + 0.5), -32768, 32767)
     np.testing.assert_array_equal(y, expected)
@@ -269,22 +314,42 @@ def test_fused_tables_match_separate_conversions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("high_rate_hz", "phases"), [(24000, 3), (24000, 1), (16000, 2), (16000, 1)]
+    ("high_rate_hz", "low_rate_hz", "phases"),
+    [
+        (24000, 8000, 3),
+        (24000, 8000, 1),
+        (16000, 8000, 2),
+        (16000, 8000, 1),
+        (24000, 16000, 2),
+        (24000, 16000, 3),
+    ],
 )
-def test_designed_filter_meets_the_spec_analytically(high_rate_hz: int, phases: int) -> None:
-    taps = design_lowpass(high_rate_hz, 8000, phases)
+def test_designed_filter_meets_the_spec_analytically(
+    high_rate_hz: int, low_rate_hz: int, phases: int
+) -> None:
+    taps = design_lowpass(high_rate_hz, low_rate_hz, phases)
+    passband_hz, stopband_hz = band_edges(high_rate_hz, low_rate_hz)
+    fs_hz = filter_rate_hz(high_rate_hz, low_rate_hz)
     assert len(taps) % 2 == 1
     np.testing.assert_array_equal(taps, taps[::-1])  # linear phase
     for phase in range(phases):
         assert taps[phase::phases].sum() == 1.0  # exactly: every branch passes DC
-    freqs_hz, response = signal.freqz(taps / phases, worN=1 << 15, fs=high_rate_hz)
+    freqs_hz, response = signal.freqz(taps / phases, worN=1 << 15, fs=fs_hz)
     gain_db = 20 * np.log10(np.maximum(np.abs(response), 1e-12))
-    assert np.max(np.abs(gain_db[freqs_hz <= PASSBAND_HZ])) <= MAX_PASSBAND_ERROR_DB
-    assert np.max(gain_db[freqs_hz >= STOPBAND_HZ]) <= -MIN_REJECTION_DB
-    assert (len(taps) - 1) / 2 / high_rate_hz * 1000 <= MAX_GROUP_DELAY_MS
+    assert np.max(np.abs(gain_db[freqs_hz <= passband_hz])) <= MAX_PASSBAND_ERROR_DB
+    assert np.max(gain_db[freqs_hz >= stopband_hz]) <= -MIN_REJECTION_DB
+    assert (len(taps) - 1) / 2 / fs_hz * 1000 <= MAX_GROUP_DELAY_MS
 
 
-@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), [(8000, 11025), (24000, 16000), (0, 8000)])
+def test_band_edges() -> None:
+    assert band_edges(24000, 8000) == (PASSBAND_HZ, STOPBAND_HZ)
+    assert band_edges(16000, 8000) == (PASSBAND_HZ, STOPBAND_HZ)
+    # 3:2 — the stopband starts at the 16 kHz side's Nyquist, not at the scaled 9.2 kHz.
+    assert band_edges(24000, 16000) == (2 * PASSBAND_HZ, 8000.0)
+    assert filter_rate_hz(24000, 16000) == 48000 and filter_rate_hz(24000, 8000) == 24000
+
+
+@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), [(8000, 11025), (44100, 16000), (0, 8000)])
 def test_rejects_non_integer_ratios(in_rate_hz: int, out_rate_hz: int) -> None:
     with pytest.raises(ResampleConfigError):
         StreamingResampler(in_rate_hz, out_rate_hz)

@@ -38,13 +38,14 @@ import aiohttp
 from aiohttp import web
 
 from gateway.agents.config import load_agents
-from gateway.audio.mulaw import MULAW_SILENCE, decode_mulaw
+from gateway.audio.codec import PhoneAudio
+from gateway.audio.mulaw import MULAW_SILENCE
 from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.ops.logs import configure_logging
 from gateway.recording.recorder import RECORDINGS
 from gateway.server import create_app
 from gateway.settings import load_settings
-from gateway.telephony.carriers import L16_CARRIERS, PHONES, media_path, new_phone
+from gateway.telephony.carriers import PHONES, media_path, new_phone
 from gateway.telephony.phone import CarrierPhone
 from gateway.telephony.twilio_caller import ACCOUNT_SID, TwilioPhone
 
@@ -100,7 +101,7 @@ class Phone:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, carrier: CarrierPhone) -> None:
         self.ws = ws
         self.carrier = carrier
-        self._l16 = carrier.carrier in L16_CARRIERS
+        self._audio = PhoneAudio(*carrier.stream_format)  # the answer has been read
         self._playback: deque[str | None] = deque()
         """Agent frames queued in "Twilio" (None) and the marks between them (their names)."""
         self.frames_heard = 0
@@ -141,8 +142,7 @@ class Phone:
         delay = self._t0 + self._ticks * FRAME_S - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # real-time pacing, like a phone line
-        audio = decode_mulaw(frame).astype("<i2").tobytes() if self._l16 else frame
-        await self._send(self.carrier.media(audio))
+        await self._send(self.carrier.media(self._audio.to_stream(frame)))
         while self._playback and self._playback[0] is not None:
             await self._echo(self._playback.popleft())
         if self._playback:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.telephony.carrier import MULAW
 from gateway.telephony.phone import CarrierPhone
 
 
@@ -49,7 +50,10 @@ class CarrierCase:
     `settings` with a phone from `make_wrong_phone`."""
     make_wrong_phone: Callable[[], CarrierPhone] | None = None
     """A phone whose webhook signature must be refused under `settings`."""
-    l16: bool = False
-    """The carrier streams 16-bit PCM at 8 kHz (320 bytes per 20 ms), not μ-law."""
+    variant: str = ""
+    """Told apart from the carrier's default case in test ids (e.g. `l16-16k`)."""
+    stream_format: tuple[str, int] = (MULAW, 8000)
+    """(encoding, rate) the carrier streams as `settings` make the gateway ask for it: μ-law
+    at 8 kHz, or L16 at 8 kHz (320 bytes per 20 ms) or 16 kHz (640 bytes)."""
     transfers: bool = True
     """The gateway can transfer its calls through the carrier's REST API."""

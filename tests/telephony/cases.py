@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.telephony.carriers import L16_CARRIERS
+from gateway.telephony.carrier import L16
 from tests.telephony import (
     exotel_case,
     plivo_case,
@@ -15,11 +15,19 @@ from tests.telephony import (
 )
 from tests.telephony.carrier_case import CarrierCase
 
+PLIVO_L16_16K = "audio/x-l16;rate=16000"
+
 CASES: list[CarrierCase] = [
     twilio_case.case(),
     signalwire_case.case(),
     plivo_case.case(),
+    replace(
+        plivo_case.case(),
+        variant="l16-16k",
+        settings={**plivo_case.case().settings, "plivo_stream_content_type": PLIVO_L16_16K},
+        stream_format=(L16, 16000),
+    ),
     telnyx_case.case(),
-    replace(vonage_case.case(), l16="vonage" in L16_CARRIERS),
-    replace(exotel_case.case(), l16="exotel" in L16_CARRIERS, transfers=False),  # no REST one
+    replace(vonage_case.case(), stream_format=(L16, 16000)),
+    replace(exotel_case.case(), stream_format=(L16, 8000), transfers=False),  # no REST one
 ]

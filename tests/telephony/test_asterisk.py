@@ -95,9 +95,16 @@ def test_media_start_carries_channel_ids_format_and_the_query(control: str) -> N
 
 def test_slin_streams_are_l16_and_other_formats_are_refused_by_name() -> None:
     _, start = started(AsteriskPhone(audio_format="slin"))
-    assert start.encoding == L16
-    text = "MEDIA_START connection_id:c channel:WebSocket/c/0x1 format:slin16 ptime:20"
-    with pytest.raises(TelephonyProtocolError, match=r"MEDIA_START\.format .*'slin16'"):
+    assert (start.encoding, start.sample_rate_hz) == (L16, 8000)
+    wide, start = started(AsteriskPhone(audio_format="slin16"))
+    assert (start.encoding, start.sample_rate_hz) == (L16, 16000)
+    frame = wide.parse(bytes(640))
+    assert isinstance(frame, MediaFrame) and frame.payload == bytes(640)
+    text = "MEDIA_START connection_id:c channel:WebSocket/c/0x1 format:slin24 ptime:20"
+    with pytest.raises(TelephonyProtocolError, match=r"MEDIA_START\.format .*'slin24'"):
+        AsteriskCodec().parse(text)
+    text = "MEDIA_START channel:WebSocket/c/0x1 format:slin16 optimal_frame_size:320"
+    with pytest.raises(TelephonyProtocolError, match=r"optimal_frame_size must be 640"):
         AsteriskCodec().parse(text)
     text = "MEDIA_START channel:WebSocket/c/0x1 format:ulaw optimal_frame_size:240"
     with pytest.raises(TelephonyProtocolError, match=r"optimal_frame_size must be 160"):
@@ -151,7 +158,7 @@ def test_bad_media_is_refused_with_the_rule_named() -> None:
     with pytest.raises(TelephonyProtocolError, match="before MEDIA_START"):
         AsteriskCodec().parse(ULAW)
     codec, _ = started(AsteriskPhone())
-    with pytest.raises(TelephonyProtocolError, match="MAX_MEDIA_PAYLOAD_BYTES=1920"):
+    with pytest.raises(TelephonyProtocolError, match="MAX_MEDIA_PAYLOAD_BYTES=3840"):
         codec.parse(bytes(MAX_MEDIA_PAYLOAD_BYTES + 1))
     with pytest.raises(TelephonyProtocolError, match="empty"):
         codec.parse(b"")

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents.config import AgentConfig, AgentSet
+from gateway.audio.codec import PhoneAudio
 from gateway.audio.mulaw import decode_mulaw
 from gateway.live.emulator.server import LiveEmulator
 from gateway.server import STATE, create_app
@@ -49,16 +50,19 @@ async def gateway() -> AsyncIterator[TestClient[Any, Any]]:
         await emulator.stop()
 
 
-async def test_the_websocket_channel_answers_with_mulaw_and_marks(
-    gateway: TestClient[Any, Any],
+@pytest.mark.parametrize(("audio_format", "frame_bytes"), [("ulaw", 160), ("slin16", 640)])
+async def test_the_websocket_channel_answers_with_speech_and_marks(
+    gateway: TestClient[Any, Any], audio_format: Literal["ulaw", "slin16"], frame_bytes: int
 ) -> None:
-    phone = AsteriskPhone(token=TOKEN)
+    """μ-law, and wideband slin16 (straight into Live's 16 kHz input, 24 → 16 kHz back)."""
+    phone = AsteriskPhone(token=TOKEN, audio_format=audio_format)
+    audio_in = PhoneAudio(*phone.stream_format)
     url = phone.stream_url("/asterisk/media", {"agent": "pbx", "to": "+15550001111"})
     async with gateway.ws_connect(url) as ws:
         for frame in phone.opening({}):
             await ws.send_str(frame) if isinstance(frame, str) else await ws.send_bytes(frame)
         for audio in speech_frames(600) + silence_frames(800):
-            await ws.send_bytes(phone.media(audio))
+            await ws.send_bytes(phone.media(audio_in.to_stream(audio)))
         heard: list[bytes] = []
         while True:
             message = await ws.receive()
@@ -68,8 +72,9 @@ async def test_the_websocket_channel_answers_with_mulaw_and_marks(
                 heard.append(event.audio)
             elif event.kind == "mark":
                 break
-        assert len(heard) >= 25 and all(len(audio) == 160 for audio in heard)
-        level = decode_mulaw(b"".join(heard)).astype(float)
+        assert len(heard) >= 25 and all(len(audio) == frame_bytes for audio in heard)
+        level = decode_mulaw(PhoneAudio(*phone.stream_format).to_mulaw(b"".join(heard)))
+        level = level.astype(float)
         assert (level**2).mean() ** 0.5 > 300  # speech, not silence
         await ws.send_str(phone.mark_played(event.name))
 

@@ -15,10 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.agents.config import AgentConfig, AgentSet
-from gateway.audio.mulaw import decode_mulaw
+from gateway.audio.codec import PhoneAudio
 from gateway.live.emulator.server import EmulatorScript, LiveEmulator
 from gateway.server import create_app
 from gateway.settings import load_settings
+from gateway.telephony.carrier import MULAW
 from gateway.telephony.phone import CarrierPhone, PhoneEvent, StreamOrder
 from gateway.telephony.plivo import sign_v3
 from tests.caller_audio import silence_frames, speech_frames
@@ -51,7 +52,7 @@ DESK = {
 }
 
 
-@pytest.fixture(params=CASES, ids=lambda case: case.name)
+@pytest.fixture(params=CASES, ids=lambda case: "-".join(filter(None, (case.name, case.variant))))
 async def line(request: pytest.FixtureRequest) -> AsyncIterator[Line]:
     case: CarrierCase = request.param
     rest = FakeCarrierRest(case.rest_reply)
@@ -102,13 +103,12 @@ async def answer(line: Line, phone: CarrierPhone, to: str = "+15550009999") -> S
 class Stream:
     """The phone's side of an open media stream."""
 
-    def __init__(
-        self, phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse, *, l16: bool = False
-    ) -> None:
+    def __init__(self, phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.phone = phone
         self.ws = ws
-        self.l16 = l16
-        self.frame_bytes = 320 if l16 else 160
+        encoding, rate_hz = phone.stream_format
+        self.audio = PhoneAudio(encoding, rate_hz)
+        self.frame_bytes = 160 if encoding == MULAW else 2 * rate_hz // 50  # 20 ms
         self.events: list[PhoneEvent] = []
 
     async def send(self, frame: str | bytes) -> None:
@@ -120,8 +120,7 @@ class Stream:
     async def say(self, frames: list[bytes]) -> None:
         """μ-law frames, sent in the carrier's format."""
         for frame in frames:
-            audio = decode_mulaw(frame).astype("<i2").tobytes() if self.l16 else frame
-            await self.send(self.phone.media(audio))
+            await self.send(self.phone.media(self.audio.to_stream(frame)))
 
     async def next(self) -> PhoneEvent | None:
         message = await self.ws.receive()
@@ -151,7 +150,8 @@ async def open_stream(line: Line, phone: CarrierPhone, order: StreamOrder) -> St
     parts = urlsplit(order.url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     ws = await line.client.ws_connect(path, headers=dict(phone.stream_headers(order.url)))
-    stream = Stream(phone, ws, l16=line.case.l16)
+    stream = Stream(phone, ws)
+    assert phone.stream_format == line.case.stream_format
     for frame in phone.opening(order.parameters):
         await stream.send(frame)
     return stream

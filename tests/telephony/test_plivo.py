@@ -28,7 +28,13 @@ from gateway.telephony.base import (
     TelephonyProtocolError,
     UnknownEvent,
 )
-from gateway.telephony.carrier import MULAW, CarrierRequestError, CarrierRestError, WebhookRequest
+from gateway.telephony.carrier import (
+    L16,
+    MULAW,
+    CarrierRequestError,
+    CarrierRestError,
+    WebhookRequest,
+)
 from gateway.telephony.plivo import (
     DIAL_TARGET_PARAMETER,
     MAX_CUSTOM_PARAMETERS,
@@ -387,7 +393,7 @@ def _media_with(**media: Any) -> str:
         ('{"event": 7}', "event must be a string"),
         (b"\xff\xfe", "UTF-8"),
         ("{}", "missing field event"),
-        ('{"event": "media", "pad": "' + "x" * 5000 + '"}', "'media' frame is"),
+        ('{"event": "media", "pad": "' + "x" * 9000 + '"}', "'media' frame is"),
         (" " * 20000, "for any event"),
         (json.dumps({**DOCS_START, "start": "x"}), "start must be an object"),
         (
@@ -620,3 +626,22 @@ def test_the_conformance_case_fits_the_suite() -> None:
     stray = RestRequest("GET", "/v1/Account/", {}, b"")
     assert plivo_case.rest_action(stray) is None
     assert plivo_case.rest_reply(stray)[0] == 404
+
+
+def test_a_wideband_stream_is_answered_in_its_own_format() -> None:
+    """`PLIVO_STREAM_CONTENT_TYPE=audio/x-l16;rate=16000`: the `<Stream>` asks for it, the
+    stream's start says it, and `playAudio` is labelled with it (Plivo plays it as such)."""
+    carrier = PlivoCarrier(None, content_type="audio/x-l16;rate=16000")
+    answer = carrier.connect("wss://gw.test/plivo/media", {"agent": "default"})
+    phone = PlivoPhone()
+    phone.read_answer(answer.content_type, answer.body)
+    assert phone.stream_format == (L16, 16000)
+    codec = carrier.codec(WebhookRequest("GET", "wss://gw.test/plivo/media", {}, b"", {}))
+    start = codec.parse(phone.opening({"agent": "default"})[0])
+    assert isinstance(start, StreamStart)
+    assert (start.encoding, start.sample_rate_hz) == (L16, 16000)
+    play = json.loads(codec.build_media(start.stream_sid, bytes(640)))
+    assert play["media"]["contentType"] == "audio/x-l16" and play["media"]["sampleRate"] == 16000
+    assert base64.b64decode(play["media"]["payload"]) == bytes(640)
+    with pytest.raises(ValueError, match="content_type must be one of"):
+        PlivoCarrier(None, content_type="audio/x-l16;rate=24000")

@@ -49,7 +49,7 @@ from tests.telephony.vonage_case import APPLICATION_ID, PRIVATE_KEY_PEM, SIGNATU
 URL = "https://gw.test/vonage/voice"
 STREAM_URL = "wss://gw.test/vonage/media"
 NOW = 1_760_000_000.0
-FRAME = bytes(range(256)) + bytes(64)  # 320 bytes: 20 ms of 8 kHz L16
+FRAME = bytes(range(256)) * 2 + bytes(128)  # 640 bytes: 20 ms of 16 kHz L16
 
 
 def carrier(secret: str | None = SIGNATURE_SECRET, now: float = NOW) -> VonageCarrier:
@@ -187,7 +187,7 @@ def test_non_numeric_callers_are_kept_as_sent() -> None:
 # ------------------------------------------------------------------ NCCO answers
 
 
-def test_connect_asks_for_l16_8k_and_carries_the_parameters_as_headers() -> None:
+def test_connect_asks_for_l16_16k_and_carries_the_parameters_as_headers() -> None:
     parameters = {"agent": "default", "call_sid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"}
     answer = carrier().connect(STREAM_URL, parameters)
     assert answer.content_type == "application/json"
@@ -197,11 +197,44 @@ def test_connect_asks_for_l16_8k_and_carries_the_parameters_as_headers() -> None
     assert endpoint == {
         "type": "websocket",
         "uri": STREAM_URL,
-        "content-type": "audio/l16;rate=8000",
+        "content-type": "audio/l16;rate=16000",
         "headers": parameters,
     }
     order = phone().read_answer(answer.content_type, answer.body)
     assert (order.url, dict(order.parameters)) == (STREAM_URL, parameters)
+
+
+def test_narrowband_is_a_setting_and_the_stream_follows_the_content_type() -> None:
+    narrow = VonageCarrier("s", rate_hz=8000)
+    answer = narrow.connect(STREAM_URL, {"call_sid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"})
+    (endpoint,) = json.loads(answer.body)[0]["endpoint"]
+    assert endpoint["content-type"] == "audio/l16;rate=8000"
+    p = phone()
+    p.read_answer(answer.content_type, answer.body)
+    assert p.rate_hz == 8000
+    codec = narrow.codec(WebhookRequest("GET", STREAM_URL, {}, b"", {}))
+    start = codec.parse(p.opening({"call_sid": p.call_id})[0])
+    assert isinstance(start, StreamStart) and start.sample_rate_hz == 8000
+    codec.parse(bytes(320))
+    second = codec.parse(bytes(320))
+    assert isinstance(second, MediaFrame) and second.timestamp_ms == 20  # 320 bytes at 8 kHz
+    with pytest.raises(ValueError, match="8000 or 16000"):
+        VonageCarrier("s", rate_hz=24000)
+    with pytest.raises(ValueError, match="8000 or 16000"):
+        build_connect_ncco(STREAM_URL, {}, rate_hz=11025)
+
+
+def test_a_wideband_stream_is_16k_and_times_its_frames_by_it() -> None:
+    codec = carrier().codec(WebhookRequest("GET", STREAM_URL, {}, b"", {}))
+    start = codec.parse(connected())
+    assert isinstance(start, StreamStart) and (start.encoding, start.sample_rate_hz) == (L16, 16000)
+    codec.parse(bytes(640))
+    second = codec.parse(bytes(640))
+    assert isinstance(second, MediaFrame) and second.timestamp_ms == 20
+    with pytest.raises(TelephonyProtocolError, match="another rate"):
+        codec.parse(
+            json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=8000"})
+        )
 
 
 def test_parameters_over_512_bytes_go_in_the_stream_urls_query() -> None:
@@ -241,7 +274,7 @@ def test_the_stream_round_trips_through_the_phone() -> None:
     parameters = {"agent": "default", "call_sid": p.call_id, "binding": "123.abc"}
     codec, start = started(p, parameters)
     assert start.call_sid == p.call_id and start.account_sid == APPLICATION_ID
-    assert (start.encoding, start.sample_rate_hz, start.channels) == (L16, 8000, 1)
+    assert (start.encoding, start.sample_rate_hz, start.channels) == (L16, 16000, 1)
     assert start.custom_parameters == parameters
     assert start.stream_sid.startswith("vonage-")
     assert VonageCodec().stream_id != codec.stream_id  # made up per stream
@@ -301,8 +334,8 @@ def connected(**fields: object) -> str:
         ('{"event": 7}', "event must be a string"),
         (json.dumps({"event": "websocket:connected"}), "missing field content-type"),
         (
-            json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=16000"}),
-            "content-type must be audio/l16;rate=8000",
+            json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=24000"}),
+            "content-type must be one of audio/l16;rate=8000, audio/l16;rate=16000",
         ),
         (connected(call_sid="CA123"), "call_sid must be a Vonage call uuid"),
         (connected(**{f"k{i}": "v" for i in range(40)}), "MAX_CUSTOM_PARAMETERS"),

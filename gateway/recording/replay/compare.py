@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from gateway.audio.codec import L16_ENCODING, MULAW_ENCODING, MULAW_RATE_HZ
 from gateway.audio.mulaw import decode_mulaw
 
 __all__ = [
@@ -94,8 +95,11 @@ def twilio_item(frame: str | bytes) -> OutputItem:
     return OutputItem(str(event), content=message)
 
 
-def carrier_item(frame: str | bytes, carrier: str = "twilio") -> OutputItem:
-    """A frame the gateway wrote to `carrier` (read as that carrier's phone reads it)."""
+def carrier_item(
+    frame: str | bytes, carrier: str = "twilio", stream_format: tuple[str, int] | None = None
+) -> OutputItem:
+    """A frame the gateway wrote to `carrier` (read as that carrier's phone reads it), its
+    audio in the stream's `stream_format` (encoding, rate; default μ-law at 8 kHz)."""
     if carrier == "twilio":
         return twilio_item(frame)
     from gateway.telephony.carriers import new_phone  # the other carriers' phones, if any
@@ -105,8 +109,12 @@ def carrier_item(frame: str | bytes, carrier: str = "twilio") -> OutputItem:
     except (ValueError, KeyError, TypeError):
         return OutputItem("unparsable frame", content=frame)
     if event.kind == "media":
+        encoding, rate_hz = stream_format or (MULAW_ENCODING, MULAW_RATE_HZ)
+        if encoding == L16_ENCODING:
+            usable = len(event.audio) & ~1
+            return OutputItem("media", pcm16=event.audio[:usable], rate_hz=rate_hz)
         pcm16 = decode_mulaw(event.audio).astype("<i2").tobytes()
-        return OutputItem("media", pcm16=pcm16, rate_hz=8000)
+        return OutputItem("media", pcm16=pcm16, rate_hz=MULAW_RATE_HZ)
     if event.kind == "mark":
         return OutputItem(f"mark {event.name}", content=event.name)
     return OutputItem(event.kind, content=frame)

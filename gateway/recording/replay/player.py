@@ -34,6 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.agents.config import AgentConfigError, AgentSet, load_agents
+from gateway.audio.codec import MULAW_ENCODING, MULAW_RATE_HZ
 from gateway.live.auth import fixed_token_provider
 from gateway.live.client import LiveConnector
 from gateway.live.emulator.server import LiveEmulator
@@ -214,14 +215,24 @@ def recording_carrier(recording: Recording) -> str:
     return carrier if isinstance(carrier, str) and carrier else "twilio"
 
 
+def recording_stream_format(recording: Recording) -> tuple[str, int]:
+    """(encoding, rate) of the recorded stream's audio (older recordings: μ-law at 8 kHz)."""
+    meta = recording.metadata
+    encoding, rate_hz = meta.get("encoding"), meta.get("sample_rate_hz")
+    if isinstance(encoding, str) and isinstance(rate_hz, int):
+        return encoding, rate_hz
+    return MULAW_ENCODING, MULAW_RATE_HZ
+
+
 def recorded_outputs(recording: Recording) -> tuple[list[OutputItem], list[OutputItem]]:
     """What the recorded gateway sent: (to Twilio, to Live)."""
     twilio: list[OutputItem] = []
     live: list[OutputItem] = []
     carrier = recording_carrier(recording)
+    stream_format = recording_stream_format(recording)
     for event in recording.events:
         if event.kind == EventKind.TWILIO_OUT:
-            twilio.append(carrier_item(event.frame(), carrier))
+            twilio.append(carrier_item(event.frame(), carrier, stream_format))
         elif event.kind == EventKind.LIVE_OUT:
             rate_hz = int(event.data.get("rate_hz") or 0)
             if "audio_energy" in event.data:  # format 2: the samples and their loudness
@@ -393,7 +404,10 @@ async def replay_recording(
             finally:
                 await caller.aclose()
             carrier = recording_carrier(recording)
-            report.twilio_out = [carrier_item(frame, carrier) for frame in caller.received]
+            stream_format = recording_stream_format(recording)
+            report.twilio_out = [
+                carrier_item(frame, carrier, stream_format) for frame in caller.received
+            ]
             if gateway is not None and options.record_to:
                 await gateway.recordings.wait_idle()
                 report.recorded_to = [files.jsonl for files in gateway.recordings.written]
