@@ -14,7 +14,7 @@ import re
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -62,10 +62,15 @@ from gateway.telephony.carriers import carriers_from_settings
 from gateway.telephony.twilio import (
     TwilioCodec,
     build_connect_twiml,
+    build_hangup_twiml,
     build_say_hangup_twiml,
     media_stream_url,
 )
 from gateway.telephony.twilio_rest import TwilioRest
+
+if TYPE_CHECKING:  # loaded only with API_TOKEN (outbound calls): never at an idle start-up
+    from gateway.outbound.api import OutboundService
+    from gateway.outbound.streams import OutboundStreams
 
 log = structlog.get_logger("gateway.server")
 
@@ -108,6 +113,12 @@ CARRIER_BINDERS: web.AppKey[dict[str, CallBinder | None]] = web.AppKey("carrier_
 """Per carrier, the binder of its streams (None: its key is not set, streams are unbound)."""
 """Issues `/twiml` bindings and verifies them at `/media` (None without TWILIO_AUTH_TOKEN:
 streams are then unauthenticated, and calls never use Twilio REST)."""
+OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")
+"""Outbound calls (gateway.outbound.api); only with API_TOKEN."""
+OUTBOUND_STREAMS: web.AppKey[Mapping[str, OutboundStreams]] = web.AppKey("outbound_streams")
+"""Per carrier that places calls, what its streams learn from the outbound registry."""
+TWILIO_STATUS_PATH = "/twilio/status"
+"""Twilio's status callbacks of outbound calls (gateway.outbound.placer)."""
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -223,6 +234,21 @@ async def handle_twiml(request: web.Request) -> web.Response:
     if allowed and account_sid not in allowed:
         log.warning("request_rejected", reason="account_not_allowed", path=request.path)
         raise web.HTTPForbidden(text="account not allowed")
+    outbound_id = _form_value(request.query, "outbound")
+    outbound_agent: str | None = None
+    outbound_parameters: Mapping[str, str] = {}
+    if outbound_id:  # a call we placed (gateway.outbound): its agent, or a hang-up
+        service = request.app.get(OUTBOUND)
+        answer = (
+            service.voice_answer(outbound_id, call_sid, _form_value(form, "AnsweredBy"))
+            if service is not None
+            else None
+        )
+        if answer is None or answer.agent is None:
+            if service is None:
+                log.warning("outbound_voice_refused", reason="outbound_off", call_sid=call_sid)
+            return web.Response(text=build_hangup_twiml(), content_type="application/xml")
+        outbound_agent, outbound_parameters = answer.agent, answer.parameters
     if request.app[CALL_SLOTS].full:
         log.warning("call_refused", reason="busy", call_sid=call_sid)
         busy = build_say_hangup_twiml(BUSY_MESSAGE)
@@ -235,7 +261,9 @@ async def handle_twiml(request: web.Request) -> web.Response:
         )
     to_number = _form_value(form, "To") or None
     from_number = _form_value(form, "From") or None
-    requested = _form_value(request.query, "agent") or _form_value(form, "agent") or None
+    requested = (
+        outbound_agent or _form_value(request.query, "agent") or _form_value(form, "agent") or None
+    )
     if requested is not None and requested not in agents.agents:
         log.warning(
             "agent_unknown",
@@ -254,12 +282,30 @@ async def handle_twiml(request: web.Request) -> web.Response:
         "to": to_number or "",
         "from": from_number or "",
         "call_sid": call_sid,
+        **outbound_parameters,  # not bound: the call's own SID (bound) must match the id's
     }
     if binder is not None:  # the stream must bring this back for /media to start the call
         parameters[BINDING_PARAMETER] = binder.issue(call_sid, account_sid, parameters)
     twiml = build_connect_twiml(stream_url, parameters)
     log.info("twiml_answered", call_sid=call_sid, agent=agent.name, line=to_number)
     return web.Response(text=twiml, content_type="application/xml")
+
+
+async def handle_twilio_status(request: web.Request) -> web.Response:
+    """Twilio's status callback of an outbound call: signed as the voice webhook is (else 403),
+    and naming a call this process placed by our id and its CallSid (else 404 / 400)."""
+    from gateway.outbound.api import StatusOutcome
+
+    form = await request.post()
+    base_url = _public_base_url(request, request.app[SETTINGS])
+    _require_twilio_signature(request, base_url + request.raw_path, form)
+    params = {name: _form_value(form, name) for name in form}
+    outcome = request.app[OUTBOUND].status_report(_form_value(request.query, "outbound"), params)
+    if outcome is StatusOutcome.UNKNOWN:
+        raise web.HTTPNotFound(text="no such outbound call")
+    if outcome is not StatusOutcome.UPDATED:
+        raise web.HTTPBadRequest(text=f"status callback refused: {outcome.value}")
+    return web.Response(status=204)
 
 
 async def handle_media(request: web.Request) -> web.StreamResponse:
@@ -348,6 +394,7 @@ async def _run_call(
     """One `Call` on a carrier connection whose slot is taken (released here)."""
     settings = app[SETTINGS]
     slots = app[CALL_SLOTS]
+    outbound = app[OUTBOUND_STREAMS].get(carrier) if OUTBOUND_STREAMS in app else None
     transport = GuardedTransport(
         inner,
         codec,
@@ -371,7 +418,8 @@ async def _run_call(
         observers=[
             app[METRICS].observer(),
             app[RECORDINGS].recorder(carrier, recorder_codec),
-            PostCallWebhook(),
+            PostCallWebhook(outbound.summary if outbound is not None else None),
+            *([outbound.observer()] if outbound is not None else []),
         ],
         carrier_rest=carrier_rest,
         data_dir=settings.data_dir,
@@ -382,6 +430,7 @@ async def _run_call(
         ),
         start_timeout_s=settings.start_timeout_s,
         carrier_idle_timeout_s=settings.carrier_idle_timeout_s,
+        outbound=outbound,
     )
     calls = app[CALLS]
     calls.add(call)
@@ -655,7 +704,44 @@ def create_app(
     add_recordings(app, settings)  # RECORDINGS_DIR, RECORD_CALLS
     # GET /softphone, /softphone/agents, its scripts; the picker follows agent reloads.
     add_softphone_routes(app, lambda app: app[AGENT_STORE].current)
+    if settings.api_token:  # POST/GET/DELETE /calls, /twilio/status
+        _add_outbound(app, settings, store)
     return app
+
+
+def _add_outbound(app: web.Application, settings: Settings, store: AgentStore) -> None:
+    """Outbound calls (API_TOKEN is set): the /calls API, Twilio's status callbacks, and what
+    the voice webhook and the streams learn from the registry of calls placed here."""
+    from gateway.outbound.api import OutboundService, add_outbound_routes
+    from gateway.outbound.notify import OutboundNotifier
+    from gateway.outbound.placer import placers_from_settings
+    from gateway.outbound.registry import OutboundRegistry
+    from gateway.outbound.streams import OutboundStreams
+
+    assert settings.api_token
+    registry = OutboundRegistry()
+    placers = placers_from_settings(settings)
+    service = OutboundService(
+        token=settings.api_token,
+        public_url=settings.public_url,
+        default_from=settings.outbound_from_number,
+        registry=registry,
+        placers=placers,
+        agents=lambda: store.current,
+        notifier=OutboundNotifier(app[METRICS]),
+    )
+    app[OUTBOUND] = service
+    app[OUTBOUND_STREAMS] = {"twilio": OutboundStreams(registry, "twilio")}
+    add_outbound_routes(app, service)
+    app.router.add_post(TWILIO_STATUS_PATH, handle_twilio_status)
+    app[RECORDINGS].on_written.append(
+        lambda files: service.recording_written(files.jsonl, files.wav, files.txt)
+    )
+    if not settings.public_url:
+        log.warning("outbound_needs_public_url", message="POST /calls answers 503 until set")
+    for carrier, problem in placers.items():
+        if isinstance(problem, str):
+            log.warning("outbound_carrier_off", carrier=carrier, reason=problem)
 
 
 async def drain(app: web.Application, timeout_s: float) -> int:

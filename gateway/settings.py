@@ -220,6 +220,13 @@ class Settings(BaseSettings):
     """At shutdown, how long uploads still pending may go on; what is left stays in the spool
     and is uploaded at the next start."""
 
+    api_token: str | None = Field(default=None, repr=False)
+    """Bearer token of the outbound-call API (`POST /calls`, …; `Authorization: Bearer …`).
+    Unset: the /calls routes and /twilio/status are off (404)."""
+    outbound_from_number: str | None = None
+    """The caller ID of outbound calls that name no `from` (E.164; unset: the agent's first
+    line)."""
+
     unknown_agent: Literal["default", "reject"] = "default"
     """`/twiml?agent=NAME` naming no agent: `default` answers with the line's (or the default)
     agent, `reject` answers that the line is unavailable and hangs up; both log a warning."""
@@ -247,6 +254,20 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("outbound_from_number")
+    @classmethod
+    def _check_outbound_from_number(cls, value: str | None) -> str | None:
+        if value is not None and not _E164.fullmatch(value):
+            raise ValueError("must be an E.164 number (+ and 7 to 15 digits)")
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _check_api_token(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 16 or not value.isascii() or " " in value):
+            raise ValueError("must be at least 16 ASCII characters without spaces")
+        return value
 
     @field_validator("signalwire_space_url")
     @classmethod
@@ -390,6 +411,7 @@ class RecordingsUrl:
         return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
 
 
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _STORE_LIBRARIES = {
     "gs": ("google.cloud.storage", "google-cloud-storage", "gcs"),

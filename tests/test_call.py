@@ -149,7 +149,9 @@ async def test_agent_audio_is_sent_as_160_byte_mulaw_frames_with_a_mark_per_turn
 def l16_start(caller: TwilioCaller, rate_hz: int) -> dict[str, object]:
     start = caller.start()
     start["start"]["mediaFormat"] = {
-        "encoding": "audio/x-l16", "sampleRate": rate_hz, "channels": 1
+        "encoding": "audio/x-l16",
+        "sampleRate": rate_hz,
+        "channels": 1,
     }
     return start
 
@@ -176,9 +178,30 @@ async def test_an_l16_stream_is_heard_and_answered_in_l16() -> None:
 async def test_a_stream_format_without_a_conversion_ends_the_call_before_live() -> None:
     transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
     call = make_call(transport, connector)
-    transport.push(l16_start(caller, 16000))  # 24 → 16 kHz out is not there yet
+    transport.push(l16_start(caller, 24000))  # no carrier streams it: no conversion ships
     assert await call.run() is EndReason.UNSUPPORTED_AUDIO
     assert connector.sessions == []
+
+
+async def test_a_wideband_l16_stream_reaches_live_untouched_and_is_answered_at_16k() -> None:
+    transport, connector, caller = FakeTransport(), FakeConnector(), TwilioCaller()
+    call = make_call(transport, connector, rate_hz=16000)
+    transport.push(l16_start(caller, 16000))
+    task = asyncio.create_task(call.run())
+    live = await connector.session()
+    wideband = bytes(range(160))  # 5 ms of 16 kHz L16 (Twilio frames hold at most 160 bytes)
+    transport.push(caller.media(wideband))
+    await live.wait_audio(1)
+    assert live.audio[0][0] == wideband  # no resampling step: the caller's own samples
+    live.server.put_nowait(ServerMessage(audio=(tone_pcm16(100),)))
+    live.server.put_nowait(ServerMessage(turn_complete=True))
+    await transport.next_sent("mark")
+    media = [
+        base64.b64decode(m["media"]["payload"]) for m in transport.sent if m["event"] == "media"
+    ]
+    assert [len(frame) for frame in media] == [640] * 5  # 100 ms of L16 at 16 kHz
+    transport.push(caller.stop())
+    assert await task is EndReason.CALLER_HUNG_UP
 
 
 async def test_a_burst_of_agent_audio_leaves_in_one_write_when_the_socket_takes_it() -> None:

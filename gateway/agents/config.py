@@ -11,10 +11,12 @@ files (prompt, python tools, seed data); relative paths in the YAML are relative
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import typing
-from collections.abc import Callable, Iterable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -27,6 +29,7 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -40,6 +43,13 @@ from gateway.live.models import (
     refusals,
 )
 from gateway.live.protocol import PREBUILT_VOICES
+from gateway.outbound.variables import (
+    MissingVariables,
+    check_variables,
+    fill,
+    malformed_placeholders,
+    placeholders,
+)
 from gateway.tools.registry import ToolSet, ToolSetError, build_toolset
 from gateway.tools.spec import E164, ToolSpec, TransferTarget, WebhookConfig
 
@@ -57,6 +67,12 @@ DEFAULT_IDLE_REMINDER = (
 DEFAULT_IDLE_GOODBYE = (
     "The caller is still silent. Say a short, polite goodbye; the call ends after that."
 )
+
+CallKind = Literal["inbound", "outbound"]
+_BOTH: Final[frozenset[CallKind]] = frozenset({"inbound", "outbound"})
+_INBOUND: Final[frozenset[CallKind]] = frozenset({"inbound"})
+_OUTBOUND: Final[frozenset[CallKind]] = frozenset({"outbound"})
+_NEITHER: Final[frozenset[CallKind]] = frozenset()
 
 __all__ = [
     "AGENT_FOLDER_FILES",
@@ -123,6 +139,15 @@ class AgentConfig(BaseModel):
     system_instruction: str | None = None
     system_instruction_file: str | None = None
     greeting: str | None = None
+    outbound_greeting: str | None = None
+    """An outbound call's first words, instead of `greeting` (unset: `greeting`)."""
+    outbound_instructions: str | None = None
+    """What the model is told on an outbound call, instead of the system instruction."""
+    voicemail_message: str | None = None
+    """voicemail: leave_message — what the agent says after the beep, then it hangs up."""
+    voicemail: Literal["hang_up", "leave_message"] = "hang_up"
+    """An outbound call that reaches an answering machine: hang up, or leave a message.
+    (Declared after voicemail_message: its check reads that field.)"""
     vad: VadSettings = VadSettings()
     max_call_duration_s: float | None = Field(default=None, gt=0)
     idle_timeout_s: float | None = Field(default=None, gt=0)
@@ -236,6 +261,24 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"target name {key!r}: use lower-case letters, digits, '-' or '_'")
         return value
 
+    @field_validator("outbound_greeting", "outbound_instructions", "voicemail_message")
+    @classmethod
+    def _check_outbound_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (leave the field out instead)")
+        return value
+
+    @field_validator("voicemail")
+    @classmethod
+    def _check_voicemail(cls, value: str, info: ValidationInfo) -> str:
+        # voicemail_message is absent from info.data when it failed its own validation:
+        # that error is reported already.
+        if value == "leave_message" and info.data.get("voicemail_message", "") is None:
+            raise ValueError(
+                "leave_message needs voicemail_message (what the agent says after the beep)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_instruction_source(self) -> Self:
         if self.system_instruction and self.system_instruction_file:
@@ -335,6 +378,171 @@ class AgentConfig(BaseModel):
                     "\n".join(f"{where}: {_dotted(p.loc)}: {p.message}" for p in exc.problems)
                 ) from None
         return self._toolset
+
+    @property
+    def answers_inbound(self) -> bool:
+        """Whether inbound calls (which bring no variables) are routed here by default: the
+        agent has `lines` or is the `default` agent."""
+        return bool(self.lines) or self.name == DEFAULT_AGENT_NAME
+
+    def _texts(self) -> Iterator[tuple[tuple[str | int, ...], str, frozenset[CallKind]]]:
+        """(field path, text, the calls that use it) of every text that may hold `{{name}}`."""
+        if self.system_instruction is not None or self.system_instruction_file:
+            where = (
+                "system_instruction"
+                if self.system_instruction is not None
+                else "system_instruction_file"
+            )
+            try:
+                text = self.instructions or ""
+            except (OSError, UnicodeDecodeError):
+                text = ""  # an unreadable file: reported as such by load_agent_file
+            yield (where,), text, _INBOUND if self.outbound_instructions else _BOTH
+        if self.outbound_instructions is not None:
+            yield ("outbound_instructions",), self.outbound_instructions, _OUTBOUND
+        if self.greeting is not None:
+            yield ("greeting",), self.greeting, _INBOUND if self.outbound_greeting else _BOTH
+        if self.outbound_greeting is not None:
+            yield ("outbound_greeting",), self.outbound_greeting, _OUTBOUND
+        if self.voicemail_message is not None:
+            uses = _OUTBOUND if self.voicemail == "leave_message" else _NEITHER
+            yield ("voicemail_message",), self.voicemail_message, uses
+        yield ("idle_reminder",), self.idle_reminder, _BOTH
+        yield ("idle_goodbye",), self.idle_goodbye, _BOTH
+        for index, phrase in enumerate(self.end_call_phrases):
+            yield ("end_call_phrases", index), phrase, _BOTH
+        for index, spec in enumerate(self.tools):
+            for key, value in spec.context.items():
+                yield ("tools", index, "context", key), value, _BOTH
+            if spec.http is not None:
+                yield ("tools", index, "http", "url"), spec.http.url, _BOTH
+                for key, value in spec.http.headers.items():
+                    yield ("tools", index, "http", "headers", key), value, _BOTH
+
+    def required_variables(self, *, outbound: bool | None = None) -> set[str]:
+        """The call variables (`{{name}}`) this agent's text uses.
+
+        None: every placeholder anywhere (instructions and their file, greetings, the
+        voicemail message, idle prompts, end phrases, tool context, http tool URL/headers);
+        True: what an outbound call needs — all it may use, the voicemail message included
+        when `voicemail: leave_message` (whether a machine answers is known only later);
+        False: what an inbound call needs.
+        """
+        kinds = _BOTH if outbound is None else _OUTBOUND if outbound else _INBOUND
+        return {
+            name
+            for _, text, uses in self._texts()
+            if outbound is None or uses & kinds
+            for name in placeholders(text)
+        }
+
+    def missing_variables(
+        self, variables: Mapping[str, str], *, outbound: bool = True
+    ) -> list[str]:
+        """The variables an outbound (or inbound) call of this agent needs and lacks, sorted:
+        what the API checks before it places a call."""
+        return sorted(self.required_variables(outbound=outbound) - variables.keys())
+
+    def variable_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(field path, message) for placeholders that cannot work: typos like
+        `{{first name}}`, placeholders in text inbound calls use when this agent answers
+        inbound calls (they bring no variables), and a voicemail message never used."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for loc, text, uses in self._texts():
+            for bad in dict.fromkeys(malformed_placeholders(text)):
+                message = f"{bad} is not a placeholder: write {{{{name}}}} (letters, digits, _)"
+                problems.append((loc, message))
+            names = placeholders(text)
+            if names and "inbound" in uses and self.answers_inbound:
+                listed = ", ".join(f"{{{{{name}}}}}" for name in sorted(names))
+                why = f"answers {', '.join(self.lines)}" if self.lines else "is the default agent"
+                problems.append(
+                    (
+                        loc,
+                        f"uses {listed}, but inbound calls bring no variables and this agent "
+                        f"{why}: put it in the outbound_* fields, or fill it in",
+                    )
+                )
+        if self.voicemail_message is not None and self.voicemail != "leave_message":
+            message = "is only used with voicemail: leave_message"
+            problems.append((("voicemail_message",), message))
+        return problems
+
+    def for_call_variables(
+        self, variables: Mapping[str, str], *, outbound: bool, voicemail: bool = False
+    ) -> AgentConfig:
+        """A copy of this agent for one call, its placeholders filled from `variables`.
+
+        The loaded agent is shared by every call, so it is never changed. For an outbound call
+        `outbound_instructions` / `outbound_greeting` (when set) become the copy's system
+        instruction and greeting; with `voicemail` (a machine answered) the greeting is the
+        `voicemail_message`, which the bridge must end the call after. The copy's `instructions`
+        and `greeting` are what to use; its outbound_* fields are cleared (applied). Its tools
+        are this agent's, with context and http URL/headers filled (URL values URL-encoded);
+        python modules are not imported again. Raises `MissingVariables` naming every
+        variable the call needs and lacks, `InvalidVariables` for bad ones (both ValueError).
+        """
+        if voicemail and not outbound:
+            raise ValueError("voicemail is for outbound calls")
+        if voicemail and self.voicemail != "leave_message":
+            raise ValueError(f"agent {self.name!r} hangs up on voicemail (voicemail: hang_up)")
+        values = check_variables(variables)
+        missing = self.required_variables(outbound=outbound) - values.keys()
+        if missing:
+            raise MissingVariables(missing)
+        text = functools.partial(fill, variables=values)
+        url = functools.partial(fill, variables=values, quote=_quote_url_value)
+
+        instructions = self.instructions
+        greeting = self.greeting
+        if outbound:
+            instructions = self.outbound_instructions or instructions
+            greeting = self.outbound_greeting or greeting
+        if voicemail:
+            greeting = self.voicemail_message
+        tools = tuple(_filled_spec(spec, text, url) for spec in self.tools)
+        copy = self.model_copy(
+            update={
+                "system_instruction": text(instructions) if instructions is not None else None,
+                "system_instruction_file": None,
+                "greeting": text(greeting) if greeting is not None else None,
+                "outbound_instructions": None,
+                "outbound_greeting": None,
+                "voicemail_message": (
+                    text(self.voicemail_message)
+                    if outbound and self.voicemail == "leave_message" and self.voicemail_message
+                    else self.voicemail_message
+                ),
+                "idle_reminder": text(self.idle_reminder),
+                "idle_goodbye": text(self.idle_goodbye),
+                "end_call_phrases": tuple(text(p) for p in self.end_call_phrases),
+                "tools": tools,
+            }
+        )
+        copy._instruction_text = None
+        copy._toolset = self.toolset.with_text(text, url)
+        return copy
+
+
+def _quote_url_value(value: str) -> str:
+    """A variable's value inside a URL path or query: every reserved character encoded, so a
+    value (`a/../b`, `x?y=1`) can never change where the request goes."""
+    return urllib.parse.quote(value, safe="")
+
+
+def _filled_spec(spec: ToolSpec, text: Callable[[str], str], url: Callable[[str], str]) -> ToolSpec:
+    """`spec` with its context and http URL/headers filled (the same spec if it has none)."""
+    update: dict[str, Any] = {}
+    if spec.context:
+        update["context"] = {key: text(value) for key, value in spec.context.items()}
+    if spec.http is not None:
+        update["http"] = spec.http.model_copy(
+            update={
+                "url": url(spec.http.url),
+                "headers": {key: text(value) for key, value in spec.http.headers.items()},
+            }
+        )
+    return spec.model_copy(update=update) if update else spec
 
 
 def _did_you_mean(loc: tuple[str | int, ...]) -> str:
@@ -450,6 +658,9 @@ def load_agent_file(path: Path, *, default_model: str = DEFAULT_MODEL) -> AgentC
     toolset: ToolSet | None = None
     if agent is not None:
         for loc, message in agent.model_problems(default_model):
+            report(loc, message)
+        agent._instruction_text = instruction_text
+        for loc, message in agent.variable_problems():
             report(loc, message)
         try:
             toolset = build_toolset(agent.tools, agent_dir=agent.agent_dir, transfer=agent.transfer)

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -99,6 +99,18 @@ MALFORMED_LOG_EVERY = 100
 SessionConfigFactory = Callable[[AgentConfig, StreamStart], SessionConfig]
 
 
+class OutboundAgents(Protocol):
+    """The agent of a call the gateway placed (gateway.outbound.streams.OutboundStreams):
+    `agent` itself unless `start` is verifiably that outbound call's stream."""
+
+    def agent_for(self, start: StreamStart, agent: AgentConfig) -> AgentConfig: ...
+
+    def leaves_voicemail(self, start: StreamStart) -> bool:
+        """The call reached an answering machine and the agent leaves a message: the call
+        ends once its first turn (the message) has played."""
+        ...
+
+
 class Call:
     """One call from `start` to hang-up. `run()` returns why it ended; it never raises."""
 
@@ -117,7 +129,12 @@ class Call:
         audio_budget: AudioBudget | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
         carrier_idle_timeout_s: float = CARRIER_IDLE_TIMEOUT_S,
+        outbound: OutboundAgents | None = None,
     ) -> None:
+        self._outbound_agents = outbound
+        """Outbound calls' agents (None: outbound calls are off, every call is inbound)."""
+        self._voicemail_mark: str | None = None
+        """A voicemail call's first turn's mark ("" until it is queued): heard, the call ends."""
         self._start_timeout_s = start_timeout_s
         self._carrier_idle_timeout_s = carrier_idle_timeout_s
         """0: no limit. Checked from one rescheduled timer, never per frame."""
@@ -272,6 +289,10 @@ class Call:
         self.start = start
         params = start.custom_parameters
         self.agent = self._agents.for_call(params.get("agent"), params.get("to"))
+        if self._outbound_agents is not None and params.get("outbound"):
+            self.agent = self._outbound_agents.agent_for(start, self.agent)
+            if self._outbound_agents.leaves_voicemail(start):
+                self._voicemail_mark = ""
         self.session = self._session_config(self.agent, start)
         self.profile = profile_for(self.session.model)
         self.log = log.bind(**self._log_context())
@@ -480,6 +501,9 @@ class Call:
                 self.control.mark_played(name)
         if name == PROMPT_MARK and self._prompt_played is not None:
             self._prompt_played.set()
+        if self._voicemail_mark and name == self._voicemail_mark:
+            self.log.info("voicemail_left")
+            self._end(EndReason.AGENT_ENDED)
 
     # ------------------------------------------------------------------ Live → caller
 
@@ -616,6 +640,8 @@ class Call:
             self.control.live_message(message)
         if message.turn_complete:
             mark = self._complete_turn(interrupted=message.interrupted)
+            if self._voicemail_mark == "" and mark is not None:
+                self._voicemail_mark = mark
             if self.control is not None:
                 self.control.turn_completed(mark, interrupted=message.interrupted)
 

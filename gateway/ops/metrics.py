@@ -10,6 +10,11 @@ or above `SPEECH_THRESHOLD_DBFS`) to the moment the gateway received the *first 
 agent's next turn. It therefore includes Live's end-of-speech detection (its silence window)
 and the model's time to first audio; the gateway's own μ-law conversion and socket write that
 follow add microseconds. Turns not preceded by caller speech (a greeting) are not counted.
+
+Outbound calls (`POST /calls`): `gateway_outbound_calls_placed_total{carrier}` counts calls the
+carrier accepted; `gateway_outbound_calls_total{state}` counts each call once, when it ends, by
+its final state (completed, busy, no-answer, failed, canceled, voicemail) — a call the carrier
+refused to place counts as `failed` there and is not counted as placed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "DROP_RATE_LIMITED",
     "METRICS",
     "METRICS_PATH",
+    "OUTBOUND_FINAL_STATES",
     "SPEECH_THRESHOLD_DBFS",
     "CallMetrics",
     "GatewayMetrics",
@@ -63,6 +69,10 @@ DROP_RATE_LIMITED: Final = "rate_limited"
 DROP_AUDIO_RATE_LIMITED: Final = "audio_rate_limited"
 """Caller frames whose audio ran ahead of real time past the burst, dropped before Live
 (security.AudioBudget)."""
+OUTBOUND_FINAL_STATES: Final = (
+    "completed", "busy", "no-answer", "failed", "canceled", "voicemail",
+)  # fmt: skip
+"""The `state` labels of gateway_outbound_calls_total (gateway.outbound.states.FINAL_STATES)."""
 
 
 class GatewayMetrics:
@@ -112,6 +122,18 @@ class GatewayMetrics:
             "gateway_frames_dropped", "Media frames dropped, by reason.", ["reason"],
             registry=registry,
         )
+        self.outbound_calls = Counter(
+            "gateway_outbound_calls",
+            "Outbound calls ended, by final state (each call once).", ["state"],
+            registry=registry,
+        )
+        self.outbound_calls_placed = Counter(
+            "gateway_outbound_calls_placed",
+            "Outbound calls the carrier accepted to place, by carrier.", ["carrier"],
+            registry=registry,
+        )
+        for state in OUTBOUND_FINAL_STATES:
+            self.outbound_calls.labels(state=state)
         for reason in EndReason:
             self.calls.labels(outcome=reason.value)
         for drop in (
@@ -131,6 +153,13 @@ class GatewayMetrics:
         """Frames dropped outside a call's observer (e.g. by the carrier rate limit)."""
         if frames > 0:
             self.frames_dropped.labels(reason=reason).inc(frames)
+
+    def count_outbound_call_ended(self, state: str) -> None:
+        """An outbound call reached its final `state` (call once per call)."""
+        self.outbound_calls.labels(state=state).inc()
+
+    def count_outbound_call_placed(self, carrier: str) -> None:
+        self.outbound_calls_placed.labels(carrier=carrier).inc()
 
     def count_active_calls(self, count: Callable[[], int]) -> None:
         """Read the active-call gauge from `count` at scrape time (the server's set of calls)."""

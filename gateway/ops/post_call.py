@@ -10,6 +10,11 @@ Body (JSON): `call_sid`, `stream_sid`, `agent`, `from`, `to`, `started_at` / `en
 (ISO 8601 UTC), `duration_s`, `end_reason`, `transcript` ([{role, text}], caller/agent turns in
 order), `tool_calls` ([{id, name, args, result, outcome, duration_s}]), `barge_ins`, `turns`.
 Signed like HTTP tools when `hmac_secret_env` is set (see `gateway.tools.signing`).
+
+An outbound call (`POST /calls`) adds `outbound`: {id, state, answered_by, variables}; one that
+never reached a stream (busy, no answer, failed, an answering machine hung up on) gets its
+summary from `gateway.outbound.notify` through `deliver_summary`, with an empty transcript.
+`post_json` delivers any other JSON document the same way (an outbound call's callback_url).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +39,16 @@ from gateway.tools.spec import WebhookConfig
 if TYPE_CHECKING:
     from gateway.call.outcome import CallStats, EndReason
 
-__all__ = ["PostCallWebhook", "merge_transcript", "pending_deliveries", "wait_for_deliveries"]
+__all__ = [
+    "OutboundSummary",
+    "PostCallWebhook",
+    "deliver_summary",
+    "iso_utc",
+    "merge_transcript",
+    "pending_deliveries",
+    "post_json",
+    "wait_for_deliveries",
+]
 
 log = structlog.get_logger("gateway.post_call")
 
@@ -72,14 +87,42 @@ def merge_transcript(pieces: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [turn for turn in turns if turn["text"]]
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """`2026-01-02T03:04:05.678Z`: how every time in a summary is written."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+OutboundSummary = Callable[[CallView], Mapping[str, Any] | None]
+"""The `outbound` part of a call's summary, or None for a call that is not an outbound one."""
+
+
+def deliver_summary(config: WebhookConfig, summary: Mapping[str, Any], call_sid: str) -> None:
+    """POST `summary` to `config.url` in the background (signed as configured)."""
+    body = json.dumps(summary, ensure_ascii=False, default=str).encode()
+    bound = log.bind(call_sid=call_sid, url=redact_url(config.url))
+    _track(_deliver(config, body, bound))
+
+
+def post_json(url: str, document: Mapping[str, Any], *, event: str, **log_fields: Any) -> None:
+    """POST `document` to `url` in the background, unsigned; `event`_sent / `event`_failed are
+    logged with `log_fields`. Failures are never raised."""
+    config = WebhookConfig(url=url)
+    body = json.dumps(document, ensure_ascii=False, default=str).encode()
+    bound = log.bind(url=redact_url(url), **log_fields)
+    _track(_deliver(config, body, bound, event=event))
+
+
+def _track(delivery: Any) -> None:
+    task = asyncio.get_running_loop().create_task(delivery)
+    _DELIVERIES.add(task)
+    task.add_done_callback(_DELIVERIES.discard)
 
 
 class PostCallWebhook(CallObserver):
     """Collects one call's summary and delivers it when the call ends (if the agent asks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbound: OutboundSummary | None = None) -> None:
+        self._outbound = outbound
         self._call: CallView | None = None
         self._config: WebhookConfig | None = None
         self._started_at = datetime.now(UTC)
@@ -113,14 +156,14 @@ class PostCallWebhook(CallObserver):
         if call is None or config is None or call.start is None:
             return
         params = call.start.custom_parameters
-        summary = {
+        summary: dict[str, Any] = {
             "call_sid": call.start.call_sid,
             "stream_sid": call.start.stream_sid,
             "agent": call.agent.name if call.agent is not None else None,
             "from": params.get("from", ""),
             "to": params.get("to", ""),
-            "started_at": _iso(self._started_at),
-            "ended_at": _iso(datetime.now(UTC)),
+            "started_at": iso_utc(self._started_at),
+            "ended_at": iso_utc(datetime.now(UTC)),
             "duration_s": round(time.monotonic() - self._started_monotonic, 3),
             "end_reason": reason.value,
             "transcript": merge_transcript(call.transcript),
@@ -128,19 +171,20 @@ class PostCallWebhook(CallObserver):
             "barge_ins": self._barge_ins,
             "turns": stats.turns,
         }
-        body = json.dumps(summary, ensure_ascii=False, default=str).encode()
-        bound = log.bind(call_sid=call.start.call_sid, url=redact_url(config.url))
-        task = asyncio.get_running_loop().create_task(_deliver(config, body, bound))
-        _DELIVERIES.add(task)
-        task.add_done_callback(_DELIVERIES.discard)
+        outbound = self._outbound(call) if self._outbound is not None else None
+        if outbound is not None:
+            summary["outbound"] = dict(outbound)
+        deliver_summary(config, summary, call.start.call_sid)
 
 
-async def _deliver(config: WebhookConfig, body: bytes, bound: Any) -> None:
+async def _deliver(
+    config: WebhookConfig, body: bytes, bound: Any, *, event: str = "post_call_webhook"
+) -> None:
     headers = {"Content-Type": "application/json"}
     if config.hmac_secret_env:
         secret = os.environ.get(config.hmac_secret_env)
         if not secret:
-            bound.error("post_call_webhook_unsigned", missing_env=config.hmac_secret_env)
+            bound.error(f"{event}_unsigned", missing_env=config.hmac_secret_env)
             return
         headers.update(signature_headers(secret, body, config.hmac_header))
     started = time.monotonic()
@@ -153,7 +197,7 @@ async def _deliver(config: WebhookConfig, body: bytes, bound: Any) -> None:
             if 300 <= response.status < 400:  # never resend the transcript and signature
                 location = redact_url(response.headers.get("Location", ""))
                 bound.error(
-                    "post_call_webhook_failed",
+                    f"{event}_failed",
                     status=response.status,
                     detail="redirects are not followed",
                     location=location,
@@ -162,11 +206,11 @@ async def _deliver(config: WebhookConfig, body: bytes, bound: Any) -> None:
             if response.status >= 400:
                 shown = await response.content.read(MAX_ERROR_DETAIL_BYTES)
                 detail = shown.decode("utf-8", errors="replace")
-                bound.error("post_call_webhook_failed", status=response.status, detail=detail)
+                bound.error(f"{event}_failed", status=response.status, detail=detail)
                 return
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        bound.error("post_call_webhook_failed", error=repr(exc))
+        bound.error(f"{event}_failed", error=repr(exc))
         return
     bound.info(
-        "post_call_webhook_sent", duration_ms=round((time.monotonic() - started) * 1000, 1)
+        f"{event}_sent", duration_ms=round((time.monotonic() - started) * 1000, 1)
     )

@@ -62,6 +62,7 @@ __all__ = [
     "TwilioCodec",
     "build_clear",
     "build_connect_twiml",
+    "build_hangup_twiml",
     "build_mark",
     "build_media",
     "build_say_hangup_twiml",
@@ -464,6 +465,13 @@ def build_say_hangup_twiml(message: str) -> str:
     """TwiML that speaks `message` and hangs up, for calls we refuse (e.g. all lines busy)."""
     response = VoiceResponse()
     response.say(message)
+    response.hangup()
+    return str(response)
+
+
+def build_hangup_twiml() -> str:
+    """TwiML that hangs up at once, saying nothing (an answering machine the agent skips)."""
+    response = VoiceResponse()
     response.hangup()
     return str(response)
 

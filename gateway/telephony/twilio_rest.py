@@ -1,10 +1,13 @@
-"""Twilio's REST API mid-call: hang up, or transfer with `<Dial>` (Calls resource update).
+"""Twilio's REST API: place a call (Calls create), and mid-call hang up, or transfer with `<Dial>`
+(Calls resource update).
 
 `POST {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with basic
 auth (API key SID + secret, or account SID + auth token) and a form body: `Status=completed`
 hangs up; `Twiml=<Response><Dial>…</Dial></Response>` replaces the call's TwiML, which ends our
-media stream and dials the target. Built on the `twilio` package's aiohttp-based async client;
-the base URL is configurable so tests can point it at a fake on loopback.
+media stream and dials the target. `place_call` is `POST …/Accounts/{AccountSid}/Calls.json`
+with To, From, Url, StatusCallback (+ events) and MachineDetection. Built on the `twilio`
+package's aiohttp-based async client; the base URL is configurable so tests can point it at a
+fake on loopback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from gateway.tools.spec import TransferTarget
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
+    "PlacedCall",
     "TwilioCredentials",
     "TwilioRest",
     "TwilioRestError",
@@ -76,6 +80,15 @@ def build_dial_twiml(target: TransferTarget) -> str:
     else:
         inner = escape(target.number)
     return f"<Response><Dial{attributes}>{inner}</Dial></Response>"
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """What Twilio answered to a Calls create: the new call's SID, its account, its status."""
+
+    call_sid: str
+    account_sid: str
+    status: str
 
 
 class TwilioRest:
@@ -133,3 +146,61 @@ class TwilioRest:
             raise TwilioRestError(f"cannot reach Twilio: {exc!r}") from None
         finally:
             await http.close()
+
+    async def place_call(
+        self,
+        *,
+        to: str,
+        from_number: str,
+        url: str,
+        status_callback: str,
+        status_callback_events: tuple[str, ...],
+        machine_detection: str | None = None,
+        account_sid: str | None = None,
+    ) -> PlacedCall:
+        """Start a call to `to` whose answer Twilio fetches from `url` (Calls create)."""
+        from twilio.base.exceptions import TwilioException
+        from twilio.http.async_http_client import AsyncTwilioHttpClient
+        from twilio.rest import Client
+
+        account = account_sid or self.credentials.account_sid
+        if not account:
+            raise TwilioRestError("no account SID: set TWILIO_ACCOUNT_SID")
+        if not is_account_sid(account):
+            raise TwilioRestError("not a Twilio Account SID (AC + 32 hex digits)")
+        options: dict[str, Any] = {}
+        if machine_detection:
+            options["machine_detection"] = machine_detection
+        http = AsyncTwilioHttpClient()
+        try:
+            client = Client(
+                self.credentials.username,
+                self.credentials.password,
+                account_sid=account,
+                http_client=http,
+            )
+            client.api.base_url = self.credentials.base_url
+            async with asyncio.timeout(self.timeout_s):
+                calls = client.api.v2010.accounts(quote(account, safe="")).calls
+                created = await calls.create_async(
+                    to=to,
+                    from_=from_number,
+                    url=url,
+                    method="POST",
+                    status_callback=status_callback,
+                    status_callback_method="POST",
+                    status_callback_event=list(status_callback_events),
+                    **options,
+                )
+        except TimeoutError:
+            raise TwilioRestError(f"no answer from Twilio within {self.timeout_s:g} s") from None
+        except TwilioException as exc:
+            raise TwilioRestError(str(exc).strip() or repr(exc)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TwilioRestError(f"cannot reach Twilio: {exc!r}") from None
+        finally:
+            await http.close()
+        call_sid = str(created.sid or "")
+        if not is_call_sid(call_sid):
+            raise TwilioRestError("Twilio answered without a Call SID")
+        return PlacedCall(call_sid, str(created.account_sid or account), str(created.status or ""))

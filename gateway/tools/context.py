@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -150,6 +151,9 @@ class ToolContext:
     transfer_targets: dict[str, TransferTarget] = field(default_factory=dict)
     control: CallControl = field(default_factory=NoCallControl)
     log: Any = field(default_factory=lambda: structlog.get_logger("gateway.tools"))
+    values: Mapping[str, str] = field(default_factory=dict)
+    """The tool's own `context:` values from the agent YAML, call variables filled in (set
+    per tool by the runner; never from the model)."""
 
     def as_dict(self) -> dict[str, str]:
         """The call's identity as plain strings (what HTTP tools receive as headers)."""

@@ -1,7 +1,8 @@
 """HTTP tools: POST the model's arguments as JSON to a URL; the JSON reply goes to the model.
 
 The request carries the call's identity in headers (`X-Gateway-Tool`, `X-Gateway-Call-Sid`,
-`X-Gateway-Agent`, `X-Gateway-From`, `X-Gateway-To`) and, with a secret, an HMAC signature
+`X-Gateway-Agent`, `X-Gateway-From`, `X-Gateway-To`), the tool's `context:` values (JSON in
+`X-Gateway-Context`, when it has any) and, with a secret, an HMAC signature of the body
 (see `gateway.tools.signing`). The timeout is the tool's `timeout_s`, enforced by the runner.
 
 What the model hears (the answer contract is in `gateway.tools.runner`):
@@ -37,12 +38,16 @@ from gateway.tools.signing import signature_headers
 from gateway.tools.spec import HttpToolConfig
 
 __all__ = [
+    "CONTEXT_HEADER",
     "MAX_ERROR_BODY_CHARS",
     "MAX_REDIRECTS",
     "MAX_REPLY_BYTES",
     "http_invoker",
     "own_answer",
 ]
+
+CONTEXT_HEADER = "X-Gateway-Context"
+"""The tool's `context:` values, as a JSON object (ASCII, so any text fits a header)."""
 
 MAX_ERROR_BODY_CHARS = 200
 """How much of an error reply's body the model gets to see."""
@@ -189,6 +194,10 @@ def http_invoker(tool_name: str, config: HttpToolConfig, secret: str | None) -> 
             "X-Gateway-To": context.to_number,
             **config.headers,
         }
+        if context.values:
+            headers[CONTEXT_HEADER] = json.dumps(
+                dict(context.values), separators=(",", ":"), ensure_ascii=True
+            )
         if secret is not None:
             headers.update(signature_headers(secret, body, config.hmac_header))
         try:

@@ -7,8 +7,9 @@ so a missing module, function, secret or transfer target is a load error that na
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from gateway.tools.python_tool import (
     load_python_function,
     python_invoker,
 )
-from gateway.tools.spec import ToolSpec, TransferTarget
+from gateway.tools.spec import HttpToolConfig, ToolSpec, TransferTarget
 
 __all__ = [
     "EMPTY_PARAMETERS",
@@ -79,6 +80,33 @@ class Tool:
     """What the agent asked for; None: the model's default (`ModelProfile.tool_behavior`)."""
     scheduling: ToolScheduling | None = None
     """When a NON_BLOCKING call's answer is spoken; None: WHEN_IDLE."""
+    context: Mapping[str, str] = field(default_factory=dict)
+    """The spec's `context:` values, given to every call (`ToolContext.values`)."""
+    http: HttpToolConfig | None = None
+    """An http tool's URL and headers (what `with_text` fills)."""
+    bind_http: Callable[[HttpToolConfig], ToolInvoker] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """A new invoker for other URL/headers, keeping the tool's signing secret (never shown)."""
+
+    def with_text(self, text: Callable[[str], str], url: Callable[[str], str]) -> Tool:
+        """This tool with `text` applied to its context values and header values and `url`
+        to its URL (placeholders filled per call); the python function is not imported
+        again."""
+        changes: dict[str, Any] = {}
+        if self.context:
+            changes["context"] = {key: text(value) for key, value in self.context.items()}
+        if self.http is not None and self.bind_http is not None:
+            http = self.http.model_copy(
+                update={
+                    "url": url(self.http.url),
+                    "headers": {k: text(v) for k, v in self.http.headers.items()},
+                }
+            )
+            if http != self.http:
+                changes["http"] = http
+                changes["invoke"] = self.bind_http(http)
+        return dataclasses.replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,10 @@ class ToolSet:
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(self.tools.values())
+
+    def with_text(self, text: Callable[[str], str], url: Callable[[str], str]) -> ToolSet:
+        """Every tool's `with_text` (see `Tool.with_text`): a new set, this one unchanged."""
+        return ToolSet({name: tool.with_text(text, url) for name, tool in self.tools.items()})
 
     @property
     def declarations(self) -> tuple[dict[str, Any], ...]:
@@ -128,6 +160,13 @@ def build_toolset(
     if problems:
         raise ToolSetError(problems)
     return ToolSet(tools)
+
+
+def _http_binder(name: str, secret: str | None) -> Callable[[HttpToolConfig], ToolInvoker]:
+    def bind(config: HttpToolConfig) -> ToolInvoker:
+        return http_invoker(name, config, secret)
+
+    return bind
 
 
 class _Problem(Exception):
@@ -193,4 +232,7 @@ def _build(
         invoke=invoke,
         behavior=spec.behavior,
         scheduling=spec.scheduling,
+        context=dict(spec.context),
+        http=spec.http,
+        bind_http=_http_binder(name, secret) if spec.http is not None else None,
     )

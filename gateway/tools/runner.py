@@ -40,6 +40,7 @@ result. HTTP tools map connection failures and 5xx replies to "unavailable" (ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -218,6 +219,12 @@ class ToolRunner:
             self._log.info("tool_calls_cancelled", tool_call_ids=cancelled)
         return cancelled
 
+    def _context_for(self, tool: Tool) -> ToolContext:
+        """The call's context with this tool's own `context:` values (fixed by the agent)."""
+        if not tool.context:
+            return self._context
+        return dataclasses.replace(self._context, values=tool.context)
+
     async def wait_idle(self) -> None:
         """Until no tool call is running."""
         await self._idle.wait()
@@ -320,7 +327,7 @@ class ToolRunner:
         try:
             async with asyncio.timeout(tool.timeout_s) as deadline:
                 try:
-                    value = await tool.invoke(call.args, self._context)
+                    value = await tool.invoke(call.args, self._context_for(tool))
                 except TimeoutError:
                     if deadline.expired():
                         raise

@@ -33,6 +33,10 @@ _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_REF = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONTEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_CONTEXT_ENTRIES = 32
+MAX_CONTEXT_VALUE_CHARS = 2000
+_BRACED = re.compile(r"\{\{")
 
 BuiltinName = Literal["end_call", "transfer_call", "send_dtmf"]
 BUILTIN_TOOLS: tuple[BuiltinName, ...] = ("end_call", "transfer_call", "send_dtmf")
@@ -74,9 +78,26 @@ class _SignedPost(BaseModel):
 
 
 class HttpToolConfig(_SignedPost):
-    """An HTTP tool: the arguments are POSTed as JSON, the JSON reply goes back to the model."""
+    """An HTTP tool: the arguments are POSTed as JSON, the JSON reply goes back to the model.
+
+    `url` (path and query only) and header values may hold call variables (`{{name}}`),
+    filled per call; never the scheme, host or port, so a variable cannot send the request
+    (and its headers, its signature) to another site.
+    """
 
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _no_variable_host(cls, value: str) -> str:
+        _, _, rest = value.partition("://")
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if _BRACED.search(authority):
+            raise ValueError(
+                "call variables ({{name}}) may only appear in the URL's path or query, "
+                "not in its host"
+            )
+        return value
 
     @field_validator("headers", "hmac_header")
     @classmethod
@@ -149,6 +170,10 @@ class ToolSpec(BaseModel):
     Unset: the model's default (gateway.live.models)."""
     scheduling: ToolScheduling | None = None
     """non_blocking only: when the model speaks the answer (interrupt, when_idle, silent)."""
+    context: dict[str, str] = Field(default_factory=dict)
+    """Fixed values given to every call of this tool, never chosen by the model — a python
+    tool reads them as `context.values`, an http tool gets them as the `X-Gateway-Context`
+    header. They may hold call variables (`{{customer_id}}`), filled per call."""
 
     @field_validator("name")
     @classmethod
@@ -177,6 +202,21 @@ class ToolSpec(BaseModel):
         except SchemaError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("context")
+    @classmethod
+    def _check_context(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_CONTEXT_ENTRIES:
+            raise ValueError(f"at most {MAX_CONTEXT_ENTRIES} entries")
+        for key, text in value.items():
+            if not CONTEXT_KEY.match(key):
+                raise ValueError(
+                    f"{key!r} is not a context name (letters, digits and '_', at most 64, "
+                    "not starting with a digit)"
+                )
+            if len(text) > MAX_CONTEXT_VALUE_CHARS:
+                raise ValueError(f"{key}: at most {MAX_CONTEXT_VALUE_CHARS} characters")
+        return value
+
     @model_validator(mode="after")
     def _check_kind(self) -> Self:
         kinds = [k for k in ("python", "http", "builtin") if getattr(self, k) is not None]
@@ -190,6 +230,8 @@ class ToolSpec(BaseModel):
         else:
             if self.parameters is not None:
                 raise ValueError(f"builtin {self.builtin} has fixed parameters; remove them")
+        if self.context and self.builtin is not None:
+            raise ValueError("context is only for python and http tools")
         if self.target is not None and self.builtin != "transfer_call":
             raise ValueError("target is only for builtin: transfer_call")
         return self

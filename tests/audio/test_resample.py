@@ -139,14 +139,19 @@ def test_audioop_ratecv_aliases_where_we_do_not() -> None:
 # --- stopband: no images going up ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("in_rate_hz", "out_rate_hz"), UP)
-@pytest.mark.parametrize("freq_hz", [300, 1000, 2000, 3000, 3400, 6800])
+@pytest.mark.parametrize(
+    ("in_rate_hz", "out_rate_hz", "freq_hz"),
+    [
+        (i, o, f)
+        for i, o in UP
+        for f in (300, 1000, 2000, 3000, 3400, 6800)
+        if f <= edges(i, o)[0]  # 6800 Hz only from 16 kHz (in its passband)
+    ],
+)
 def test_no_images_going_up(in_rate_hz: int, out_rate_hz: int, freq_hz: int) -> None:
     """Energy at ≥ the stopband edge (images at 8k - f, 8k + f, ..., or 16k - f from 16 kHz)
     is ≥ 60 dB below the tone."""
-    passband_hz, stopband_hz = edges(in_rate_hz, out_rate_hz)
-    if freq_hz > passband_hz:
-        pytest.skip("above this pair's passband")
+    _, stopband_hz = edges(in_rate_hz, out_rate_hz)
     y = steady(
         stream(StreamingResampler(in_rate_hz, out_rate_hz), tone(freq_hz, in_rate_hz)), out_rate_hz
     )

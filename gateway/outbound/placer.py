@@ -1,0 +1,108 @@
+"""Placing an outbound call, and hanging it up, through a carrier's REST API.
+
+A `Placer` per carrier. Twilio's asks Calls create to fetch the call's answer from our own
+voice webhook, `{PUBLIC_URL}/twilio/voice?outbound=<id>` (which connects the media stream back
+to this gateway), and to report its progress to `{PUBLIC_URL}/twilio/status?outbound=<id>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+    from gateway.telephony.twilio_rest import TwilioRest
+
+__all__ = [
+    "CARRIERS",
+    "TWILIO_STATUS_EVENTS",
+    "PlaceRequest",
+    "PlacedCall",
+    "Placer",
+    "TwilioPlacer",
+    "placers_from_settings",
+    "twilio_status_url",
+    "twilio_voice_url",
+]
+
+CARRIERS: Final = ("twilio",)
+"""Carriers outbound calls can be placed on (each gets outbound as it lands)."""
+TWILIO_STATUS_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
+TWILIO_MACHINE_DETECTION: Final = "DetectMessageEnd"
+"""Twilio answers our webhook after the greeting's beep: a message left starts at the tone."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRequest:
+    """One call to place: our id (it names the call in the carrier's webhooks) and numbers."""
+
+    call_id: str
+    to: str
+    from_number: str
+    public_url: str
+    """The gateway's public base URL (PUBLIC_URL), without a trailing slash."""
+    machine_detection: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCall:
+    carrier_call_id: str
+    account_id: str | None
+
+
+class Placer(Protocol):
+    async def place(self, request: PlaceRequest) -> PlacedCall:
+        """Start the call; raises CarrierRestError."""
+        ...
+
+    async def hang_up(self, account_id: str | None, carrier_call_id: str) -> None:
+        """End the call whatever its state; raises CarrierRestError."""
+        ...
+
+
+def twilio_voice_url(public_url: str, call_id: str) -> str:
+    return f"{public_url}/twilio/voice?outbound={call_id}"
+
+
+def twilio_status_url(public_url: str, call_id: str) -> str:
+    return f"{public_url}/twilio/status?outbound={call_id}"
+
+
+class TwilioPlacer:
+    """Twilio Calls create (gateway.telephony.twilio_rest)."""
+
+    def __init__(self, rest: TwilioRest) -> None:
+        self._rest = rest
+
+    async def place(self, request: PlaceRequest) -> PlacedCall:
+        placed = await self._rest.place_call(
+            to=request.to,
+            from_number=request.from_number,
+            url=twilio_voice_url(request.public_url, request.call_id),
+            status_callback=twilio_status_url(request.public_url, request.call_id),
+            status_callback_events=TWILIO_STATUS_EVENTS,
+            machine_detection=TWILIO_MACHINE_DETECTION if request.machine_detection else None,
+        )
+        return PlacedCall(placed.call_sid, placed.account_sid)
+
+    async def hang_up(self, account_id: str | None, carrier_call_id: str) -> None:
+        await self._rest.hang_up(account_id, carrier_call_id)
+
+
+def placers_from_settings(settings: Settings) -> dict[str, Placer | str]:
+    """Per carrier, its placer, or why it has none (a message naming the settings)."""
+    from gateway.telephony.twilio_rest import TwilioRest  # the SDK: only with outbound on
+
+    twilio: Placer | str
+    rest = TwilioRest.from_settings(settings)
+    if rest is None:
+        twilio = (
+            "Twilio REST credentials are not set: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, "
+            "or TWILIO_API_KEY_SID + TWILIO_API_KEY_SECRET"
+        )
+    elif not settings.twilio_auth_token:
+        twilio = "TWILIO_AUTH_TOKEN is not set: Twilio's status callbacks could not be verified"
+    else:
+        twilio = TwilioPlacer(rest)
+    return {"twilio": twilio}

@@ -1,0 +1,1 @@
+"""Tests of outbound calls: the API client, `gateway dial` and campaigns."""
