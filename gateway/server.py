@@ -575,9 +575,18 @@ async def handle_carrier_media(request: web.Request) -> web.StreamResponse:
         recorder_codec=carrier.codec(upgrade),  # its own: the writer parses on its thread
         binder=binder,
         account_sids=carrier.account_allowlist,
-        # REST acts on the call's id: only when the webhook vouched for it (the binding).
-        carrier_rest=carrier.rest() if binder is not None else None,
+        carrier_rest=_vouched_rest(carrier, binder),
     )
+
+
+def _vouched_rest(carrier: Carrier, binder: CallBinder | None) -> CarrierRest | None:
+    """The carrier's REST API for a stream, only when its call id is vouched for: by the
+    binding the webhook issued, or (Asterisk, which has no webhook) by the stream token the
+    upgrade was checked against — its AMI settings require one, so only the PBX itself can
+    open a stream naming the channel AMI then acts on."""
+    if binder is not None or (carrier.name == "asterisk" and carrier.signed):
+        return carrier.rest()
+    return None
 
 
 async def handle_healthz(request: web.Request) -> web.Response:

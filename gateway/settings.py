@@ -170,6 +170,20 @@ class Settings(BaseSettings):
     """Address the AudioSocket listener binds."""
     asterisk_audiosocket_agent: str | None = None
     """The agent AudioSocket calls get (the protocol carries only the call's UUID)."""
+    asterisk_ami_host: str | None = None
+    """Asterisk Manager Interface (AMI) host, for hang-up and transfer of Asterisk calls (with
+    ASTERISK_AMI_USERNAME and _SECRET; unset: no transfer, hang-up on the socket only)."""
+    asterisk_ami_port: int = Field(default=5038, ge=1, le=65535)
+    """AMI TCP port (manager.conf `port`)."""
+    asterisk_ami_username: str | None = None
+    """The manager.conf user (`write = call,reporting`)."""
+    asterisk_ami_secret: str | None = Field(default=None, repr=False)
+    """That user's `secret`."""
+    asterisk_transfer_context: str = Field(
+        default="gateway-transfer", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,78}$"
+    )
+    """The dialplan context a transfer redirects the caller to (extension `s`, priority 1),
+    which dials ${GATEWAY_TRANSFER_TO}."""
     max_concurrent_calls: int = Field(default=200, ge=0)
     """Calls served at once; beyond it callers hear "busy" (0: no limit)."""
     max_carrier_frame_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -321,6 +335,14 @@ class Settings(BaseSettings):
             raise ValueError("PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN go together")
         if bool(self.vonage_application_id) != bool(self.vonage_private_key):
             raise ValueError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY go together")
+        ami = (self.asterisk_ami_host, self.asterisk_ami_username, self.asterisk_ami_secret)
+        if any(ami) and not all(ami):
+            raise ValueError(
+                "ASTERISK_AMI_HOST, ASTERISK_AMI_USERNAME and ASTERISK_AMI_SECRET go together"
+            )
+        if all(ami) and not self.asterisk_stream_token:
+            # Without it anyone could open a stream naming any channel for AMI to act on.
+            raise ValueError("ASTERISK_AMI_* needs ASTERISK_STREAM_TOKEN (streams name channels)")
         return self
 
     @model_validator(mode="after")

@@ -26,8 +26,9 @@ URL's query, set per call with the dial string's `v(...)` option, and comes back
   `MEDIA_MARK_PROCESSED <id>` when it reaches the front of the queue (is about to be heard).
   `FLUSH_MEDIA` drops queued media *and* queued marks: marks cleared are never echoed.
 * **Hang-up**: Asterisk sends no hang-up event; it closes the WebSocket (status = the hang-up
-  cause, 1000 when normal). We hang up with `HANGUP` (or by closing). There is no REST API
-  without ARI, so no transfer (ARI `/channels/{id}/redirect` or `continue` could do it).
+  cause, 1000 when normal). We hang up with `HANGUP` (or by closing). Mid-call hang-up and
+  transfer by the call's id go through the Manager Interface when ASTERISK_AMI_* is set
+  (`gateway.telephony.asterisk_ami`: `Redirect` of the caller to a transfer context).
 * **Authentication**: `websocket_client.conf`'s `uri` is sent as configured, query included
   (the dial string's `v()` parameters are appended with `&`), so the stream token goes there:
   `uri = wss://gateway.example.com/asterisk/media?token=SECRET`. `Authorization: Bearer` (a
@@ -497,16 +498,23 @@ def build_dialplan(stream_url: str, parameters: Mapping[str, str]) -> str:
 
 
 class AsteriskCarrier:
-    """Asterisk's chan_websocket: streams only, no webhook, no REST."""
+    """Asterisk's chan_websocket: streams only, no webhook; hang-up and transfer through AMI
+    (`gateway.telephony.asterisk_ami`) when it is configured."""
 
     name: Final = "asterisk"
 
-    def __init__(self, stream_token: str | None = None) -> None:
+    def __init__(self, stream_token: str | None = None, *, rest: CarrierRest | None = None) -> None:
         self._token = stream_token or None
+        self._rest = rest
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AsteriskCarrier:
-        return cls(getattr(settings, "asterisk_stream_token", None))
+        rest: CarrierRest | None = None
+        if getattr(settings, "asterisk_ami_host", None):
+            from gateway.telephony.asterisk_ami import AsteriskAmi  # only when configured
+
+            rest = AsteriskAmi.from_settings(settings)
+        return cls(getattr(settings, "asterisk_stream_token", None), rest=rest)
 
     @property
     def account_allowlist(self) -> frozenset[str]:
@@ -556,7 +564,9 @@ class AsteriskCarrier:
         return AsteriskCodec(upgrade.params)
 
     def rest(self) -> CarrierRest | None:
-        return None  # hang up on the socket (`HANGUP`); transfer needs ARI
+        """AMI (`AsteriskAmi`) with ASTERISK_AMI_HOST / _USERNAME / _SECRET, else None (the
+        call hangs up on the socket, `HANGUP`, and cannot be transferred)."""
+        return self._rest
 
 
 def _authorization_token(header: str) -> str:
