@@ -25,6 +25,7 @@ from gateway.settings import (
 if TYPE_CHECKING:  # `gateway serve` never imports the campaign code
     from gateway.outbound.campaign import CampaignSettings
     from gateway.outbound.campaign_rules import CallingWindow, NumbersFile
+    from gateway.outbound.client import CallRecord
 
 log = structlog.get_logger("gateway.cli")
 
@@ -399,11 +400,9 @@ def _dial(args: argparse.Namespace, target: tuple[str, str | None]) -> int:
 
 async def _dial_async(args: argparse.Namespace, url: str, token: str | None) -> int:
     import json
-    from dataclasses import asdict
 
     from gateway.outbound.client import (
         ApiError,
-        CallRecord,
         DeliveryUnknown,
         GatewayClient,
         NotSent,
@@ -411,10 +410,8 @@ async def _dial_async(args: argparse.Namespace, url: str, token: str | None) -> 
     )
 
     def show(call: CallRecord) -> None:
-        if args.json:
-            data = asdict(call)
-            data["from"] = data.pop("from_")
-            print(json.dumps(data))
+        if args.json:  # the API's own call object (its `recording` is jsonl/wav/txt)
+            print(json.dumps(call.raw or _call_json(call)))
             return
         extra = [f"duration={call.duration_s:g}s"] if call.duration_s is not None else []
         extra += [f"{k}={v}" for k, v in (("end_reason", call.end_reason),
@@ -467,6 +464,16 @@ async def _dial_async(args: argparse.Namespace, url: str, token: str | None) -> 
             return EXIT_INTERRUPTED
         show(call)
         return 0 if call.state in ("completed", "voicemail") else EXIT_NOT_ANSWERED
+
+
+def _call_json(call: CallRecord) -> dict[str, object]:
+    """A `CallRecord` built by hand (no API object): its fields under the API's names."""
+    from dataclasses import asdict
+
+    data = asdict(call)
+    data.pop("raw", None)
+    data["from"] = data.pop("from_")
+    return data
 
 
 def _campaign(args: argparse.Namespace, target: tuple[str, str | None]) -> int:

@@ -119,6 +119,9 @@ OUTBOUND_STREAMS: web.AppKey[Mapping[str, OutboundStreams]] = web.AppKey("outbou
 """Per carrier that places calls, what its streams learn from the outbound registry."""
 TWILIO_STATUS_PATH = "/twilio/status"
 """Twilio's status callbacks of outbound calls (gateway.outbound.placer)."""
+OUTBOUND_CARRIERS = ("signalwire",)
+"""Carriers of `/{carrier}/voice` that place outbound calls (Twilio has its own handlers):
+their webhook honours `?outbound=<id>`, and `/{carrier}/status` takes their status callbacks."""
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -496,6 +499,26 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
     if allowed and inbound.account_id not in allowed:
         log.warning("request_rejected", reason="account_not_allowed", carrier=carrier.name)
         raise web.HTTPForbidden(text="account not allowed")
+    outbound_id = _form_value(request.query, "outbound")
+    outbound_agent: str | None = None
+    outbound_parameters: Mapping[str, str] = {}
+    if outbound_id and carrier.name in OUTBOUND_CARRIERS:  # a call we placed (SignalWire)
+        service = request.app.get(OUTBOUND)
+        verdict = (
+            service.voice_answer(
+                outbound_id,
+                inbound.call_id,
+                webhook.params.get("AnsweredBy", ""),
+                carrier=carrier.name,
+            )
+            if service is not None
+            else None
+        )
+        if verdict is None or verdict.agent is None:
+            if service is None:
+                log.warning("outbound_voice_refused", reason="outbound_off", carrier=carrier.name)
+            return web.Response(text=build_hangup_twiml(), content_type="application/xml")
+        outbound_agent, outbound_parameters = verdict.agent, verdict.parameters
     if request.app[CALL_SLOTS].full:
         log.warning("call_refused", reason="busy", carrier=carrier.name, call_id=inbound.call_id)
         return _answer(carrier.refuse(BUSY_MESSAGE))
@@ -503,7 +526,12 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
     if agents is None:
         log.warning("call_refused", reason="no_agent_for_carrier", carrier=carrier.name)
         return _answer(carrier.refuse(UNAVAILABLE_MESSAGE))
-    requested = _form_value(request.query, "agent") or webhook.params.get("agent") or None
+    requested = (
+        outbound_agent
+        or _form_value(request.query, "agent")
+        or webhook.params.get("agent")
+        or None
+    )
     if requested is not None and requested not in agents.agents:
         log.warning("agent_unknown", agent=clip(requested), call_id=inbound.call_id)
         if settings.unknown_agent == "reject":
@@ -515,6 +543,7 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
         "to": inbound.to_number or "",
         "from": inbound.from_number or "",
         "call_sid": inbound.call_id,
+        **outbound_parameters,  # not bound: the call's own id (bound) must match the id's
     }
     if binder is not None:  # the stream must bring this back for /{carrier}/media to start
         parameters[BINDING_PARAMETER] = binder.issue(
@@ -530,6 +559,29 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
         line=inbound.to_number,
     )
     return _answer(answer)
+
+
+async def handle_carrier_status(request: web.Request) -> web.Response:
+    """`/signalwire/status`: SignalWire's status callback of an outbound call, signed as its
+    voice webhook is (else 403), naming a call placed here by our id and its call id (else
+    404 / 400). Twilio's own is `handle_twilio_status`."""
+    from gateway.outbound.api import StatusOutcome
+
+    carrier, _ = _carrier(request)
+    base_url = _public_base_url(request, request.app[SETTINGS])
+    webhook = await _webhook_request(request, base_url + request.raw_path)
+    problem = carrier.verify_webhook(webhook)
+    if problem is not None:
+        log.warning("request_rejected", reason=problem, carrier=carrier.name, path=request.path)
+        raise web.HTTPForbidden(text=f"invalid or missing {carrier.name} signature")
+    outcome = request.app[OUTBOUND].status_report(
+        _form_value(request.query, "outbound"), webhook.params, carrier=carrier.name
+    )
+    if outcome is StatusOutcome.UNKNOWN:
+        raise web.HTTPNotFound(text="no such outbound call")
+    if outcome is not StatusOutcome.UPDATED:
+        raise web.HTTPBadRequest(text=f"status callback refused: {outcome.value}")
+    return web.Response(status=204)
 
 
 async def handle_plivo_dial(request: web.Request) -> web.Response:
@@ -713,7 +765,7 @@ def create_app(
     add_recordings(app, settings)  # RECORDINGS_DIR, RECORD_CALLS
     # GET /softphone, /softphone/agents, its scripts; the picker follows agent reloads.
     add_softphone_routes(app, lambda app: app[AGENT_STORE].current)
-    if settings.api_token:  # POST/GET/DELETE /calls, /twilio/status
+    if settings.api_token:  # POST/GET/DELETE /calls, /twilio/status, /signalwire/status
         _add_outbound(app, settings, store)
     return app
 
@@ -740,17 +792,31 @@ def _add_outbound(app: web.Application, settings: Settings, store: AgentStore) -
         notifier=OutboundNotifier(app[METRICS]),
     )
     app[OUTBOUND] = service
-    app[OUTBOUND_STREAMS] = {"twilio": OutboundStreams(registry, "twilio")}
+    app[OUTBOUND_STREAMS] = {
+        name: OutboundStreams(registry, name) for name in ("twilio", *OUTBOUND_CARRIERS)
+    }
     add_outbound_routes(app, service)
     app.router.add_post(TWILIO_STATUS_PATH, handle_twilio_status)
+    for name in OUTBOUND_CARRIERS:
+        app.router.add_post(f"/{{carrier:{name}}}/status", handle_carrier_status)
     app[RECORDINGS].on_written.append(
         lambda files: service.recording_written(files.jsonl, files.wav, files.txt)
     )
     if not settings.public_url:
         log.warning("outbound_needs_public_url", message="POST /calls answers 503 until set")
-    for carrier, problem in placers.items():
-        if isinstance(problem, str):
+    for carrier, problem in placers.items():  # SignalWire: only when some of it is set
+        if isinstance(problem, str) and (carrier == "twilio" or _configured(settings, carrier)):
             log.warning("outbound_carrier_off", carrier=carrier, reason=problem)
+
+
+def _configured(settings: Settings, carrier: str) -> bool:
+    """Whether any `{CARRIER}_…` setting is set (a carrier someone means to use)."""
+    prefix = f"{carrier}_"
+    return any(
+        getattr(settings, name) is not None
+        for name in type(settings).model_fields
+        if name.startswith(prefix)
+    )
 
 
 async def drain(app: web.Application, timeout_s: float) -> int:

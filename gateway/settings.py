@@ -236,7 +236,7 @@ class Settings(BaseSettings):
 
     api_token: str | None = Field(default=None, repr=False)
     """Bearer token of the outbound-call API (`POST /calls`, …; `Authorization: Bearer …`).
-    Unset: the /calls routes and /twilio/status are off (404)."""
+    Unset: the /calls routes, /twilio/status and /signalwire/status are off (404)."""
     outbound_from_number: str | None = None
     """The caller ID of outbound calls that name no `from` (E.164; unset: the agent's first
     line)."""

@@ -5,10 +5,11 @@
 Every one needs `Authorization: Bearer <API_TOKEN>` (compared in constant time); without
 API_TOKEN the routes do not exist. Errors are `{"error": {"field": …, "message": …}}`.
 
-`OutboundService` also answers what the carrier asks about a call it placed: its voice webhook
-(`voice_answer`: connect the stream, or hang up on an answering machine) and its status
-callbacks (`status_report`). The server checks the carrier's signature on those first; here a
-request must also name a call this process placed, by our id *and* the carrier's call id.
+`OutboundService` also answers what the carrier (Twilio, SignalWire) asks about a call it
+placed: its voice webhook (`voice_answer`: connect the stream, or hang up on an answering
+machine) and its status callbacks (`status_report`). The server checks the carrier's
+signature on those first; here a request must also name a call this process placed, on that
+carrier, by our id *and* the carrier's call id.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ MAX_URL_CHARS: Final = 2000
 MAX_LISTED: Final = 1000
 FIELDS: Final = frozenset({"agent", "to", "from", "carrier", "variables", "callback_url"})
 MAX_BODY_BYTES: Final = 64 * 1024
-_TWILIO_CALL_SID: Final = re.compile(r"CA[0-9a-f]{32}")
+_CARRIER_CALL_IDS: Final = (
+    ("twilio", re.compile(r"CA[0-9a-f]{32}")),
+    ("signalwire", re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")),
+)
 
 END_API_HANG_UP: Final = "api_hang_up"
 END_REST_FAILED: Final = "carrier_rest_failed"
@@ -274,10 +278,12 @@ class OutboundService:
 
     # ------------------------------------------------------------------ the carrier's side
 
-    def voice_answer(self, call_id: str, call_sid: str, answered_by: str) -> VoiceAnswer:
-        """The Twilio voice webhook of outbound call `call_id` (`call_sid`: the request's)."""
-        call = self.registry.claim(call_id, call_sid) if is_outbound_id(call_id) else None
-        if call is None or call.carrier != "twilio":
+    def voice_answer(
+        self, call_id: str, call_sid: str, answered_by: str, *, carrier: str = "twilio"
+    ) -> VoiceAnswer:
+        """`carrier`'s voice webhook of outbound call `call_id` (`call_sid`: the request's)."""
+        call = self._claim(call_id, call_sid, carrier)
+        if call is None:
             log.warning("outbound_voice_refused", outbound=clip(call_id), call_sid=call_sid)
             return VoiceAnswer(None)
         if call.ended:
@@ -300,11 +306,14 @@ class OutboundService:
         call.state = next_state(call.state, CallState.IN_PROGRESS, machine=machine)
         return VoiceAnswer(call.agent, parameters)
 
-    def status_report(self, call_id: str, params: Mapping[str, str]) -> StatusOutcome:
-        """A Twilio status callback (already signature-checked) for outbound call `call_id`."""
+    def status_report(
+        self, call_id: str, params: Mapping[str, str], *, carrier: str = "twilio"
+    ) -> StatusOutcome:
+        """A status callback of `carrier` (already signature-checked) for outbound call
+        `call_id`: Twilio's fields (SignalWire sends the same)."""
         call_sid = params.get("CallSid", "")
-        call = self.registry.claim(call_id, call_sid) if is_outbound_id(call_id) else None
-        if call is None or call.carrier != "twilio":
+        call = self._claim(call_id, call_sid, carrier)
+        if call is None:
             known = is_outbound_id(call_id) and self.registry.get(call_id) is not None
             outcome = StatusOutcome.MISMATCH if known else StatusOutcome.UNKNOWN
             log.warning(
@@ -334,12 +343,26 @@ class OutboundService:
         return StatusOutcome.UPDATED
 
     def recording_written(self, jsonl: Path, wav: Path, txt: Path) -> None:
-        """The recorder finished a recording (named `<time>-<CallSid>…`): if it is an outbound
-        call's, note where it is."""
-        found = _TWILIO_CALL_SID.search(jsonl.name)
-        call = self.registry.by_carrier_call_id("twilio", found.group(0)) if found else None
+        """The recorder finished a recording (named `<time>-<call id>…`: a Twilio CallSid, a
+        SignalWire UUID): if it is an outbound call's, note where it is."""
+        call = None
+        for carrier, pattern in _CARRIER_CALL_IDS:
+            found = pattern.search(jsonl.name)
+            if found is not None:
+                call = self.registry.by_carrier_call_id(carrier, found.group(0))
+            if call is not None:
+                break
         if call is not None:
             call.recording = {"jsonl": str(jsonl), "wav": str(wav), "txt": str(txt)}
+
+    def _claim(self, call_id: str, call_sid: str, carrier: str) -> OutboundCall | None:
+        """The call `call_id` placed on `carrier` whose carrier id is `call_sid`, else None."""
+        if not is_outbound_id(call_id):
+            return None
+        known = self.registry.get(call_id)
+        if known is None or known.carrier != carrier:  # never bind another carrier's id
+            return None
+        return self.registry.claim(call_id, call_sid)
 
     def _ended(self, call: OutboundCall) -> None:
         if self.registry.mark_ended(call):

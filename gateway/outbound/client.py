@@ -77,6 +77,8 @@ class CallRecord:
     duration_s: float | None = None
     recording: str | None = None
     """Where the call's audio is (the `wav` of the API's `recording` object)."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The call object exactly as the API sent it (`gateway dial --json` prints it)."""
 
     @property
     def terminal(self) -> bool:
@@ -113,6 +115,7 @@ class CallRecord:
                 else None
             ),
             recording=_recording(data.get("recording")),
+            raw=dict(data),
         )
 
 

@@ -3,6 +3,9 @@
 A `Placer` per carrier. Twilio's asks Calls create to fetch the call's answer from our own
 voice webhook, `{PUBLIC_URL}/twilio/voice?outbound=<id>` (which connects the media stream back
 to this gateway), and to report its progress to `{PUBLIC_URL}/twilio/status?outbound=<id>`.
+SignalWire's Compatibility API is Twilio's: the same Calls create on the space's LaML REST,
+answered at `{PUBLIC_URL}/signalwire/voice?outbound=<id>`, reporting to
+`{PUBLIC_URL}/signalwire/status?outbound=<id>`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
+    from gateway.telephony.signalwire import SignalWireRest
     from gateway.telephony.twilio_rest import TwilioRest
 
 __all__ = [
@@ -20,13 +24,16 @@ __all__ = [
     "PlaceRequest",
     "PlacedCall",
     "Placer",
+    "SignalWirePlacer",
     "TwilioPlacer",
     "placers_from_settings",
+    "status_url",
     "twilio_status_url",
     "twilio_voice_url",
+    "voice_url",
 ]
 
-CARRIERS: Final = ("twilio",)
+CARRIERS: Final = ("twilio", "signalwire")
 """Carriers outbound calls can be placed on (each gets outbound as it lands)."""
 TWILIO_STATUS_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
 TWILIO_MACHINE_DETECTION: Final = "DetectMessageEnd"
@@ -61,12 +68,22 @@ class Placer(Protocol):
         ...
 
 
+def voice_url(carrier: str, public_url: str, call_id: str) -> str:
+    """Where `carrier` fetches the answer of our outbound call `call_id`."""
+    return f"{public_url}/{carrier}/voice?outbound={call_id}"
+
+
+def status_url(carrier: str, public_url: str, call_id: str) -> str:
+    """Where `carrier` reports the progress of our outbound call `call_id`."""
+    return f"{public_url}/{carrier}/status?outbound={call_id}"
+
+
 def twilio_voice_url(public_url: str, call_id: str) -> str:
-    return f"{public_url}/twilio/voice?outbound={call_id}"
+    return voice_url("twilio", public_url, call_id)
 
 
 def twilio_status_url(public_url: str, call_id: str) -> str:
-    return f"{public_url}/twilio/status?outbound={call_id}"
+    return status_url("twilio", public_url, call_id)
 
 
 class TwilioPlacer:
@@ -90,8 +107,30 @@ class TwilioPlacer:
         await self._rest.hang_up(account_id, carrier_call_id)
 
 
+class SignalWirePlacer:
+    """SignalWire's Calls create (gateway.telephony.signalwire: Twilio's, on the space)."""
+
+    def __init__(self, rest: SignalWireRest) -> None:
+        self._rest = rest
+
+    async def place(self, request: PlaceRequest) -> PlacedCall:
+        placed = await self._rest.place_call(
+            to=request.to,
+            from_number=request.from_number,
+            url=voice_url("signalwire", request.public_url, request.call_id),
+            status_callback=status_url("signalwire", request.public_url, request.call_id),
+            status_callback_events=TWILIO_STATUS_EVENTS,
+            machine_detection=TWILIO_MACHINE_DETECTION if request.machine_detection else None,
+        )
+        return PlacedCall(placed.call_id, placed.project_id)
+
+    async def hang_up(self, account_id: str | None, carrier_call_id: str) -> None:
+        await self._rest.hang_up(account_id, carrier_call_id)
+
+
 def placers_from_settings(settings: Settings) -> dict[str, Placer | str]:
     """Per carrier, its placer, or why it has none (a message naming the settings)."""
+    from gateway.telephony.signalwire import SignalWireRest
     from gateway.telephony.twilio_rest import TwilioRest  # the SDK: only with outbound on
 
     twilio: Placer | str
@@ -105,4 +144,18 @@ def placers_from_settings(settings: Settings) -> dict[str, Placer | str]:
         twilio = "TWILIO_AUTH_TOKEN is not set: Twilio's status callbacks could not be verified"
     else:
         twilio = TwilioPlacer(rest)
-    return {"twilio": twilio}
+    signalwire: Placer | str
+    signalwire_rest = SignalWireRest.from_settings(settings)
+    if signalwire_rest is None:
+        signalwire = (
+            "SignalWire REST credentials are not set: SIGNALWIRE_SPACE_URL, "
+            "SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN"
+        )
+    elif not settings.signalwire_signing_key:
+        signalwire = (
+            "SIGNALWIRE_SIGNING_KEY is not set: SignalWire's status callbacks could not be "
+            "verified"
+        )
+    else:
+        signalwire = SignalWirePlacer(signalwire_rest)
+    return {"twilio": twilio, "signalwire": signalwire}

@@ -21,7 +21,9 @@ frames and their UUID ids, default codec PCMU@8000 = `audio/x-mulaw`),
 https://developer.signalwire.com/guides/webhook-security (X-SignalWire-Signature, signing key;
 the form scheme is Twilio's base64 HMAC-SHA1 over URL + sorted fields, as in SignalWire's SDK
 https://github.com/signalwire/signalwire-typescript/blob/main/src/WebhookValidator.ts),
-https://developer.signalwire.com/compatibility-api/rest/update-a-call/ (Status=completed).
+https://developer.signalwire.com/compatibility-api/rest/update-a-call/ (Status=completed),
+https://developer.signalwire.com/compatibility-api/rest/calls/create-a-call (outbound calls:
+To, From, Url, StatusCallback + StatusCallbackEvent, MachineDetection).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ __all__ = [
     "SignalWireCarrier",
     "SignalWireCodec",
     "SignalWireCredentials",
+    "SignalWirePlacedCall",
     "SignalWireRest",
     "SignalWireRestError",
     "build_connect_cxml",
@@ -227,6 +230,14 @@ class SignalWireRestError(CarrierRestError):
 
 
 @dataclass(frozen=True, slots=True)
+class SignalWirePlacedCall:
+    """What SignalWire answered to a Calls create: the new call's id and its project."""
+
+    call_id: str
+    project_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SignalWireCredentials:
     """Who we are to a SignalWire space's Compatibility REST API."""
 
@@ -269,25 +280,66 @@ class SignalWireRest:
         """Replace the call's cXML with a `<Dial>` to `target` (our stream ends)."""
         await self._update(account_id, call_id, {"Twiml": build_dial_twiml(target)})
 
-    async def _update(self, account_id: str | None, call_id: str, form: dict[str, str]) -> None:
+    async def place_call(
+        self,
+        *,
+        to: str,
+        from_number: str,
+        url: str,
+        status_callback: str,
+        status_callback_events: tuple[str, ...],
+        machine_detection: str | None = None,
+    ) -> SignalWirePlacedCall:
+        """Start a call to `to` whose answer SignalWire fetches from `url` (Calls create:
+        https://developer.signalwire.com/compatibility-api/rest/calls/create-a-call; AMD's
+        `MachineDetection` as in
+        https://developer.signalwire.com/guides/voice/answering-machine-detection)."""
+        form: list[tuple[str, str]] = [
+            ("To", to),
+            ("From", from_number),
+            ("Url", url),
+            ("Method", "POST"),
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+            *(("StatusCallbackEvent", event) for event in status_callback_events),
+        ]
+        if machine_detection:
+            form.append(("MachineDetection", machine_detection))
+        answer = await self._post(self._calls_url(None), form, "the call create")
+        call_id = answer.get("sid") if isinstance(answer, dict) else None
+        if not isinstance(call_id, str) or not is_signalwire_id(call_id):
+            raise SignalWireRestError("SignalWire answered without a call id (a UUID)")
+        account = answer.get("account_sid") if isinstance(answer, dict) else None
+        return SignalWirePlacedCall(
+            call_id,
+            account if isinstance(account, str) and is_signalwire_id(account)
+            else self.credentials.project_id,
+        )
+
+    def _calls_url(self, account_id: str | None, call_id: str | None = None) -> str:
         account = account_id or self.credentials.project_id
         # Never a URL path built from text that is not an id.
         if not is_signalwire_id(account):
             raise SignalWireRestError("not a SignalWire project ID (a UUID)")
-        if not is_signalwire_id(call_id):
+        if call_id is not None and not is_signalwire_id(call_id):
             raise SignalWireRestError("not a SignalWire call ID (a UUID)")
-        url = (
-            f"{self.credentials.space_url}/api/laml/2010-04-01/Accounts/{account}"
-            f"/Calls/{call_id}.json"
-        )
+        calls = f"{self.credentials.space_url}/api/laml/2010-04-01/Accounts/{account}/Calls"
+        return f"{calls}/{call_id}.json" if call_id is not None else f"{calls}.json"
+
+    async def _update(self, account_id: str | None, call_id: str, form: dict[str, str]) -> None:
+        await self._post(self._calls_url(account_id, call_id), list(form.items()),
+                         "the call update")
+
+    async def _post(self, url: str, form: list[tuple[str, str]], what: str) -> object:
+        """POST `form` with the project's basic auth; the JSON answer (None if unreadable)."""
         auth = aiohttp.BasicAuth(self.credentials.project_id, self.credentials.api_token)
         try:
             async with asyncio.timeout(self.timeout_s), aiohttp.ClientSession(auth=auth) as http:
                 async with http.post(url, data=form, headers={"Accept": "application/json"}) as r:
+                    body = await r.content.read(64 * 1024)
                     if r.status >= 400:
-                        detail = _error_detail(await r.content.read(4096))
                         raise SignalWireRestError(
-                            f"SignalWire answered {r.status} to the call update: {detail}"
+                            f"SignalWire answered {r.status} to {what}: {_error_detail(body)}"
                         )
         except TimeoutError:
             raise SignalWireRestError(
@@ -295,6 +347,10 @@ class SignalWireRest:
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise SignalWireRestError(f"cannot reach SignalWire: {exc!r}") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
 
 
 def _error_detail(body: bytes) -> str:
