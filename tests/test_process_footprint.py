@@ -31,8 +31,10 @@ NEVER_AT_RUN_TIME = ("scipy", "gateway.audio.design_filters")
 ONLY_ON_THEIR_PATH = (
     "twilio.rest", "twilio.http", "google.auth", "google.oauth2", "requests",
     "cryptography",  # Telnyx's Ed25519 and Vonage's RS256: only with their keys set (~8 MiB)
+    "espeakng_loader",  # the emulator's voice: libespeak-ng loads at its first reply (~3 MiB)
 )  # fmt: skip
-"""Imported when a call is hung up / transferred over REST, or on Vertex AI: not at start-up."""
+"""Imported when a call is hung up / transferred over REST, on Vertex AI, or when the emulator
+first speaks: not at start-up."""
 LAZY = NEVER_AT_RUN_TIME + ONLY_ON_THEIR_PATH
 
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$")

@@ -14,7 +14,7 @@ from gateway.live.emulator.voice import (
     MIN_DURATION_S,
     reply_fundamental_hz,
     speech_duration_s,
-    synthesize_speech_pcm16,
+    tone_reply_pcm16,
 )
 from tests.live.signals import chunked, dominant_hz, rms_dbfs, silence_pcm16, tone_pcm16
 
@@ -76,13 +76,13 @@ def test_vad_flush_ends_speech_and_rates_may_change() -> None:
 # --------------------------------------------------------------------------- voice
 
 
-def test_reply_voice_is_deterministic_speech_like_and_per_reply_pitch() -> None:
+def test_tone_fallback_is_deterministic_and_pitched_per_reply() -> None:
     text = "You said something for 0.6 seconds. This is reply number 1."
-    first = synthesize_speech_pcm16(text, 1)
-    assert first == synthesize_speech_pcm16(text, 1)
+    first = tone_reply_pcm16(text, 1)
+    assert first == tone_reply_pcm16(text, 1)
     assert len(first) == round(speech_duration_s(text) * 24000) * 2
     assert -21.0 < rms_dbfs(first) < -19.0
-    second = synthesize_speech_pcm16(text, 2)
+    second = tone_reply_pcm16(text, 2)
     assert dominant_hz(first) == pytest.approx(reply_fundamental_hz(1), abs=2)
     assert dominant_hz(second) == pytest.approx(reply_fundamental_hz(2), abs=2)
     assert reply_fundamental_hz(1) != reply_fundamental_hz(2)

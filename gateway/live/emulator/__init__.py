@@ -5,5 +5,6 @@
 * `rules`    — what each model generation accepts and does;
 * `script`   — scripted turns (YAML);
 * `vad`      — energy voice-activity detection, clocked by samples;
-* `voice`    — the deterministic speech-like audio of its replies.
+* `voice`    — what its replies sound like: eSpeak NG speech per Live voice, tones as fallback;
+* `espeak`   — eSpeak NG through ctypes (library and data from the `espeakng-loader` wheel).
 """

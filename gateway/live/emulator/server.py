@@ -2,9 +2,9 @@
 
 It lets the gateway (LIVE_BACKEND=emulator) and its tests hold whole conversations offline:
 energy VAD on the caller's audio (clocked by audio samples, so results never depend on pacing),
-deterministic speech-like replies faster than real time, barge-in, greetings, scripted tool
-calls, session-resumption handles and goAway. Each connection is one `_EmulatorSession`; a
-failure in one is logged and closes only that one.
+deterministic synthetic speech (eSpeak NG, a voice per Live voice) faster than real time,
+barge-in, greetings, scripted tool calls, session-resumption handles and goAway. Each
+connection is one `_EmulatorSession`; a failure in one is logged and closes only that one.
 
 Each session impersonates the model generation its `setup.model` names
 (`gateway.live.models.profile_for`; unknown ids get the newest profile) in the dialect of the
@@ -107,7 +107,7 @@ from gateway.live.emulator.vad import (
     SpeechStarted,
     VadEvent,
 )
-from gateway.live.emulator.voice import reply_fundamental_hz, synthesize_speech_pcm16
+from gateway.live.emulator.voice import reply_fundamental_hz, speak_pcm16_async
 from gateway.live.models import (
     NEWEST_PROFILE,
     Backend,
@@ -140,6 +140,7 @@ __all__ = [
     "quoted_phrase",
     "reply_fundamental_hz",
     "serve_emulator",
+    "spoken_result",
 ]
 
 log = structlog.get_logger(__name__)
@@ -147,7 +148,10 @@ log = structlog.get_logger(__name__)
 DEFAULT_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 """The path in `LiveEmulator.url`; the emulator accepts any path."""
 DEFAULT_GREETING = "Hello! How can I help you today?"
-DEFAULT_AFTER_TOOL = "Here is what I found: {response}"
+DEFAULT_AFTER_TOOL = "Here is what I found: {summary}."
+"""What a tool's answer is spoken as, without a scripted `after_tool`: {summary} is a short
+spoken summary of the result (`spoken_result`)."""
+MAX_SUMMARY_CHARS = 120
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_INVALID_ARGUMENT = 1007
 CLOSE_INTERNAL_ERROR = 1011
@@ -790,7 +794,8 @@ class _EmulatorSession:
             self._run_reply(reply, plan), name=f"emulator-reply-{self.id}-{number}"
         )
         self._reply = reply
-        self._log.info("emulator_reply_started", reply=number, f0_hz=reply_fundamental_hz(number))
+        voice = self._setup.voice if self._setup is not None else None
+        self._log.info("emulator_reply_started", reply=number, voice=voice)
 
     async def _start_waiting(self) -> None:
         """Start the next waiting response if the model is idle and the caller is not talking."""
@@ -909,7 +914,9 @@ class _EmulatorSession:
         assert self._setup is not None
         loop = asyncio.get_running_loop()
         rate_hz = DEFAULT_OUTPUT_RATE_HZ
-        pcm = synthesize_speech_pcm16(text, reply.number, rate_hz)
+        pcm = await speak_pcm16_async(
+            text, self._setup.voice, reply_number=reply.number, rate_hz=rate_hz
+        )
         duration_s = len(pcm) / 2 / rate_hz
         reply.end_clock_s = max(reply.end_clock_s, self._vad.time_s) + duration_s
         reply.audio_s += duration_s
@@ -940,8 +947,40 @@ class _EmulatorSession:
 
 
 def _after_tool_text(after_tool: str | None, response: FunctionResponse) -> str:
+    if after_tool is None:
+        return DEFAULT_AFTER_TOOL.replace("{summary}", spoken_result(response.response))
     payload = json.dumps(response.response, separators=(",", ":"), ensure_ascii=False)
-    return (after_tool or DEFAULT_AFTER_TOOL).replace("{response}", payload)
+    return after_tool.replace("{response}", payload)
+
+
+def spoken_result(result: Any) -> str:
+    """A tool's result as a few spoken words: `{"result": {"status": "shipped", "eta":
+    "Friday"}}` → "status shipped, eta Friday" (at most `MAX_SUMMARY_CHARS`)."""
+    while isinstance(result, dict) and len(result) == 1:
+        ((key, value),) = result.items()
+        if key not in ("result", "output", "response") or not isinstance(value, dict | list):
+            break
+        result = value
+    if isinstance(result, dict):
+        parts = [f"{str(k).replace('_', ' ')} {_spoken_value(v)}" for k, v in result.items()]
+        text = ", ".join(parts) if parts else "nothing"
+    else:
+        text = _spoken_value(result)
+    if len(text) > MAX_SUMMARY_CHARS:
+        text = text[:MAX_SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",")
+    return text.rstrip(".") or "nothing"
+
+
+def _spoken_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return f"{len(value)} details" if value else "nothing"
+    if isinstance(value, list):
+        return f"{len(value)} items" if len(value) != 1 else _spoken_value(value[0])
+    return str(value)
 
 
 def _transcript_pieces(text: str) -> list[tuple[str, float]]:
