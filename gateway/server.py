@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from gateway.agents.config import AgentSet
 from gateway.agents.store import AgentStore
 from gateway.call.bridge import Call
+from gateway.call.hooks import CallObserver
 from gateway.call.outcome import EndReason
 from gateway.call.ports import CallerTransport, LiveConnectorLike
 from gateway.call.session_config import session_config_for
@@ -116,10 +117,14 @@ streams are then unauthenticated, and calls never use Twilio REST)."""
 OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")
 """Outbound calls (gateway.outbound.api); only with API_TOKEN."""
 OUTBOUND_STREAMS: web.AppKey[Mapping[str, OutboundStreams]] = web.AppKey("outbound_streams")
+CALL_OBSERVERS: web.AppKey[list[Callable[[str], list[CallObserver]]]] = web.AppKey(
+    "call_observers"
+)
+"""More observers for each call, asked per call with its carrier (the console's)."""
 """Per carrier that places calls, what its streams learn from the outbound registry."""
 TWILIO_STATUS_PATH = "/twilio/status"
 """Twilio's status callbacks of outbound calls (gateway.outbound.placer)."""
-OUTBOUND_CARRIERS = ("signalwire",)
+OUTBOUND_CARRIERS = ("signalwire", "telnyx", "plivo", "vonage")
 """Carriers of `/{carrier}/voice` that place outbound calls (Twilio has its own handlers):
 their webhook honours `?outbound=<id>`, and `/{carrier}/status` takes their status callbacks."""
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -423,6 +428,7 @@ async def _run_call(
             app[RECORDINGS].recorder(carrier, recorder_codec),
             PostCallWebhook(outbound.summary if outbound is not None else None),
             *([outbound.observer()] if outbound is not None else []),
+            *(observer for more in app[CALL_OBSERVERS] for observer in more(carrier)),
         ],
         carrier_rest=carrier_rest,
         data_dir=settings.data_dir,
@@ -502,13 +508,15 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
     outbound_id = _form_value(request.query, "outbound")
     outbound_agent: str | None = None
     outbound_parameters: Mapping[str, str] = {}
-    if outbound_id and carrier.name in OUTBOUND_CARRIERS:  # a call we placed (SignalWire)
+    if outbound_id and carrier.name in OUTBOUND_CARRIERS:  # a call we placed (SignalWire, …)
+        from gateway.outbound.reports import read_report
+
         service = request.app.get(OUTBOUND)
         verdict = (
             service.voice_answer(
                 outbound_id,
                 inbound.call_id,
-                webhook.params.get("AnsweredBy", ""),
+                read_report(carrier.name, webhook.params).answered_by,
                 carrier=carrier.name,
             )
             if service is not None
@@ -517,6 +525,8 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
         if verdict is None or verdict.agent is None:
             if service is None:
                 log.warning("outbound_voice_refused", reason="outbound_off", carrier=carrier.name)
+            if carrier.name == "vonage":  # an NCCO that does nothing: the call ends with it
+                return web.json_response([])
             return web.Response(text=build_hangup_twiml(), content_type="application/xml")
         outbound_agent, outbound_parameters = verdict.agent, verdict.parameters
     if request.app[CALL_SLOTS].full:
@@ -562,9 +572,9 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
 
 
 async def handle_carrier_status(request: web.Request) -> web.Response:
-    """`/signalwire/status`: SignalWire's status callback of an outbound call, signed as its
-    voice webhook is (else 403), naming a call placed here by our id and its call id (else
-    404 / 400). Twilio's own is `handle_twilio_status`."""
+    """`/{signalwire,telnyx,plivo,vonage}/status`: the carrier's status callback of an outbound
+    call, signed as its voice webhook is (else 403), naming a call placed here by our id and its
+    call id (else 404 / 400). Twilio's own is `handle_twilio_status`."""
     from gateway.outbound.api import StatusOutcome
 
     carrier, _ = _carrier(request)
@@ -579,7 +589,7 @@ async def handle_carrier_status(request: web.Request) -> web.Response:
     )
     if outcome is StatusOutcome.UNKNOWN:
         raise web.HTTPNotFound(text="no such outbound call")
-    if outcome is not StatusOutcome.UPDATED:
+    if outcome not in (StatusOutcome.UPDATED, StatusOutcome.IGNORED):
         raise web.HTTPBadRequest(text=f"status callback refused: {outcome.value}")
     return web.Response(status=204)
 
@@ -767,6 +777,13 @@ def create_app(
     add_softphone_routes(app, lambda app: app[AGENT_STORE].current)
     if settings.api_token:  # POST/GET/DELETE /calls, /twilio/status, /signalwire/status
         _add_outbound(app, settings, store)
+    app[CALL_OBSERVERS] = []
+    if settings.console_token:  # /console: live calls, history, agents (gateway.console)
+        from gateway.console import add_console
+
+        add_console(
+            app, settings, agents=store, metrics=app[METRICS], call_observers=app[CALL_OBSERVERS]
+        )
     return app
 
 
@@ -775,7 +792,7 @@ def _add_outbound(app: web.Application, settings: Settings, store: AgentStore) -
     the voice webhook and the streams learn from the registry of calls placed here."""
     from gateway.outbound.api import OutboundService, add_outbound_routes
     from gateway.outbound.notify import OutboundNotifier
-    from gateway.outbound.placer import placers_from_settings
+    from gateway.outbound.placers import placers_from_settings
     from gateway.outbound.registry import OutboundRegistry
     from gateway.outbound.streams import OutboundStreams
 
@@ -804,17 +821,18 @@ def _add_outbound(app: web.Application, settings: Settings, store: AgentStore) -
     )
     if not settings.public_url:
         log.warning("outbound_needs_public_url", message="POST /calls answers 503 until set")
-    for carrier, problem in placers.items():  # SignalWire: only when some of it is set
+    for carrier, problem in placers.items():  # the others: only when some of it is set
         if isinstance(problem, str) and (carrier == "twilio" or _configured(settings, carrier)):
             log.warning("outbound_carrier_off", carrier=carrier, reason=problem)
 
 
 def _configured(settings: Settings, carrier: str) -> bool:
-    """Whether any `{CARRIER}_…` setting is set (a carrier someone means to use)."""
+    """Whether any `{CARRIER}_…` setting differs from its default (a carrier someone means
+    to use)."""
     prefix = f"{carrier}_"
     return any(
-        getattr(settings, name) is not None
-        for name in type(settings).model_fields
+        getattr(settings, name) != info.default
+        for name, info in type(settings).model_fields.items()
         if name.startswith(prefix)
     )
 

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     """Telnyx API v2 key: REST hang-up and transfer, and binds each stream to its call."""
     telnyx_api_base_url: str = "https://api.telnyx.com"
     """Telnyx REST base URL; tests point it at a fake on loopback."""
+    telnyx_account_sid: str | None = None
+    """Telnyx account id (AccountSid, the user_id UUID): the account outbound TeXML calls are
+    placed on (`POST /calls` with carrier telnyx)."""
+    telnyx_texml_application_id: str | None = None
+    """The TeXML application outbound Telnyx calls are placed through (ApplicationSid)."""
     plivo_auth_id: str | None = None
     """Plivo Auth ID: the account of REST hang-up and transfer."""
     plivo_auth_token: str | None = Field(default=None, repr=False)
@@ -236,7 +241,12 @@ class Settings(BaseSettings):
 
     api_token: str | None = Field(default=None, repr=False)
     """Bearer token of the outbound-call API (`POST /calls`, …; `Authorization: Bearer …`).
-    Unset: the /calls routes, /twilio/status and /signalwire/status are off (404)."""
+    Unset: the /calls routes and the carriers' /…/status routes are off (404)."""
+    console_token: str | None = Field(default=None, repr=False)
+    """Turns on the operator console at /console (live calls, history, agents): its bearer
+    token, or open `/console?token=…` once for a session cookie. At least 16 characters.
+    Unset: every /console path is 404. The console shows callers' numbers and transcripts:
+    serve it only on an internal network or behind your own authentication."""
     outbound_from_number: str | None = None
     """The caller ID of outbound calls that name no `from` (E.164; unset: the agent's first
     line)."""
@@ -276,7 +286,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an E.164 number (+ and 7 to 15 digits)")
         return value
 
-    @field_validator("api_token")
+    @field_validator("api_token", "console_token")
     @classmethod
     def _check_api_token(cls, value: str | None) -> str | None:
         if value is not None and (len(value) < 16 or not value.isascii() or " " in value):

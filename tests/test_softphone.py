@@ -27,7 +27,7 @@ from gateway.softphone.cli import (
     read_wav_pcm16_8k,
     write_wav_pcm16_8k,
 )
-from gateway.softphone.page import SOFTPHONE_ASSETS
+from gateway.softphone.page import SOFTPHONE_ASSETS, SOFTPHONE_SHARED_ASSETS
 from gateway.telephony.carriers import PHONES
 from gateway.telephony.transcript import build_transcript, wants_transcript
 from tests.caller_audio import silence_frames, speech_frames
@@ -52,7 +52,11 @@ async def test_the_page_and_its_scripts_are_served() -> None:
             assert asset.status == 200, name
             assert asset.content_type == "text/javascript"
             assert len(await asset.read()) > 500
-        for bad in ("nope.js", "..%2fserver.py", "softphone.html"):
+        # The console's stylesheet, shared, needs no console token.
+        style = await gateway.client.get("/softphone/console.css")
+        assert style.status == 200 and style.content_type == "text/css"
+        assert 'href="softphone/console.css"' in html and "--caller" in await style.text()
+        for bad in ("nope.js", "..%2fserver.py", "softphone.html", "index.html", "app.js"):
             assert (await gateway.client.get(f"/softphone/{bad}")).status == 404
 
 
@@ -63,6 +67,10 @@ def test_the_static_files_ship_in_the_package() -> None:
     for name in [*SOFTPHONE_ASSETS, "softphone.html"]:
         assert (static / name).is_file()
         assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name
+    shared = pyproject["tool"]["setuptools"]["package-data"]
+    for name, (package, _) in SOFTPHONE_SHARED_ASSETS.items():
+        assert (REPO / package.replace(".", "/") / "static" / name).is_file()
+        assert any(fnmatch.fnmatch(f"static/{name}", p) for p in shared[package]), name
 
 
 async def test_the_agent_list_names_agents_and_says_which_greet() -> None:

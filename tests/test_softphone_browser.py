@@ -3,13 +3,15 @@
 Chromium plays `tests/data/softphone_speech.wav` (espeak-ng: "Hello, where is my order?", then
 6 s of silence) as its microphone. The page must connect to /media, send that speech as 8 kHz
 μ-law, play the emulator's answer, echo the turn's mark once it has played, and show the
-transcript. Skipped when no Chromium is installed (`.ci/run` installs it on CI).
+transcript; its level meters follow the microphone and the playback. Skipped when no Chromium
+is installed (`.ci/run` installs it on CI).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from gateway.audio.mulaw import decode_mulaw, encode_mulaw
 from tests.cdp import Browser, Page, find_chromium
+from tests.console.browser import SCREENSHOT_MAX_BYTES, SCREENSHOTS, VIEWPORT
 from tests.gateway_harness import LoopbackGateway, loopback_gateway
 
 CHROMIUM = find_chromium()
@@ -76,6 +79,38 @@ async def wait_for(page: Page, browser: Browser, predicate_js: str) -> dict[str,
         pytest.fail(f"page never reached {predicate_js}: {stats}\n{browser.diagnostics()}")
 
 
+async def meter_when(page: Page, browser: Browser, who: str, predicate_js: str) -> dict[str, Any]:
+    """The `who` level meter as shown at the state change where `predicate_js` first holds."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            shown: dict[str, Any] = await page.evaluate(
+                f"""softphone.waitFor((s) => {predicate_js}).then((s) => {{
+                  const meter = document.getElementById('meter-{who}');
+                  return {{db: Number.isFinite(s.{who}LevelDbfs) ? s.{who}LevelDbfs : null,
+                          valuenow: Number(meter.getAttribute('aria-valuenow')),
+                          valuetext: meter.getAttribute('aria-valuetext'),
+                          width: parseFloat(meter.firstElementChild.style.width || '0')}};
+                }})"""
+            )
+            return shown
+    except TimeoutError:
+        stats = await page.evaluate("JSON.stringify(softphone.stats)")
+        pytest.fail(f"meter never reached {predicate_js}: {stats}\n{browser.diagnostics()}")
+
+
+async def screenshot_softphone(page: Page) -> None:
+    """docs/console/softphone.png (1280×800) when CONSOLE_SCREENSHOTS=1."""
+    if os.environ.get("CONSOLE_SCREENSHOTS") != "1":
+        return
+    await page.send("Emulation.setDeviceMetricsOverride", VIEWPORT)
+    shot = await page.send("Page.captureScreenshot", {"format": "png"})
+    data = base64.b64decode(shot["data"])
+    assert len(data) <= SCREENSHOT_MAX_BYTES
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "softphone.png").write_bytes(data)
+    await page.send("Emulation.clearDeviceMetricsOverride")
+
+
 async def test_a_call_from_the_browser_microphone(
     gateway: LoopbackGateway, browser: Browser
 ) -> None:
@@ -87,10 +122,19 @@ async def test_a_call_from_the_browser_microphone(
     assert options == ["default", "greeter"]
 
     await page.evaluate("document.getElementById('call').click()", user_gesture=True)
+    # The agent meter follows what is playing: while the answer plays it shows its level...
+    playing = await meter_when(page, browser, "agent", "s.agentLevelDbfs > -45")
+    assert playing["valuenow"] == round(playing["db"]) and playing["valuetext"].endswith("dBFS")
+    assert playing["width"] == pytest.approx((playing["db"] + 60) / 60 * 100, abs=0.01)
+    await screenshot_softphone(page)
     stats = await wait_for(
         page, browser,
         "s.marksEchoed >= 1 && transcript.some(l => l.role === 'agent' && !l.open)",
     )
+    # ... and once it has all played, silence; the caller meter showed the speech.
+    silent = await meter_when(page, browser, "agent", "s.agentLevelDbfs === -Infinity")
+    assert (silent["valuenow"], silent["valuetext"], silent["width"]) == (-60, "silent", 0)
+    assert stats["micPeakDbfs"] > -40 and stats["agentPeakDbfs"] > -45
     # It sent the microphone as 20 ms frames, received and played the whole answer, and
     # echoed the turn's mark after playing it (not because of a clear).
     assert stats["state"] == "in-call" and stats["error"] == ""

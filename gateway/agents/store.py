@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -84,6 +85,10 @@ class AgentStore:
         self._snapshot: Snapshot = self._take_snapshot()
         self.reloads = 0
         self.failed_reloads = 0
+        self.last_reload_error: str | None = None
+        """Why the latest reload was refused (None: it swapped, or none ran yet)."""
+        self.last_reload_at: datetime | None = None
+        """When the latest reload finished (swapped or refused), UTC."""
         self._reload_lock = asyncio.Lock()
         self._requested: str | None = None
         """The trigger of a reload asked for by `request_reload`, until `watch` runs it."""
@@ -145,7 +150,10 @@ class AgentStore:
             await self._finished.wait()
 
     def _swap(self, loaded: AgentSet | Exception, trigger: str) -> bool:
+        self.last_reload_at = datetime.now(UTC)
+        self.last_reload_error = None
         if isinstance(loaded, Exception):
+            self.last_reload_error = str(loaded) or repr(loaded)
             self.failed_reloads += 1
             log.error(
                 "agents_reload_failed",

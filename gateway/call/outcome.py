@@ -20,6 +20,8 @@ class EndReason(StrEnum):
     """The stream's audio format has no conversion (e.g. 16 kHz L16 out)."""
     CALLER_AUDIO_FLOOD = "caller_audio_flood"
     """The caller sent audio faster than real time for too long (security.AudioBudget)."""
+    OPERATOR_HUNG_UP = "operator_hung_up"
+    """An operator ended the call from the console (gateway.console)."""
     # The gateway ended the call on purpose (gateway.call.control.EndCause):
     AGENT_ENDED = "agent_ended"
     END_PHRASE = "end_phrase"

@@ -5,9 +5,9 @@
 Every one needs `Authorization: Bearer <API_TOKEN>` (compared in constant time); without
 API_TOKEN the routes do not exist. Errors are `{"error": {"field": …, "message": …}}`.
 
-`OutboundService` also answers what the carrier (Twilio, SignalWire) asks about a call it
-placed: its voice webhook (`voice_answer`: connect the stream, or hang up on an answering
-machine) and its status callbacks (`status_report`). The server checks the carrier's
+`OutboundService` also answers what the carrier (Twilio, SignalWire, Telnyx, Plivo, Vonage)
+asks about a call it placed: its voice webhook (`voice_answer`: connect the stream, or hang up
+on an answering machine) and its status callbacks (`status_report`). The server checks the carrier's
 signature on those first; here a request must also name a call this process placed, on that
 carrier, by our id *and* the carrier's call id.
 """
@@ -31,7 +31,7 @@ from gateway.agents.config import AgentConfig, AgentSet
 from gateway.ops.logs import clip
 from gateway.outbound.agents import missing_variables, voicemail_policy, wants_machine_detection
 from gateway.outbound.notify import OutboundNotifier
-from gateway.outbound.placer import CARRIERS, Placer, PlaceRequest
+from gateway.outbound.placer import CARRIERS, HANG_UP_ON_MACHINES, Placer, PlaceRequest
 from gateway.outbound.registry import (
     OutboundCall,
     OutboundRegistry,
@@ -39,12 +39,12 @@ from gateway.outbound.registry import (
     is_outbound_id,
     new_outbound_id,
 )
+from gateway.outbound.reports import read_report
 from gateway.outbound.states import (
     FINAL_STATES,
     CallState,
     is_machine,
     next_state,
-    twilio_state,
 )
 from gateway.outbound.variables import InvalidVariables, check_variables
 from gateway.telephony.carrier import CarrierRestError
@@ -71,12 +71,17 @@ MAX_BODY_BYTES: Final = 64 * 1024
 _CARRIER_CALL_IDS: Final = (
     ("twilio", re.compile(r"CA[0-9a-f]{32}")),
     ("signalwire", re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")),
+    ("plivo", re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")),
+    ("vonage", re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")),
+    ("telnyx", re.compile(r"v[0-9]{1,2}_[A-Za-z0-9_-]{1,200}")),  # `v3:…`, `:` made `_`
 )
 
 END_API_HANG_UP: Final = "api_hang_up"
 END_REST_FAILED: Final = "carrier_rest_failed"
 END_VOICEMAIL_HANG_UP: Final = "voicemail_hang_up"
 END_VOICEMAIL_LEFT: Final = "voicemail_left"
+END_MACHINE_LATE: Final = "voicemail_detected_late"
+"""A machine was named after the agent had started talking (background detection)."""
 
 
 class ApiError(Exception):
@@ -109,10 +114,12 @@ class CallRequest:
 
 
 class StatusOutcome(StrEnum):
-    """What became of a status callback: `updated`, or refused as `unknown` (no such call
-    here: 404), `mismatch` (another call's carrier id: 400) or `malformed` (400)."""
+    """What became of a status callback: `updated`, `ignored` (an event about something else:
+    204 too), or refused as `unknown` (no such call here: 404), `mismatch` (another call's
+    carrier id: 400) or `malformed` (400)."""
 
     UPDATED = "updated"
+    IGNORED = "ignored"
     UNKNOWN = "unknown"
     MISMATCH = "mismatch"
     MALFORMED = "malformed"
@@ -229,6 +236,7 @@ class OutboundService:
             call.from_number,
             self.public_url,
             machine_detection=wants_machine_detection(wanted.agent),
+            hang_up_machines=voicemail_policy(wanted.agent) == "hang_up",
         )
         try:
             placed = await placer.place(request)
@@ -238,7 +246,9 @@ class OutboundService:
             call.end_reason = END_REST_FAILED
             self._ended(call)
             raise ApiError(502, None, str(exc), call=call.to_json()) from None
-        if not self.registry.set_carrier_call_id(call, placed.carrier_call_id):
+        if placed.carrier_call_id is None:
+            pass  # the carrier names it in its first (signed) callback (Plivo): bound then
+        elif not self.registry.set_carrier_call_id(call, placed.carrier_call_id):
             log.warning(  # a webhook named another id first: the REST answer is the truth
                 "outbound_call_id_conflict", outbound=call.id, call_sid=placed.carrier_call_id
             )
@@ -294,7 +304,7 @@ class OutboundService:
             return VoiceAnswer(None)
         if answered_by:
             call.answered_by = clip(answered_by)
-        machine = is_machine(answered_by)
+        machine = is_machine(call.answered_by)  # or named earlier, by a status callback
         parameters = {"outbound": call.id}
         if machine and voicemail_policy(agent) == "hang_up":
             call.state = CallState.VOICEMAIL
@@ -310,8 +320,9 @@ class OutboundService:
         self, call_id: str, params: Mapping[str, str], *, carrier: str = "twilio"
     ) -> StatusOutcome:
         """A status callback of `carrier` (already signature-checked) for outbound call
-        `call_id`: Twilio's fields (SignalWire sends the same)."""
-        call_sid = params.get("CallSid", "")
+        `call_id`: Twilio's fields (SignalWire and Telnyx send the same), or Plivo's."""
+        report = read_report(carrier, params)
+        call_sid = report.call_id
         call = self._claim(call_id, call_sid, carrier)
         if call is None:
             known = is_outbound_id(call_id) and self.registry.get(call_id) is not None
@@ -323,14 +334,18 @@ class OutboundService:
                 call_sid=clip(call_sid),
             )
             return outcome
-        reported = twilio_state(params.get("CallStatus", ""))
+        reported = report.state
+        if reported is None and report.informational:
+            return StatusOutcome.IGNORED
         if reported is None:
             log.warning("outbound_status_refused", reason="call_status", outbound=call.id)
             return StatusOutcome.MALFORMED
-        answered_by = params.get("AnsweredBy", "")
+        answered_by = report.answered_by
         if answered_by and call.answered_by is None:
             call.answered_by = clip(answered_by)
-        duration = params.get("CallDuration", "")
+            if is_machine(answered_by) and call.end_reason is None:
+                self._machine_detected(call)
+        duration = report.duration
         if duration.isascii() and duration.isdigit() and len(duration) <= 9:
             call.duration_s = int(duration)
         call.state = next_state(call.state, reported, machine=is_machine(call.answered_by))
@@ -342,14 +357,35 @@ class OutboundService:
             self._ended(call)
         return StatusOutcome.UPDATED
 
+    def _machine_detected(self, call: OutboundCall) -> None:
+        """A machine named by a status callback, not at the voice webhook (Plivo detects in
+        the background; Vonage's verdict is an event): with `hang_up` on a carrier we asked to
+        hang up itself, the call is `voicemail` at once. Otherwise, once a stream has started
+        with the agent's ordinary greeting, no message was left after a beep: it says so
+        (before any stream, the voice webhook acts on the verdict)."""
+        agent = call.agent_config
+        if agent is None:
+            return
+        if voicemail_policy(agent) == "hang_up" and call.carrier in HANG_UP_ON_MACHINES:
+            call.state = CallState.VOICEMAIL
+            call.end_reason = END_VOICEMAIL_HANG_UP
+            log.info("outbound_voicemail_hang_up", outbound=call.id, answered_by=call.answered_by)
+        elif call.streamed:
+            call.end_reason = END_MACHINE_LATE
+            log.info("outbound_machine_after_stream", outbound=call.id)
+
     def recording_written(self, jsonl: Path, wav: Path, txt: Path) -> None:
         """The recorder finished a recording (named `<time>-<call id>…`: a Twilio CallSid, a
-        SignalWire UUID): if it is an outbound call's, note where it is."""
+        SignalWire or Plivo UUID, a Telnyx id with its `:` made `_`): if it is an outbound
+        call's, note where it is."""
         call = None
         for carrier, pattern in _CARRIER_CALL_IDS:
-            found = pattern.search(jsonl.name)
+            found = pattern.search(jsonl.stem)
             if found is not None:
-                call = self.registry.by_carrier_call_id(carrier, found.group(0))
+                carrier_id = found.group(0)
+                if carrier == "telnyx":
+                    carrier_id = carrier_id.replace("_", ":", 1)
+                call = self.registry.by_carrier_call_id(carrier, carrier_id)
             if call is not None:
                 break
         if call is not None:

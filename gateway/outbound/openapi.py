@@ -233,13 +233,17 @@ def openapi_document() -> dict[str, Any]:
                             "type": ["string", "null"],
                             "description": (
                                 "Once over: api_hang_up, carrier_rest_failed, voicemail_hang_up, "
-                                "voicemail_left, how the media stream ended (agent_ended, "
+                                "voicemail_left, voicemail_detected_late, how the "
+                                "media stream ended (agent_ended, "
                                 "caller_hung_up, …), or the carrier's final status."
                             ),
                         },
                         "answered_by": {
                             "type": ["string", "null"],
-                            "description": "The carrier's machine detection (Twilio AnsweredBy).",
+                            "description": (
+                                "The carrier's machine detection (AnsweredBy; Plivo's Machine "
+                                "as machine / human)."
+                            ),
                         },
                         "duration_s": {"type": ["integer", "null"], "minimum": 0},
                         "recording": {

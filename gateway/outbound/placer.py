@@ -5,7 +5,10 @@ voice webhook, `{PUBLIC_URL}/twilio/voice?outbound=<id>` (which connects the med
 to this gateway), and to report its progress to `{PUBLIC_URL}/twilio/status?outbound=<id>`.
 SignalWire's Compatibility API is Twilio's: the same Calls create on the space's LaML REST,
 answered at `{PUBLIC_URL}/signalwire/voice?outbound=<id>`, reporting to
-`{PUBLIC_URL}/signalwire/status?outbound=<id>`.
+`{PUBLIC_URL}/signalwire/status?outbound=<id>`. Telnyx (TeXML), Plivo and Vonage have their
+own modules (`gateway.outbound.telnyx_placer`, `…plivo_placer`, `…vonage_placer`), on the same
+URLs under `/telnyx/…`, `/plivo/…` and `/vonage/…`; `gateway.outbound.placers` builds them all
+from settings.
 """
 
 from __future__ import annotations
@@ -14,27 +17,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
-    from gateway.settings import Settings
     from gateway.telephony.signalwire import SignalWireRest
     from gateway.telephony.twilio_rest import TwilioRest
 
 __all__ = [
     "CARRIERS",
+    "HANG_UP_ON_MACHINES",
     "TWILIO_STATUS_EVENTS",
     "PlaceRequest",
     "PlacedCall",
     "Placer",
     "SignalWirePlacer",
     "TwilioPlacer",
-    "placers_from_settings",
     "status_url",
     "twilio_status_url",
     "twilio_voice_url",
     "voice_url",
 ]
 
-CARRIERS: Final = ("twilio", "signalwire")
+CARRIERS: Final = ("twilio", "signalwire", "telnyx", "plivo", "vonage")
 """Carriers outbound calls can be placed on (each gets outbound as it lands)."""
+HANG_UP_ON_MACHINES: Final = frozenset({"plivo", "vonage"})
+"""Carriers asked to hang up themselves on a machine (`hang_up_machines`): their detection's
+verdict comes in a status callback, which is all the gateway then has to note."""
 TWILIO_STATUS_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
 TWILIO_MACHINE_DETECTION: Final = "DetectMessageEnd"
 """Twilio answers our webhook after the greeting's beep: a message left starts at the tone."""
@@ -50,11 +55,16 @@ class PlaceRequest:
     public_url: str
     """The gateway's public base URL (PUBLIC_URL), without a trailing slash."""
     machine_detection: bool
+    hang_up_machines: bool = True
+    """The agent hangs up on machines (`voicemail: hang_up`): a carrier that can do it itself
+    when its detection runs in the background (Plivo) is asked to."""
 
 
 @dataclass(frozen=True, slots=True)
 class PlacedCall:
-    carrier_call_id: str
+    carrier_call_id: str | None
+    """None when the carrier's answer does not name the call (Plivo answers a request id):
+    its first signed callback does, and binds it."""
     account_id: str | None
 
 
@@ -126,36 +136,3 @@ class SignalWirePlacer:
 
     async def hang_up(self, account_id: str | None, carrier_call_id: str) -> None:
         await self._rest.hang_up(account_id, carrier_call_id)
-
-
-def placers_from_settings(settings: Settings) -> dict[str, Placer | str]:
-    """Per carrier, its placer, or why it has none (a message naming the settings)."""
-    from gateway.telephony.signalwire import SignalWireRest
-    from gateway.telephony.twilio_rest import TwilioRest  # the SDK: only with outbound on
-
-    twilio: Placer | str
-    rest = TwilioRest.from_settings(settings)
-    if rest is None:
-        twilio = (
-            "Twilio REST credentials are not set: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, "
-            "or TWILIO_API_KEY_SID + TWILIO_API_KEY_SECRET"
-        )
-    elif not settings.twilio_auth_token:
-        twilio = "TWILIO_AUTH_TOKEN is not set: Twilio's status callbacks could not be verified"
-    else:
-        twilio = TwilioPlacer(rest)
-    signalwire: Placer | str
-    signalwire_rest = SignalWireRest.from_settings(settings)
-    if signalwire_rest is None:
-        signalwire = (
-            "SignalWire REST credentials are not set: SIGNALWIRE_SPACE_URL, "
-            "SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN"
-        )
-    elif not settings.signalwire_signing_key:
-        signalwire = (
-            "SIGNALWIRE_SIGNING_KEY is not set: SignalWire's status callbacks could not be "
-            "verified"
-        )
-    else:
-        signalwire = SignalWirePlacer(signalwire_rest)
-    return {"twilio": twilio, "signalwire": signalwire}

@@ -17,6 +17,7 @@ __all__ = [
     "CallState",
     "is_machine",
     "next_state",
+    "plivo_state",
     "twilio_state",
 ]
 
@@ -59,16 +60,41 @@ _TWILIO: Final = {
 }
 """Twilio's CallStatus values (https://www.twilio.com/docs/voice/api/call-resource#call-status-values)."""
 
+_PLIVO: Final = {
+    "ringing": CallState.RINGING,
+    "in-progress": CallState.IN_PROGRESS,
+    "completed": CallState.COMPLETED,
+    "busy": CallState.BUSY,
+    "no-answer": CallState.NO_ANSWER,
+    "timeout": CallState.NO_ANSWER,  # nobody connected in time: worth a retry, like no-answer
+    "failed": CallState.FAILED,
+    "cancel": CallState.CANCELED,
+}
+"""Plivo's CallStatus values (https://docs.plivo.com/docs/voice/use-cases/dial-status-reporting)."""
+
 MACHINE_ANSWERS: Final = frozenset(
-    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
+    {
+        "machine_start",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        "fax",
+        "machine",  # Telnyx TeXML's AnsweredBy, and what Plivo's `Machine=true` is noted as
+    }
 )
-"""Twilio's AnsweredBy values that are not a person (`human` and `unknown` count as one:
-with `unknown` the agent talks, which is what a person who said nothing needs)."""
+"""AnsweredBy values that are not a person (Twilio's, SignalWire's, Telnyx's; `human` and
+`unknown` count as one: with `unknown` the agent talks, which is what a person who said nothing
+needs)."""
 
 
 def twilio_state(call_status: str) -> CallState | None:
     """Our state for Twilio's CallStatus; None for a value Twilio does not document."""
     return _TWILIO.get(call_status.strip().lower())
+
+
+def plivo_state(call_status: str) -> CallState | None:
+    """Our state for Plivo's CallStatus; None for a value Plivo does not document."""
+    return _PLIVO.get(call_status.strip().lower())
 
 
 def is_machine(answered_by: str | None) -> bool:

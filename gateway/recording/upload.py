@@ -63,6 +63,7 @@ __all__ = [
     "RecordingUploader",
     "S3Store",
     "Spool",
+    "StoredObject",
     "UploadMetrics",
     "add_uploader",
     "store_for",
@@ -92,6 +93,15 @@ class FinishedRecording(Protocol):
 
     @property
     def complete(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object of a store's listing (`list_objects`): its key, size and version tag."""
+
+    key: str
+    size: int
+    etag: str
 
 
 class UploadVerificationError(RuntimeError):
@@ -171,6 +181,40 @@ class S3Store:
                 f"(sha256 {stored_digest}), sent {size} (sha256 {digest})"
             )
 
+    # Reading back (the operator console's call history): blocking, from a worker thread.
+
+    def list_objects(self) -> list[StoredObject]:
+        """Every object directly under the prefix."""
+        prefix = self.url.key("")
+        found = []
+        pages = self._s3().get_paginator("list_objects_v2").paginate(
+            Bucket=self.url.bucket, Prefix=prefix, Delimiter="/"
+        )
+        for page in pages:
+            for item in page.get("Contents", ()):
+                key = str(item["Key"])
+                etag = str(item.get("ETag", "")).strip('"')
+                found.append(StoredObject(key, int(item.get("Size", 0)), etag))
+        return found
+
+    def read_bytes(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of object `key` (to its end when `end` is None)."""
+        if end is not None and end <= start:
+            return b""
+        span = f"bytes={start}-{'' if end is None else end - 1}"
+        answer = self._s3().get_object(Bucket=self.url.bucket, Key=key, Range=span)
+        return bytes(answer["Body"].read())
+
+    def download(self, key: str, target: Path) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self._s3().download_file(
+            self.url.bucket, key, str(target), Config=TransferConfig(use_threads=False)
+        )
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
 
 class GcsStore:
     """Google Cloud Storage through google-cloud-storage (STORAGE_EMULATOR_HOST for an
@@ -210,6 +254,35 @@ class GcsStore:
                 f"gs://{self.url.bucket}/{key}: stored {blob.size} bytes, sent {size}"
             )
 
+    # Reading back (the operator console's call history): blocking, from a worker thread.
+
+    def list_objects(self) -> list[StoredObject]:
+        """Every object directly under the prefix."""
+        bucket = self._gcs()
+        blobs = bucket.client.list_blobs(
+            bucket, prefix=self.url.key(""), delimiter="/", timeout=REQUEST_TIMEOUT_S
+        )
+        return [
+            StoredObject(str(blob.name), int(blob.size or 0), str(blob.etag or blob.generation))
+            for blob in blobs
+        ]
+
+    def read_bytes(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of object `key` (to its end when `end` is None)."""
+        if end is not None and end <= start:
+            return b""
+        blob = self._gcs().blob(key)
+        data = blob.download_as_bytes(
+            start=start, end=None if end is None else end - 1, timeout=REQUEST_TIMEOUT_S
+        )
+        return bytes(data)
+
+    def download(self, key: str, target: Path) -> None:
+        self._gcs().blob(key).download_to_filename(str(target), timeout=REQUEST_TIMEOUT_S)
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
 
 class FileStore:
     """A folder (a mounted volume): each file copied beside its target, synced, then renamed
@@ -234,6 +307,35 @@ class FileStore:
             partial.unlink(missing_ok=True)
         if _sha256(target) != _sha256(path):
             raise UploadVerificationError(f"{target}: the copy differs from {path}")
+
+    # Reading back (the operator console's call history): blocking, from a worker thread.
+
+    def list_objects(self) -> list[StoredObject]:
+        """Every file directly in the folder (copies still in progress left out)."""
+        found = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            stat = entry.stat()
+            found.append(StoredObject(entry.name, stat.st_size, f"{stat.st_mtime_ns:x}"))
+        return found
+
+    def read_bytes(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of file `key` (to its end when `end` is None)."""
+        with (self.root / key).open("rb") as file:
+            file.seek(start)
+            return file.read() if end is None else file.read(max(0, end - start))
+
+    def download(self, key: str, target: Path) -> None:
+        shutil.copyfile(self.root / key, target)
+
+    def local_path(self, key: str) -> Path | None:
+        """The file itself: served as it is, never copied."""
+        return self.root / key
 
 
 def store_for(url: RecordingsUrl, *, project: str | None = None) -> ObjectStore:

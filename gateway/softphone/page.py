@@ -3,7 +3,9 @@
 The page calls an agent from the browser's microphone over the same media-stream protocol a
 phone uses (`/media`, 8 kHz μ-law in 20 ms frames) and asks for transcript frames
 (`transcript=1`, see `gateway.telephony.transcript`). Files are package data in
-`gateway/softphone/static/`, served from an allow-list; nothing here touches a call.
+`gateway/softphone/static/`, served from an allow-list; nothing here touches a call. The page
+shares the operator console's stylesheet (`gateway/console/static/console.css`), served here as
+`/softphone/console.css` so the softphone needs no console token.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "SOFTPHONE_AGENTS_PATH",
     "SOFTPHONE_ASSETS",
     "SOFTPHONE_PATH",
+    "SOFTPHONE_SHARED_ASSETS",
     "add_softphone_routes",
     "agent_listing",
     "read_static",
@@ -34,12 +37,14 @@ SOFTPHONE_ASSETS: Final = {
     "softphone-worklet.js": "text/javascript",
 }
 """Files under /softphone/ and their content types; anything else is 404."""
+SOFTPHONE_SHARED_ASSETS: Final = {"console.css": ("gateway.console", "text/css")}
+"""Files under /softphone/ that belong to another package: name → (package, content type)."""
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
 
-def read_static(name: str) -> bytes:
-    """One file of `gateway/softphone/static/` (package data)."""
-    return resources.files("gateway.softphone").joinpath("static", name).read_bytes()
+def read_static(name: str, package: str = "gateway.softphone") -> bytes:
+    """One file of `<package>/static/` (package data; the softphone's by default)."""
+    return resources.files(package).joinpath("static", name).read_bytes()
 
 
 def agent_listing(agents: AgentSet) -> dict[str, Any]:
@@ -79,11 +84,14 @@ def add_softphone_routes(
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        content_type = SOFTPHONE_ASSETS.get(name)
+        package, content_type = "gateway.softphone", SOFTPHONE_ASSETS.get(name)
+        if name in SOFTPHONE_SHARED_ASSETS:
+            package, content_type = SOFTPHONE_SHARED_ASSETS[name]
         if content_type is None:
             raise web.HTTPNotFound(text=f"no softphone file {name!r}")
         return web.Response(
-            body=read_static(name), content_type=content_type, charset="utf-8", headers=_NO_CACHE
+            body=read_static(name, package), content_type=content_type, charset="utf-8",
+            headers=_NO_CACHE,
         )
 
     app.router.add_get(SOFTPHONE_PATH, page)

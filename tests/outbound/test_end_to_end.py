@@ -98,14 +98,16 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def real_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[Gateway]:
+async def real_gateway(
+    tmp_path: Path, *, agents: dict[str, str] | None = None, **overrides: Any
+) -> AsyncIterator[Gateway]:
     twilio = FakeTwilioCalls()
     emulator = LiveEmulator(speed=200.0)
     twilio_url = await twilio.start()
     live_url = await emulator.start("127.0.0.1", 0)
     folder = tmp_path / "agents"
     folder.mkdir()
-    write_agents(folder, sales=SALES_YAML)
+    write_agents(folder, sales=SALES_YAML, **(agents or {}))
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))  # bound before the settings: PUBLIC_URL is its address
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"

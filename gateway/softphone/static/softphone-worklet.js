@@ -32,7 +32,8 @@ class CaptureProcessor extends AudioWorkletProcessor {
 }
 
 /**
- * Plays queued agent audio. A mark is echoed (posted back) once every sample queued before it
+ * Plays queued agent audio, reporting progress and the level of what it played (RMS dBFS over
+ * the report period, silence included) for the agent meter. A mark is echoed (posted back) once every sample queued before it
  * has been played; `clear` drops the queue and echoes every pending mark at once, as Twilio does.
  */
 class PlayerProcessor extends AudioWorkletProcessor {
@@ -45,6 +46,9 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.marks = []; // { name, at } in queue order
     this.quanta = 0;
     this.reported = 0;
+    this.reportedLevel = -Infinity;
+    this.energy = 0; // sum of squares played since the last report
+    this.energySamples = 0;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -75,9 +79,16 @@ class PlayerProcessor extends AudioWorkletProcessor {
   }
 
   report(force = false) {
-    if (force || this.played !== this.reported) {
+    const level = this.energySamples ? 10 * Math.log10(this.energy / this.energySamples) : -Infinity;
+    this.energy = 0;
+    this.energySamples = 0;
+    // After playing stops, one more report brings the meter down to silence.
+    if (force || this.played !== this.reported || level !== this.reportedLevel) {
       this.reported = this.played;
-      this.port.postMessage({ type: "progress", played: this.played, queued: this.queuedEnd - this.played });
+      this.reportedLevel = level;
+      this.port.postMessage({
+        type: "progress", played: this.played, queued: this.queuedEnd - this.played, level,
+      });
     }
   }
 
@@ -96,6 +107,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
       }
     }
     out.fill(0, written);
+    for (let i = 0; i < written; i++) this.energy += out[i] * out[i];
+    this.energySamples += out.length;
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
     this.played += written;
     this.echoPlayedMarks();

@@ -1,6 +1,9 @@
 // The browser softphone: calls an agent over the gateway's media-stream WebSocket exactly as a
 // phone line does (Twilio's protocol, 8 kHz μ-law, 20 ms frames) and plays the answer.
 //
+// The caller meter shows the microphone's level (each 20 ms block), the agent meter the level of
+// what is being played (the player reports it every ~50 ms), both RMS in dBFS.
+//
 // window.softphone exposes the state for people and tests: `stats` (counters), `transcript`
 // (lines), `call(agent)`, `hangUp()` and `waitFor(predicate)`, which resolves on the first
 // state change where predicate(stats, transcript) holds.
@@ -33,6 +36,9 @@ const stats = {
   clears: 0,
   transcriptEvents: 0,
   micLevelDbfs: -Infinity,
+  agentLevelDbfs: -Infinity,
+  micPeakDbfs: -Infinity, // the loudest each has been this call
+  agentPeakDbfs: -Infinity,
   sampleRateHz: 0,
   agentsLoaded: 0,
 };
@@ -45,13 +51,29 @@ function changed() {
     const cell = document.querySelector(`[data-stat="${key}"]`);
     if (cell) cell.textContent = typeof value === "number" ? formatNumber(key, value) : value;
   }
+  document.getElementById("state").dataset.state = stats.state;
+  showLevel($("meter-caller"), stats.micLevelDbfs);
+  showLevel($("meter-agent"), stats.agentLevelDbfs);
   $("call").disabled = stats.state === "connecting" || stats.state === "in-call";
   $("hangup").disabled = !(stats.state === "connecting" || stats.state === "in-call");
   changes.dispatchEvent(new Event("change"));
 }
 
+const METER_FLOOR_DB = -60;
+
+function showLevel(meter, db) {
+  const level = Number.isFinite(db) ? Math.max(METER_FLOOR_DB, Math.min(0, db)) : METER_FLOOR_DB;
+  const now = String(Math.round(level));
+  if (meter.getAttribute("aria-valuenow") === now) return;
+  meter.setAttribute("aria-valuenow", now);
+  meter.setAttribute("aria-valuetext", level <= METER_FLOOR_DB ? "silent" : `${now} dBFS`);
+  meter.firstElementChild.style.width = `${((level - METER_FLOOR_DB) / -METER_FLOOR_DB) * 100}%`;
+}
+
 function formatNumber(key, value) {
-  if (key === "micLevelDbfs") return Number.isFinite(value) ? value.toFixed(0) : "–";
+  if (key === "micLevelDbfs" || key === "agentLevelDbfs" || key.endsWith("PeakDbfs")) {
+    return value > METER_FLOOR_DB ? value.toFixed(0) : "–";
+  }
   if (key === "secondsPlayed" || key === "secondsQueued") return value.toFixed(2);
   return String(value);
 }
@@ -191,6 +213,7 @@ class Call {
       stats.framesSent += 1;
     }
     stats.micLevelDbfs = level;
+    stats.micPeakDbfs = Math.max(stats.micPeakDbfs, level);
     changed();
   }
 
@@ -234,6 +257,8 @@ class Call {
     } else if (message.type === "progress") {
       stats.secondsPlayed = message.played / this.context.sampleRate;
       stats.secondsQueued = message.queued / this.context.sampleRate;
+      stats.agentLevelDbfs = message.level;
+      stats.agentPeakDbfs = Math.max(stats.agentPeakDbfs, message.level);
     }
     changed();
   }
@@ -259,6 +284,7 @@ class Call {
     this.streaming = false;
     if (this.ws) this.ws.close(1000);
     stats.state = "ended";
+    stats.micLevelDbfs = stats.agentLevelDbfs = -Infinity;
     this.release();
     changed();
   }
@@ -294,6 +320,8 @@ async function startCall(agent) {
     error: "", framesSent: 0, framesReceived: 0, secondsPlayed: 0, secondsQueued: 0,
     marksReceived: 0,
     marksEchoed: 0, marksCleared: 0, clears: 0, transcriptEvents: 0,
+    micLevelDbfs: -Infinity, agentLevelDbfs: -Infinity, micPeakDbfs: -Infinity,
+    agentPeakDbfs: -Infinity,
   });
   call = new Call(agent || $("agent").value);
   try {
