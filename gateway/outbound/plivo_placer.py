@@ -22,17 +22,14 @@ values: ringing, in-progress, completed, busy, no-answer, timeout, cancel, faile
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
-
+from gateway.outbound.carrier_http import post_json
 from gateway.outbound.placer import PlacedCall, Placer, PlaceRequest, status_url, voice_url
-from gateway.telephony.carrier import CarrierRestError
 from gateway.telephony.plivo import REST_TIMEOUT_S, PlivoRest
 
 if TYPE_CHECKING:
@@ -41,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["PlivoPlacer", "plivo_placer"]
 
 _AUTH_ID: Final = re.compile(r"[A-Za-z0-9]{1,64}")
-_MAX_ANSWER_BYTES: Final = 64 * 1024
 _MAX_ERROR_CHARS: Final = 200
 
 
@@ -81,18 +77,9 @@ class PlivoPlacer:
         token = base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode("ascii")
         url = f"{self.base_url}/v1/Account/{self.auth_id}/Call/"
         headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
-        try:
-            async with asyncio.timeout(self.timeout_s), aiohttp.ClientSession() as http:
-                async with http.post(url, json=body, headers=headers) as response:
-                    raw = await response.content.read(_MAX_ANSWER_BYTES)
-                    if response.status >= 400:
-                        raise CarrierRestError(
-                            f"Plivo answered {response.status} to the call: {_error(raw)}"
-                        )
-        except TimeoutError:
-            raise CarrierRestError(f"no answer from Plivo within {self.timeout_s:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise CarrierRestError(f"cannot reach Plivo: {exc!r}") from None
+        await post_json(
+            url, body, headers, carrier="Plivo", timeout_s=self.timeout_s, detail=_error
+        )
 
 
 def _error(raw: bytes) -> str:

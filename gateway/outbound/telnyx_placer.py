@@ -24,13 +24,10 @@ https://developers.telnyx.com/api-reference/texml-rest-commands/fetch-a-call (a 
 
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import aiohttp
-
+from gateway.outbound.carrier_http import post_json
 from gateway.outbound.placer import (
     TWILIO_MACHINE_DETECTION,
     TWILIO_STATUS_EVENTS,
@@ -53,8 +50,6 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 __all__ = ["TelnyxPlacer", "telnyx_placer"]
-
-_MAX_ANSWER_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +88,15 @@ class TelnyxPlacer:
             "Authorization": f"Bearer {credentials.api_key}",
             "Accept": "application/json",
         }
-        try:
-            async with asyncio.timeout(self.timeout_s), aiohttp.ClientSession() as http:
-                async with http.post(url, json=body, headers=headers) as response:
-                    raw = await response.content.read(_MAX_ANSWER_BYTES)
-                    if response.status >= 400:
-                        raise TelnyxRestError(
-                            f"Telnyx answered {response.status} to the call create: "
-                            f"{error_detail(raw)}"
-                        )
-        except TimeoutError:
-            raise TelnyxRestError(f"no answer from Telnyx within {self.timeout_s:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TelnyxRestError(f"cannot reach Telnyx: {exc!r}") from None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return None
+        return await post_json(
+            url,
+            body,
+            headers,
+            carrier="Telnyx",
+            timeout_s=self.timeout_s,
+            detail=error_detail,
+            error=TelnyxRestError,
+        )
 
 
 def _call_id(answer: object) -> str | None:

@@ -27,15 +27,12 @@ ringing, answered, busy, cancelled, unanswered, rejected, failed, timeout, compl
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
+from gateway.outbound.carrier_http import post_json
 from gateway.outbound.placer import PlacedCall, Placer, PlaceRequest, status_url, voice_url
 from gateway.telephony.carrier import CarrierRestError
 from gateway.telephony.vonage import (
@@ -53,8 +50,6 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 __all__ = ["VonagePlacer", "vonage_placer"]
-
-_MAX_ANSWER_BYTES: Final = 64 * 1024
 
 
 def _phone(number: str) -> dict[str, str]:
@@ -99,25 +94,14 @@ class VonagePlacer:
     async def _post(self, body: dict[str, Any]) -> object:
         token = application_jwt(self.application_id, self.private_key, now=self.clock())
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        try:
-            async with asyncio.timeout(self.timeout_s), aiohttp.ClientSession() as http:
-                async with http.post(
-                    f"{self.base_url}/v1/calls", json=body, headers=headers
-                ) as response:
-                    raw = await response.content.read(_MAX_ANSWER_BYTES)
-                    if response.status >= 400:
-                        raise CarrierRestError(
-                            f"Vonage answered {response.status} to the call create: "
-                            f"{error_detail(raw)}"
-                        )
-        except TimeoutError:
-            raise CarrierRestError(f"no answer from Vonage within {self.timeout_s:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise CarrierRestError(f"cannot reach Vonage: {exc!r}") from None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return None
+        return await post_json(
+            f"{self.base_url}/v1/calls",
+            body,
+            headers,
+            carrier="Vonage",
+            timeout_s=self.timeout_s,
+            detail=error_detail,
+        )
 
 
 def vonage_placer(settings: Settings) -> Placer | str:
@@ -126,9 +110,7 @@ def vonage_placer(settings: Settings) -> Placer | str:
     if rest is None or not settings.vonage_application_id or not settings.vonage_private_key:
         return "Vonage REST credentials are not set: VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY"
     if not settings.vonage_signature_secret:
-        return (
-            "VONAGE_SIGNATURE_SECRET is not set: Vonage's call events could not be verified"
-        )
+        return "VONAGE_SIGNATURE_SECRET is not set: Vonage's call events could not be verified"
     return VonagePlacer(
         rest,
         settings.vonage_application_id,

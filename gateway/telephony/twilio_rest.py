@@ -13,8 +13,9 @@ fake on loopback.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
@@ -36,6 +37,8 @@ __all__ = [
 
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 REST_TIMEOUT_S = 10.0
+
+T = TypeVar("T")
 
 
 class TwilioRestError(CarrierRestError):
@@ -114,38 +117,14 @@ class TwilioRest:
         await self._update(account_sid, call_sid, twiml=build_dial_twiml(target))
 
     async def _update(self, account_sid: str | None, call_sid: str, **fields: Any) -> None:
-        from twilio.base.exceptions import TwilioException
-        from twilio.http.async_http_client import AsyncTwilioHttpClient
-        from twilio.rest import Client
-
-        account = account_sid or self.credentials.account_sid
-        if not account:
-            raise TwilioRestError("no account SID: set TWILIO_ACCOUNT_SID")
         # Never a path built from text that is not a SID (the library formats it in as given).
-        if not is_account_sid(account):
-            raise TwilioRestError("not a Twilio Account SID (AC + 32 hex digits)")
         if not is_call_sid(call_sid):
             raise TwilioRestError("not a Twilio Call SID (CA + 32 hex digits)")
-        http = AsyncTwilioHttpClient()
-        try:
-            client = Client(
-                self.credentials.username,
-                self.credentials.password,
-                account_sid=account,
-                http_client=http,
-            )
-            client.api.base_url = self.credentials.base_url
-            async with asyncio.timeout(self.timeout_s):
-                calls = client.api.v2010.accounts(quote(account, safe="")).calls
-                await calls(quote(call_sid, safe="")).update_async(**fields)
-        except TimeoutError:
-            raise TwilioRestError(f"no answer from Twilio within {self.timeout_s:g} s") from None
-        except TwilioException as exc:
-            raise TwilioRestError(str(exc).strip() or repr(exc)) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TwilioRestError(f"cannot reach Twilio: {exc!r}") from None
-        finally:
-            await http.close()
+
+        async def update(calls: Any) -> None:
+            await calls(quote(call_sid, safe="")).update_async(**fields)
+
+        await self._with_calls(account_sid, update)
 
     async def place_call(
         self,
@@ -159,6 +138,33 @@ class TwilioRest:
         account_sid: str | None = None,
     ) -> PlacedCall:
         """Start a call to `to` whose answer Twilio fetches from `url` (Calls create)."""
+        options: dict[str, Any] = {}
+        if machine_detection:
+            options["machine_detection"] = machine_detection
+
+        async def create(calls: Any) -> Any:
+            return await calls.create_async(
+                to=to,
+                from_=from_number,
+                url=url,
+                method="POST",
+                status_callback=status_callback,
+                status_callback_method="POST",
+                status_callback_event=list(status_callback_events),
+                **options,
+            )
+
+        account, created = await self._with_calls(account_sid, create)
+        call_sid = str(created.sid or "")
+        if not is_call_sid(call_sid):
+            raise TwilioRestError("Twilio answered without a Call SID")
+        return PlacedCall(call_sid, str(created.account_sid or account), str(created.status or ""))
+
+    async def _with_calls(
+        self, account_sid: str | None, action: Callable[[Any], Awaitable[T]]
+    ) -> tuple[str, T]:
+        """Run `action` on the account's Calls list resource, one HTTP session per request;
+        every failure becomes a TwilioRestError that says which. Returns (account, result)."""
         from twilio.base.exceptions import TwilioException
         from twilio.http.async_http_client import AsyncTwilioHttpClient
         from twilio.rest import Client
@@ -168,9 +174,6 @@ class TwilioRest:
             raise TwilioRestError("no account SID: set TWILIO_ACCOUNT_SID")
         if not is_account_sid(account):
             raise TwilioRestError("not a Twilio Account SID (AC + 32 hex digits)")
-        options: dict[str, Any] = {}
-        if machine_detection:
-            options["machine_detection"] = machine_detection
         http = AsyncTwilioHttpClient()
         try:
             client = Client(
@@ -182,16 +185,7 @@ class TwilioRest:
             client.api.base_url = self.credentials.base_url
             async with asyncio.timeout(self.timeout_s):
                 calls = client.api.v2010.accounts(quote(account, safe="")).calls
-                created = await calls.create_async(
-                    to=to,
-                    from_=from_number,
-                    url=url,
-                    method="POST",
-                    status_callback=status_callback,
-                    status_callback_method="POST",
-                    status_callback_event=list(status_callback_events),
-                    **options,
-                )
+                return account, await action(calls)
         except TimeoutError:
             raise TwilioRestError(f"no answer from Twilio within {self.timeout_s:g} s") from None
         except TwilioException as exc:
@@ -200,7 +194,3 @@ class TwilioRest:
             raise TwilioRestError(f"cannot reach Twilio: {exc!r}") from None
         finally:
             await http.close()
-        call_sid = str(created.sid or "")
-        if not is_call_sid(call_sid):
-            raise TwilioRestError("Twilio answered without a Call SID")
-        return PlacedCall(call_sid, str(created.account_sid or account), str(created.status or ""))

@@ -277,7 +277,7 @@ async def test_plivo_refusing_is_a_502_and_unset_credentials_a_503(tmp_path: Pat
             error = await refused(client, place())
         async with GatewayClient(plain.url, API_TOKEN) as client:
             unset = await refused(client, place())
-    assert error.status == 502 and "Plivo answered 400 to the call: invalid to number" in (
+    assert error.status == 502 and "Plivo answered 400 to the call create: invalid to number" in (
         error.message
     )
     assert (unset.status, unset.field) == (503, "carrier")
