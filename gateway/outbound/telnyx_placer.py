@@ -44,7 +44,7 @@ from gateway.telephony.telnyx import (
     is_account_id,
     is_call_control_id,
 )
-from gateway.telephony.telnyx import _error_detail as error_detail
+from gateway.telephony.telnyx import rest_error_detail as error_detail
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

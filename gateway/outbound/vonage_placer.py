@@ -42,7 +42,7 @@ from gateway.telephony.vonage import (
     is_call_uuid,
     load_private_key,
 )
-from gateway.telephony.vonage import _error_detail as error_detail
+from gateway.telephony.vonage import rest_error_detail as error_detail
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa

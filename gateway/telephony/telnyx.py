@@ -104,6 +104,7 @@ __all__ = [
     "is_account_id",
     "is_call_control_id",
     "load_public_key",
+    "rest_error_detail",
     "signed_message",
 ]
 
@@ -575,7 +576,7 @@ class TelnyxRest:
             async with asyncio.timeout(self.timeout_s), aiohttp.ClientSession() as http:
                 async with http.post(url, data=form, headers=headers) as response:
                     if response.status >= 400:
-                        detail = _error_detail(await response.content.read(4096))
+                        detail = rest_error_detail(await response.content.read(4096))
                         raise TelnyxRestError(
                             f"Telnyx answered {response.status} to the call update: {detail}"
                         )
@@ -585,7 +586,7 @@ class TelnyxRest:
             raise TelnyxRestError(f"cannot reach Telnyx: {exc!r}") from None
 
 
-def _error_detail(body: bytes) -> str:
+def rest_error_detail(body: bytes) -> str:
     """Telnyx's `errors[0]` (`title: detail`, code), else the body, cut short."""
     text = body.decode("utf-8", "replace")
     try:

@@ -126,6 +126,7 @@ __all__ = [
     "encode_hs256",
     "is_call_uuid",
     "payload_hashes",
+    "rest_error_detail",
 ]
 
 CONTENT_TYPES: Final = {8000: "audio/l16;rate=8000", 16000: "audio/l16;rate=16000"}
@@ -591,7 +592,7 @@ class VonageRest:
                 async with http.put(url, json=dict(body), headers=headers) as response:
                     if 200 <= response.status < 300 or (ok_404 and response.status == 404):
                         return
-                    detail = _error_detail(await response.content.read(4096))
+                    detail = rest_error_detail(await response.content.read(4096))
                     raise CarrierRestError(
                         f"Vonage answered {response.status} to {body['action']}: {detail}"
                     )
@@ -601,7 +602,7 @@ class VonageRest:
             raise CarrierRestError(f"cannot reach Vonage: {exc!r}") from None
 
 
-def _error_detail(body: bytes) -> str:
+def rest_error_detail(body: bytes) -> str:
     """Vonage's problem document (`title: detail`), else the start of the body."""
     text = body.decode("utf-8", "replace")
     try:
