@@ -7,23 +7,44 @@ turns:                                       # applied in order to caller turns
     tool_call: {name: lookup_order, args: {order_id: A1001}}
     after_tool: "Your order A1001 has shipped."   # may use {response} = JSON of the response
   - say: "Anything else?"
+on_words:                                    # optional: heard words trigger a turn (needs the
+  - when_heard: [order, "{id}"]              #   emulator-asr extra: pocketsphinx)
+    say: "Let me look that up."
+    tool_call: {name: lookup_order, args: {order_id: "{id}"}}
+    after_tool: "Your order {id} is {response}."
 ```
 Caller turns beyond the script get the emulator's default reply. How a `tool_call` plays out
 depends on the function's behaviour on the impersonated model (its `behavior` in the setup,
 else the model's default): BLOCKING — `say`, the call, then `after_tool` once the response is
 in, all one turn; NON_BLOCKING — the call, then `say` (or a default filler) ends the turn, and
 `after_tool` is a later turn, spoken as the response's `scheduling` says.
+
+`on_words` triggers are matched against what a keyword recogniser hears in each caller
+utterance (gateway.live.emulator.hearing), before `turns`: a trigger's `when_heard` is a word
+sequence found anywhere in the utterance, where a `{name}` slot takes spoken letters then
+digits ("b two three four" -> "B234") and is substituted into `say`, the call's string args and
+`after_tool`. A matched trigger answers that utterance and does not use up a scripted turn.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["EmulatorScript", "EmulatorScriptError", "ScriptToolCall", "ScriptTurn"]
+__all__ = [
+    "EmulatorScript",
+    "EmulatorScriptError",
+    "ScriptToolCall",
+    "ScriptTurn",
+    "WordTrigger",
+]
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class EmulatorScriptError(ValueError):
@@ -53,11 +74,39 @@ class ScriptTurn(BaseModel):
         return self
 
 
+class WordTrigger(ScriptTurn):
+    """A turn spoken when the caller is heard saying `when_heard` (words and `{slot}`s)."""
+
+    when_heard: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_words(self) -> Self:
+        for item in self.when_heard:
+            slot = _SLOT.fullmatch(item)
+            if slot is None and not _WORD.fullmatch(item):
+                raise ValueError(
+                    f"`when_heard` items are lowercase words or {{slot}}s, got {item!r}"
+                )
+        if not self.words:
+            raise ValueError("`when_heard` needs at least one word besides slots")
+        return self
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The literal words to listen for."""
+        return tuple(item for item in self.when_heard if _SLOT.fullmatch(item) is None)
+
+    def slot_of(self, item: str) -> str | None:
+        match = _SLOT.fullmatch(item)
+        return match.group(1) if match else None
+
+
 class EmulatorScript(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     greeting: str | None = None
     turns: tuple[ScriptTurn, ...] = ()
+    on_words: tuple[WordTrigger, ...] = ()
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> EmulatorScript:

@@ -62,6 +62,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from gateway.live.emulator import hearing
 from gateway.live.emulator.protocol import (
     ClientAudio,
     ClientAudioStreamEnd,
@@ -99,6 +100,7 @@ from gateway.live.emulator.script import (
     EmulatorScriptError,
     ScriptToolCall,
     ScriptTurn,
+    WordTrigger,
 )
 from gateway.live.emulator.vad import (
     DEFAULT_PREFIX_PADDING_MS,
@@ -160,6 +162,10 @@ CALLER_STREAMING_S = 0.1
 the softphone), so its audio clock, not the emulator's pacing, says when a turn has played."""
 MAX_CLOSE_REASON_BYTES = 123
 AUDIO_TOKENS_PER_S = 25
+_HEARING_LEAD_BYTES = 2 * hearing.HEARING_RATE_HZ * 300 // 1000
+"""Audio kept before speech starts (300 ms at 16 kHz), so the recogniser hears its onset."""
+_HEARING_MAX_BYTES = 2 * hearing.HEARING_RATE_HZ * 30
+"""At most the last 30 s of an utterance are heard."""
 _VOICES_LOWER = frozenset(v.lower() for v in PREBUILT_VOICES)
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
 
@@ -307,6 +313,11 @@ class LiveEmulator:
         and its mark goes out — while a real-time caller is still hearing it."""
         self.faults = EmulatorFaults()
         """Fault injection, read live: tests and benchmarks may change it mid-session."""
+        self.hearing = bool(self.script.on_words) and hearing.available()
+        """The emulator hears words (gateway.live.emulator.hearing): the script has `on_words`
+        triggers and pocketsphinx is importable. Read at each session's setup."""
+        self.heard: list[str] = []
+        """What the recogniser heard in each caller utterance, with `hearing` on."""
         self.audio_chunks_received = 0
         self.audio_bytes_received = 0
         self.record_audio = False
@@ -509,6 +520,9 @@ class _EmulatorSession:
         self._profile: ModelProfile = NEWEST_PROFILE
         self._backend = Backend.GEMINI
         self._vad = EnergyVad()
+        self._hearing: hearing.Recognizer | None = None
+        self._utterance = bytearray()
+        """Caller audio (16 kHz) of the utterance in progress and a little before it."""
         self._last_audio_at = -1e9
         """Loop time the latest caller audio arrived."""
         self._conversation = _Conversation()
@@ -615,6 +629,8 @@ class _EmulatorSession:
             prefix_padding_ms=DEFAULT_PREFIX_PADDING_MS if prefix_ms is None else prefix_ms,
             silence_duration_ms=DEFAULT_SILENCE_DURATION_MS if silence_ms is None else silence_ms,
         )
+        if self._emu.hearing:
+            self._hearing = hearing.recognizer_for(self._emu.script.on_words)
         if setup.resumption_handle is not None:
             resumed = self._emu._resume(setup.resumption_handle)
             if resumed is None:
@@ -640,8 +656,13 @@ class _EmulatorSession:
         if isinstance(event, ClientAudio):
             self._emu._on_audio(self.id, event.pcm16le)
             self._last_audio_at = asyncio.get_running_loop().time()
+            if self._hearing is not None:
+                self._utterance += hearing.to_hearing_rate(event.pcm16le, event.rate_hz)
             for vad_event in self._vad.feed(event.pcm16le, event.rate_hz):
                 await self._on_vad(vad_event)
+            if self._hearing is not None:
+                keep = _HEARING_MAX_BYTES if self._vad.speaking else _HEARING_LEAD_BYTES
+                del self._utterance[: max(0, len(self._utterance) - keep)]
             reply = self._reply
             if reply is not None and self._vad.time_s >= reply.end_clock_s:
                 reply.played_out.set()
@@ -691,9 +712,16 @@ class _EmulatorSession:
             await self._interrupt_if_active(more_coming=False)
             return
         assert self._setup is not None
+        words = await self._hear()
         if self._setup.input_transcription:
-            await self._send(build_input_transcription(f"(caller speech {event.duration_s:.1f} s)"))
-        plan = self._caller_plan(speech_s=event.duration_s)
+            text = words or f"(caller speech {event.duration_s:.1f} s)"
+            await self._send(build_input_transcription(text))
+        heard = hearing.match_trigger(words, self._emu.script.on_words) if words else None
+        if heard is not None:
+            plan = _trigger_plan(heard, event.duration_s, self._profile.interaction_status)
+            self._log.info("emulator_heard_trigger", words=words, slots=heard.slots)
+        else:
+            plan = self._caller_plan(speech_s=event.duration_s)
         if self._deferred:  # INTERRUPT answers held while the caller spoke go first
             first, *rest = self._deferred
             self._deferred = []
@@ -701,6 +729,16 @@ class _EmulatorSession:
             await self._launch(first)
         else:
             await self._launch(plan)
+
+    async def _hear(self) -> str:
+        """The words in the utterance just ended ("" with hearing off or nothing heard)."""
+        recognizer = self._hearing
+        if recognizer is None:
+            return ""
+        pcm, self._utterance = bytes(self._utterance), bytearray()
+        words = await asyncio.to_thread(recognizer.hear, pcm)
+        self._emu.heard.append(words)
+        return words
 
     async def _on_tool_response(self, event: ClientToolResponse) -> None:
         for response in event.responses:
@@ -944,6 +982,28 @@ class _EmulatorSession:
             reply.play_end_wall = max(reply.play_end_wall, loop.time()) + chunk_s / self._emu.speed
             if end < len(pcm):
                 await asyncio.sleep(self._emu.chunk_ms / 1000.0 / self._emu.speed)
+
+
+def _trigger_plan(heard: hearing.Heard, speech_s: float, think_first: bool) -> _Plan:
+    """An `on_words` trigger's turn, its `{slot}`s filled with what was heard."""
+    trigger: WordTrigger = heard.trigger
+
+    def fill(text: str) -> str:
+        for name, value in heard.slots.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+    call = trigger.tool_call
+    if call is not None:
+        args = {k: fill(v) if isinstance(v, str) else v for k, v in call.args.items()}
+        call = ScriptToolCall(name=call.name, args=args)
+    return _Plan(
+        fill(trigger.say) if trigger.say is not None else None,
+        call,
+        fill(trigger.after_tool) if trigger.after_tool is not None else None,
+        round(speech_s * AUDIO_TOKENS_PER_S),
+        think_first,
+    )
 
 
 def _after_tool_text(after_tool: str | None, response: FunctionResponse) -> str:
