@@ -117,11 +117,11 @@ streams are then unauthenticated, and calls never use Twilio REST)."""
 OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")
 """Outbound calls (gateway.outbound.api); only with API_TOKEN."""
 OUTBOUND_STREAMS: web.AppKey[Mapping[str, OutboundStreams]] = web.AppKey("outbound_streams")
+"""Per carrier that places calls, what its streams learn from the outbound registry."""
 CALL_OBSERVERS: web.AppKey[list[Callable[[str], list[CallObserver]]]] = web.AppKey(
     "call_observers"
 )
 """More observers for each call, asked per call with its carrier (the console's)."""
-"""Per carrier that places calls, what its streams learn from the outbound registry."""
 TWILIO_STATUS_PATH = "/twilio/status"
 """Twilio's status callbacks of outbound calls (gateway.outbound.placer)."""
 OUTBOUND_CARRIERS = ("signalwire", "telnyx", "plivo", "vonage")
