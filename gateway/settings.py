@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.live.models import DEFAULT_MODEL, Backend
+from gateway.telephony.numbers import E164
 
 
 class LiveBackend(StrEnum):
@@ -282,7 +283,7 @@ class Settings(BaseSettings):
     @field_validator("outbound_from_number")
     @classmethod
     def _check_outbound_from_number(cls, value: str | None) -> str | None:
-        if value is not None and not _E164.fullmatch(value):
+        if value is not None and not E164.fullmatch(value):
             raise ValueError("must be an E.164 number (+ and 7 to 15 digits)")
         return value
 
@@ -443,7 +444,6 @@ class RecordingsUrl:
         return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
 
 
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _STORE_LIBRARIES = {
     "gs": ("google.cloud.storage", "google-cloud-storage", "gcs"),

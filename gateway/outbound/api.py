@@ -48,6 +48,7 @@ from gateway.outbound.states import (
 )
 from gateway.outbound.variables import InvalidVariables, check_variables
 from gateway.telephony.carrier import CarrierRestError
+from gateway.telephony.numbers import E164
 
 __all__ = [
     "CALLS_PATH",
@@ -63,7 +64,6 @@ log = structlog.get_logger("gateway.outbound")
 
 CALLS_PATH: Final = "/calls"
 OPENAPI_PATH: Final = "/calls/openapi.json"
-E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_URL_CHARS: Final = 2000
 MAX_LISTED: Final = 1000
 FIELDS: Final = frozenset({"agent", "to", "from", "carrier", "variables", "callback_url"})

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.telephony.numbers import E164
+
 __all__ = [
     "NUMBER_COLUMNS",
     "OUTCOMES",
@@ -38,7 +40,6 @@ __all__ = [
 NUMBER_COLUMNS: Final = ("to", "number", "phone")
 """Header names (any case) of the column of numbers to call; exactly one must be present."""
 TIMEZONE_COLUMN: Final = "timezone"
-_E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 _FORMATTING: Final = re.compile(r"[\s\u00a0().\-/]")
 
 OUTCOMES: Final = {
@@ -64,7 +65,7 @@ def normalise_number(text: str) -> str | None:
     compact = _FORMATTING.sub("", text.strip())
     if compact.startswith("00"):
         compact = "+" + compact[2:]
-    return compact if _E164.fullmatch(compact) else None
+    return compact if E164.fullmatch(compact) else None
 
 
 def zone(name: str) -> ZoneInfo | None:

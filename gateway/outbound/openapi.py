@@ -11,10 +11,11 @@ from typing import Any
 
 from gateway.outbound.placer import CARRIERS
 from gateway.outbound.states import CallState
+from gateway.telephony.numbers import E164_PATTERN
 
 __all__ = ["openapi_document"]
 
-_E164 = r"^\+[1-9][0-9]{6,14}$"
+_E164 = f"^{E164_PATTERN}$"
 
 
 def _error(description: str) -> dict[str, Any]:

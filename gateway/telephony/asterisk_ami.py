@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from gateway.telephony.carrier import CarrierRestError
+from gateway.telephony.numbers import E164
 from gateway.tools.spec import TransferTarget
 
 if TYPE_CHECKING:
@@ -133,7 +134,6 @@ _CHANNEL: Final = re.compile(r"[\x21-\x7e]{1,256}")
 """Channel names and uniqueids: printable, no spaces."""
 _CONTEXT: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,78}")
 """A dialplan context name (Asterisk's AST_MAX_CONTEXT is 80 with the NUL)."""
-_E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 _SIP_URI: Final = re.compile(
     r"sip:(?:[A-Za-z0-9._~+*#-]{1,64}@)?"  # user: digits, names; no , & ( ) $ { } | ! or space
     r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"  # host name or IPv4 address
@@ -319,13 +319,13 @@ def transfer_destination(target: TransferTarget) -> tuple[str, str | None]:
     """The values of GATEWAY_TRANSFER_TO and GATEWAY_TRANSFER_CALLER_ID for `target`, checked
     strictly (they reach Dial() in the dialplan); AsteriskAmiError when one does not pass."""
     number = target.number
-    if _E164.fullmatch(number) is None and _SIP_URI.fullmatch(number) is None:
+    if E164.fullmatch(number) is None and _SIP_URI.fullmatch(number) is None:
         raise AsteriskAmiError(
             f"transfer target {_show(number)} is neither an E.164 number nor a plain sip: URI "
             "(sip:user@host[:port][;transport=…], no spaces, commas, & or parentheses)"
         )
     caller_id = target.caller_id
-    if caller_id is not None and _E164.fullmatch(caller_id) is None:
+    if caller_id is not None and E164.fullmatch(caller_id) is None:
         raise AsteriskAmiError(f"transfer caller id {_show(caller_id)} is not an E.164 number")
     return number, caller_id
 

@@ -90,6 +90,7 @@ from gateway.telephony.json_fields import decimal_int
 from gateway.telephony.json_fields import json_object as _object
 from gateway.telephony.json_fields import show as _show
 from gateway.telephony.json_fields import type_name as _type_name
+from gateway.telephony.numbers import E164, E164_PATTERN
 from gateway.tools.spec import TransferTarget
 
 __all__ = [
@@ -137,13 +138,12 @@ MAX_EXTRA_HEADERS_BYTES: Final = 512
 EXTRA_HEADER_KEY: Final = "gwp"
 """The one extra header that carries `connect`'s parameters (alphanumeric, as Plivo requires)."""
 DIAL_TARGET_PARAMETER: Final = "number"
+"""Query parameter of a transfer's `aleg_url` naming the target (what the server's dial URL
+carries and the conformance suite reads)."""
 DIAL_CALLER_ID_PARAMETER: Final = "caller_id"
 DIAL_PATH: Final = "/plivo/dial"
 """Where Plivo fetches a transfer's `<Dial>` (the gateway serves `dial_answer` there)."""
-E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
-_E164_OR_SIP: Final = re.compile(r"\+[1-9][0-9]{6,14}|sip:[A-Za-z0-9._%+@:;=-]{1,200}")
-"""Query parameter of a transfer's `aleg_url` naming the target (what the server's dial URL
-carries and the conformance suite reads)."""
+_E164_OR_SIP: Final = re.compile(rf"{E164_PATTERN}|sip:[A-Za-z0-9._%+@:;=-]{{1,200}}")
 DTMF_KEYS: Final = frozenset("0123456789*#ABCD")
 DEFAULT_API_BASE_URL: Final = "https://api.plivo.com"
 REST_TIMEOUT_S: Final = 10.0
