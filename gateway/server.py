@@ -643,10 +643,9 @@ async def handle_carrier_media(request: web.Request) -> web.StreamResponse:
 
 def _vouched_rest(carrier: Carrier, binder: CallBinder | None) -> CarrierRest | None:
     """The carrier's REST API for a stream, only when its call id is vouched for: by the
-    binding the webhook issued, or (Asterisk, which has no webhook) by the stream token the
-    upgrade was checked against — its AMI settings require one, so only the PBX itself can
-    open a stream naming the channel AMI then acts on."""
-    if binder is not None or (carrier.name == "asterisk" and carrier.signed):
+    binding the webhook issued, or by the upgrade itself (`Carrier.upgrade_vouches_call`:
+    Asterisk with its stream token, which its AMI settings require)."""
+    if binder is not None or carrier.upgrade_vouches_call:
         return carrier.rest()
     return None
 

@@ -528,6 +528,10 @@ class AsteriskCarrier:
     def binding_secret(self) -> str | None:
         return None  # no webhook to bind a stream to: the token is the whole check
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return self.signed  # only the PBX holds ASTERISK_STREAM_TOKEN (AMI requires it)
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         return None  # `inbound_call` refuses every webhook
 

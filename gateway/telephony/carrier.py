@@ -125,6 +125,14 @@ class Carrier(Protocol):
         (gateway.security.call_binding); None: streams are not bound (unauthenticated)."""
         ...
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        """Whether a stream whose upgrade `verify_stream` accepted is vouched for by that alone:
+        a carrier without a webhook to bind streams to, whose upgrade carries a secret of this
+        deployment (Asterisk with ASTERISK_STREAM_TOKEN). Such streams, like bound ones, get the
+        carrier's REST API, which acts on the call id the stream names."""
+        ...
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         """None when the request is signed by the carrier (or signatures are off), else why
         not (`missing_signature`, `invalid_signature`, `stale_signature`, …)."""

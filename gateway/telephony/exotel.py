@@ -653,6 +653,10 @@ class ExotelCarrier:
         # The binding covers start.account_sid, which only settings can tell the webhook.
         return self._api_token if self._account_sid else None
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         return None
 

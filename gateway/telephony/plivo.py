@@ -740,6 +740,10 @@ class PlivoCarrier:
     def binding_secret(self) -> str | None:
         return self._auth_token
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         if self._auth_token is None:
             return None

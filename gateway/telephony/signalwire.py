@@ -408,6 +408,10 @@ class SignalWireCarrier:
     def binding_secret(self) -> str | None:
         return self._signing_key
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         if self._validator is None:
             return None

@@ -647,6 +647,10 @@ class TelnyxCarrier:
     def binding_secret(self) -> str | None:
         return self._api_key
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         key = self._public_key
         if key is None:

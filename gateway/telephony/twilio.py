@@ -544,6 +544,10 @@ class TwilioCarrier:
     def binding_secret(self) -> str | None:
         return self._auth_token
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         return self._check(request.url, request.params, request.headers)
 

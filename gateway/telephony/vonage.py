@@ -671,6 +671,10 @@ class VonageCarrier:
     def binding_secret(self) -> str | None:
         return self._secret
 
+    @property
+    def upgrade_vouches_call(self) -> bool:
+        return False  # streams are vouched for by the webhook's binding
+
     def verify_webhook(self, request: WebhookRequest) -> str | None:
         secret = self._secret
         if secret is None:

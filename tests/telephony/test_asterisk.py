@@ -575,3 +575,17 @@ async def test_real_time_clock_keeps_absolute_deadlines() -> None:
     clock.restart()
     await clock.next_slot()
     assert slept == [0.02, 0.015, 0.02]
+
+
+def test_only_a_token_checked_asterisk_upgrade_vouches_for_its_call() -> None:
+    """Streams whose upgrade alone vouches for the call id get the carrier's REST (AMI); every
+    webhook carrier's streams are vouched for by the binding instead, never by the upgrade."""
+    from gateway.settings import load_settings
+    from gateway.telephony.carriers import carriers_from_settings
+
+    assert AsteriskCarrier(TOKEN).upgrade_vouches_call
+    assert not AsteriskCarrier().upgrade_vouches_call
+    carriers = carriers_from_settings(load_settings(env_file=None))
+    others = [name for name in carriers if name != "asterisk"]
+    assert len(others) == 6
+    assert not any(carriers[name].upgrade_vouches_call for name in others)
