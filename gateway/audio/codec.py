@@ -220,6 +220,10 @@ class StreamAudio:
                 f"no conversion for {encoding} at {rate_hz} Hz (the gateway streams "
                 f"{MULAW_ENCODING} at {MULAW_RATE_HZ} Hz and {L16_ENCODING} at {rates} Hz)"
             )
+        self.bytes_per_8k_sample: Final = self.bytes_per_sample * rate_hz // MULAW_RATE_HZ
+        """Bytes of the stream per 1/8000 s (1 for μ-law, 2 for L16 at 8 kHz, 4 at 16 kHz): the
+        real-time budget counts audio in 8 kHz samples whatever the stream's rate (read for
+        every caller frame, so set once)."""
         # Bound once: these run for every 20 ms frame.
         decoder, encoder = self._decoder, self._encoder
         self.decode: Callable[[bytes], bytes] = (
@@ -246,11 +250,6 @@ class StreamAudio:
     def bytes_per_sample(self) -> int:
         return 1 if self._mulaw else 2
 
-    @property
-    def bytes_per_8k_sample(self) -> int:
-        """Bytes of the stream per 1/8000 s (1 for μ-law, 2 for L16 at 8 kHz, 4 at 16 kHz): the
-        real-time budget counts audio in 8 kHz samples whatever the stream's rate."""
-        return self.bytes_per_sample * self.rate_hz // MULAW_RATE_HZ
 
 
     def reset_encoder(self) -> None:

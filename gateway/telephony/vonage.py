@@ -112,6 +112,7 @@ __all__ = [
     "MAX_HEADERS_BYTES",
     "MAX_MEDIA_PAYLOAD_BYTES",
     "MAX_TEXT_FRAME_CHARS",
+    "RATES",
     "REST_TIMEOUT_S",
     "SIGNATURE_TOLERANCE_S",
     "JwtClaims",
@@ -131,6 +132,8 @@ __all__ = [
 
 CONTENT_TYPES: Final = {8000: "audio/l16;rate=8000", 16000: "audio/l16;rate=16000"}
 """The endpoint content-types Vonage streams, by rate (both carry L16 both ways)."""
+RATES: Final = {content_type: rate for rate, content_type in CONTENT_TYPES.items()}
+"""The rate each of those content-types stands for."""
 SAMPLE_RATE_HZ: Final = 16000
 """The NCCO's default rate: wideband, straight into Live's 16 kHz input."""
 CONTENT_TYPE: Final = CONTENT_TYPES[SAMPLE_RATE_HZ]
@@ -450,13 +453,12 @@ class VonageCodec:
     def _connected(self, msg: _JsonObject) -> StreamStart:
         content_type = _str(msg, "content-type", "content-type")
         normalized = content_type.replace(" ", "").lower()
-        rates = {ctype: rate for rate, ctype in CONTENT_TYPES.items()}
-        if normalized not in rates:
+        if normalized not in RATES:
             raise TelephonyProtocolError(
-                f"content-type must be one of {', '.join(rates)} (what the NCCO asks for), "
+                f"content-type must be one of {', '.join(RATES)} (what the NCCO asks for), "
                 f"got {_show(content_type)}"
             )
-        rate_hz = rates[normalized]
+        rate_hz = RATES[normalized]
         if self._start is not None and rate_hz != self._rate_hz:
             raise TelephonyProtocolError("a second websocket:connected, at another rate")
         self._rate_hz = rate_hz

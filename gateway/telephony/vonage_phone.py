@@ -24,6 +24,7 @@ from gateway.telephony.vonage import (
     CONTENT_TYPES,
     DISCONNECTED_EVENT,
     MARK_PAYLOAD_KEY,
+    RATES,
     SAMPLE_RATE_HZ,
     encode_hs256,
 )
@@ -108,11 +109,10 @@ class VonagePhone:  # the conformance suite's Vonage phone (gateway.telephony.ph
             for endpoint in action.get("endpoint", []):
                 if not isinstance(endpoint, dict) or endpoint.get("type") != "websocket":
                     continue
-                rates = {ctype: rate for rate, ctype in CONTENT_TYPES.items()}
                 content_type = str(endpoint.get("content-type"))
-                if content_type not in rates:
+                if content_type not in RATES:
                     raise ValueError(f"the websocket is not L16 8/16 kHz: {body[:200]!r}")
-                self.rate_hz = rates[content_type]
+                self.rate_hz = RATES[content_type]
                 uri = str(endpoint.get("uri", ""))
                 parameters = {str(k): str(v) for k, v in endpoint.get("headers", {}).items()}
                 parameters.update(parse_qsl(urlsplit(uri).query, keep_blank_values=True))
