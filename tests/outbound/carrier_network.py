@@ -15,6 +15,7 @@ from gateway.outbound.client import ApiError, GatewayClient, PlaceRequest
 from gateway.server import CALLS
 from gateway.telephony.phone import CarrierPhone, PhoneEvent, StreamOrder
 from tests.outbound.test_end_to_end import Gateway, real_gateway
+from tests.outbound.test_outbound_calls_harness import read_until
 from tests.telephony.carrier_case import RestRequest
 from tests.telephony.fake_rest import FakeCarrierRest
 
@@ -65,19 +66,6 @@ async def refused(client: GatewayClient, request: PlaceRequest) -> ApiError:
     raise AssertionError("the call was placed")
 
 
-async def _until(
-    phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse, kind: str | None
-) -> list[PhoneEvent]:
-    got: list[PhoneEvent] = []
-    while True:
-        message = await ws.receive()
-        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            assert kind is None, f"stream closed while waiting for {kind}: {got[-3:]}"
-            return got
-        got.append(phone.read(message.data))
-        if got[-1].kind == kind:
-            return got
-
 
 async def stream_greeting(
     net: CarrierNetwork,
@@ -94,7 +82,7 @@ async def stream_greeting(
     async with net.session.ws_connect(url, headers=dict(phone.stream_headers(url))) as ws:
         for frame in phone.opening(order.parameters):
             await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
-        events = await _until(phone, ws, "mark")
+        events = await read_until(phone, ws, "mark")
         served = list(net.gateway.app[CALLS])
         if during is not None:
             await during()
@@ -103,7 +91,7 @@ async def stream_greeting(
         if hang_up:
             stop = phone.stop()
             await (ws.send_bytes(stop) if isinstance(stop, bytes) else ws.send_str(stop))
-        events += await _until(phone, ws, None)
+        events += await read_until(phone, ws, None)
     for call in served:
         await call.finished.wait()
     return events

@@ -62,6 +62,7 @@ from tests.outbound.test_outbound_calls_harness import (
     SALES_YAML,
     FakeTwilioCalls,
     RestCall,
+    read_until,
     write_agents,
 )
 
@@ -228,29 +229,15 @@ class TwilioNetwork:
         ) as ws:
             for frame in phone.opening(order.parameters):
                 await ws.send_str(str(frame))
-            events = await _until(phone, ws, "mark")
+            events = await read_until(phone, ws, "mark")
             calls = list(self.gateway.app[CALLS])
             await ws.send_str(str(phone.mark_played(events[-1].name)))  # the greeting played
             await ws.send_str(str(phone.stop()))  # and the callee hangs up
-            events += await _until(phone, ws, None)
+            events += await read_until(phone, ws, None)
         for served in calls:
             await served.finished.wait()
         return order, Heard(events)
 
-
-async def _until(
-    phone: TwilioPhone, ws: aiohttp.ClientWebSocketResponse, kind: str | None
-) -> list[PhoneEvent]:
-    """Frames read until one of `kind` (None: until the gateway closes the stream)."""
-    got: list[PhoneEvent] = []
-    while True:
-        message = await ws.receive()
-        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            assert kind is None, f"stream closed while waiting for {kind}: {got[-3:]}"
-            return got
-        got.append(phone.read(message.data))
-        if got[-1].kind == kind:
-            return got
 
 
 @contextlib.asynccontextmanager

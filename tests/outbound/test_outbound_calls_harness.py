@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
@@ -25,6 +26,8 @@ from gateway.live.client import LiveConnector
 from gateway.live.emulator.server import LiveEmulator
 from gateway.server import CALLS, create_app
 from gateway.settings import Settings, load_settings
+from gateway.telephony.phone import CarrierPhone, PhoneEvent
+from tests.loopback_http import LoopbackHttp
 from tests.test_integration import PhoneCall
 from tests.twilio_frames import TwilioCaller, parameters_of
 
@@ -69,28 +72,15 @@ class RestCall:
         return [v for k, v in self.form if k == name]
 
 
-class FakeTwilioCalls:
+class FakeTwilioCalls(LoopbackHttp):
     """Twilio's Calls resource on loopback: create (answers a fresh CA… SID) and update."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[RestCall] = []
         self.fail_with: int | None = None
         self.created: list[str] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def wait_requests(self, count: int) -> list[RestCall]:
         async with self._changed:
@@ -122,28 +112,15 @@ class FakeTwilioCalls:
         return web.json_response({"message": "not found", "status": 404}, status=404)
 
 
-class JsonReceiver:
+class JsonReceiver(LoopbackHttp):
     """Records JSON POSTed to it (callback_url, post-call webhooks)."""
 
+    METHOD = "POST"
+
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[tuple[str, dict[str, Any]]] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def wait(self, path: str, count: int = 1) -> list[dict[str, Any]]:
         def got() -> list[dict[str, Any]]:
@@ -279,3 +256,18 @@ async def outbound_gateway(
         await emulator.stop()
         await twilio.stop()
         await receiver.stop()
+
+
+async def read_until(
+    phone: CarrierPhone, ws: aiohttp.ClientWebSocketResponse, kind: str | None
+) -> list[PhoneEvent]:
+    """Frames the phone read until one of `kind` (None: until the gateway closes the stream)."""
+    got: list[PhoneEvent] = []
+    while True:
+        message = await ws.receive()
+        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            assert kind is None, f"stream closed while waiting for {kind}: {got[-3:]}"
+            return got
+        got.append(phone.read(message.data))
+        if got[-1].kind == kind:
+            return got

@@ -23,10 +23,16 @@ from twilio.request_validator import RequestValidator
 from gateway.outbound.client import ApiError, GatewayClient, PlaceRequest
 from gateway.recording.recorder import RECORDINGS
 from gateway.server import CALLS
-from gateway.telephony.phone import PhoneEvent
 from gateway.telephony.signalwire_phone import SignalWirePhone
+from tests.loopback_http import LoopbackHttp
 from tests.outbound.test_end_to_end import ANA, VARIABLES, Gateway, real_gateway
-from tests.outbound.test_outbound_calls_harness import API_TOKEN, AUTH_TOKEN, LINE, RestCall
+from tests.outbound.test_outbound_calls_harness import (
+    API_TOKEN,
+    AUTH_TOKEN,
+    LINE,
+    RestCall,
+    read_until,
+)
 
 PROJECT = "0d0c6d4c-2d0e-4f5e-9a55-7c1f3f0b7a11"
 SW_TOKEN = "PTsignalwire-api-token-0123"
@@ -35,27 +41,14 @@ _CREATE = re.compile(r"/api/laml/2010-04-01/Accounts/([0-9a-f-]{36})/Calls\.json
 _UPDATE = re.compile(r"/api/laml/2010-04-01/Accounts/([0-9a-f-]{36})/Calls/([0-9a-f-]{36})\.json")
 
 
-class FakeSignalWire:
+class FakeSignalWire(LoopbackHttp):
     """A SignalWire space's LaML Calls resource on loopback: create (a fresh UUID) and
     update; refuses (401) requests without the project's basic auth."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[RestCall] = []
         self.created: list[str] = []
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
         form = parse_qsl((await request.read()).decode(), keep_blank_values=True)
@@ -143,19 +136,6 @@ async def signalwire_gateway(
         await space.stop()
 
 
-async def _until(
-    phone: SignalWirePhone, ws: aiohttp.ClientWebSocketResponse, kind: str | None
-) -> list[PhoneEvent]:
-    got: list[PhoneEvent] = []
-    while True:
-        message = await ws.receive()
-        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            assert kind is None, f"stream closed while waiting for {kind}: {got[-3:]}"
-            return got
-        got.append(phone.read(message.data))
-        if got[-1].kind == kind:
-            return got
-
 
 async def test_a_signalwire_call_is_placed_answered_by_a_person_and_completes(
     tmp_path: Path,
@@ -196,11 +176,11 @@ async def test_a_signalwire_call_is_placed_answered_by_a_person_and_completes(
         ) as ws:
             for frame in phone.opening(order.parameters):
                 await ws.send_str(str(frame))
-            events = await _until(phone, ws, "mark")
+            events = await read_until(phone, ws, "mark")
             served = list(gw.app[CALLS])
             await ws.send_str(str(phone.mark_played(events[-1].name)))
             await ws.send_str(str(phone.stop()))
-            events += await _until(phone, ws, None)
+            events += await read_until(phone, ws, None)
         for call in served:
             await call.finished.wait()
         assert any(e.kind == "media" and e.audio for e in events)

@@ -8,30 +8,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from tests.loopback_http import LoopbackHttp
 from tests.telephony.carrier_case import RestRequest
 
 
-class FakeCarrierRest:
+class FakeCarrierRest(LoopbackHttp):
     def __init__(self, reply: Callable[[RestRequest], tuple[int, str]]) -> None:
+        super().__init__()
         self._reply = reply
         self.requests: list[RestRequest] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def wait_requests(self, count: int) -> list[RestRequest]:
         async with self._changed:

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback_http import LoopbackHttp
+
 
 @dataclass(frozen=True)
 class RestRequest:
@@ -19,33 +21,17 @@ class RestRequest:
     form: dict[str, str]
 
 
-class FakeTwilioApi:
+class FakeTwilioApi(LoopbackHttp):
     """`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`, answered like Twilio.
 
     `status` is the HTTP status it answers with (set 500 to make requests fail).
     """
 
     def __init__(self, *, status: int = 200) -> None:
+        super().__init__()
         self.status = status
         self.requests: list[RestRequest] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def wait_requests(self, count: int) -> list[RestRequest]:
         async with self._changed:
