@@ -88,7 +88,8 @@ def ours() -> Contender:
     )
 
 
-def _ratecv_path(in_rate_hz: int, out_rate_hz: int) -> Callable[[bytes], bytes]:
+def ratecv_path(in_rate_hz: int, out_rate_hz: int) -> Callable[[bytes], bytes]:
+    """audioop.ratecv as a stream (its state carried across chunks)."""
     state = None
 
     def convert(pcm16: bytes) -> bytes:
@@ -100,17 +101,17 @@ def _ratecv_path(in_rate_hz: int, out_rate_hz: int) -> Callable[[bytes], bytes]:
 
 
 def _ratecv_array(in_rate_hz: int, out_rate_hz: int) -> ArrayPath:
-    convert = _ratecv_path(in_rate_hz, out_rate_hz)
+    convert = ratecv_path(in_rate_hz, out_rate_hz)
     return lambda x: np.frombuffer(convert(x.tobytes()), dtype=np.int16), nothing_held
 
 
 def with_audioop() -> Contender:
     def inbound() -> BytesPath:
-        up = _ratecv_path(MULAW_RATE_HZ, LIVE_RATE_HZ)
+        up = ratecv_path(MULAW_RATE_HZ, LIVE_RATE_HZ)
         return lambda mulaw: up(audioop.ulaw2lin(mulaw, 2))
 
     def outbound() -> BytesPath:
-        down = _ratecv_path(LIVE_RATE_HZ, MULAW_RATE_HZ)
+        down = ratecv_path(LIVE_RATE_HZ, MULAW_RATE_HZ)
         return lambda pcm16: audioop.lin2ulaw(down(pcm16), 2)
 
     return Contender(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,11 +25,7 @@ from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
-
-from bench.codec import machine
+from bench.codec import machine, ratecv_path
 from gateway.audio.codec import L16_ENCODING, MULAW_ENCODING, StreamAudio
 
 SECTION_HEADING = "## Wideband (bench/wideband.py)"
@@ -53,22 +48,11 @@ def _soxr(quality: str) -> Path_:
     return convert
 
 
-def _ratecv() -> Path_:
-    state = None
-
-    def convert(pcm16: bytes) -> bytes:
-        nonlocal state
-        out, state = audioop.ratecv(pcm16, 2, 1, LIVE_RATE_HZ, WIDE_RATE_HZ, state)
-        return out
-
-    return convert
-
-
 OUT_PATHS: dict[str, Callable[[], Path_]] = {
     "ours (3:2 polyphase)": lambda: StreamAudio(L16_ENCODING, WIDE_RATE_HZ, 16000).encode,
     "soxr HQ": lambda: _soxr("HQ"),
     "soxr VHQ": lambda: _soxr("VHQ"),
-    "audioop.ratecv": _ratecv,
+    "audioop.ratecv": lambda: ratecv_path(LIVE_RATE_HZ, WIDE_RATE_HZ),
 }
 IN_PATHS: dict[str, tuple[Callable[[], Path_], int, int]] = {
     # name: (path, bytes per 20 ms frame, bytes per sample)
