@@ -525,9 +525,7 @@ async def handle_carrier_voice(request: web.Request) -> web.Response:
         if verdict is None or verdict.agent is None:
             if service is None:
                 log.warning("outbound_voice_refused", reason="outbound_off", carrier=carrier.name)
-            if carrier.name == "vonage":  # an NCCO that does nothing: the call ends with it
-                return web.json_response([])
-            return web.Response(text=build_hangup_twiml(), content_type="application/xml")
+            return _answer(carrier.hang_up_answer())
         outbound_agent, outbound_parameters = verdict.agent, verdict.parameters
     if request.app[CALL_SLOTS].full:
         log.warning("call_refused", reason="busy", carrier=carrier.name, call_id=inbound.call_id)

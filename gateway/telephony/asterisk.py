@@ -564,6 +564,9 @@ class AsteriskCarrier:
             "text/plain",
         )
 
+    def hang_up_answer(self) -> WebhookAnswer:
+        return self.refuse("the call is hung up")  # no webhook: the dialplan decides
+
     def codec(self, upgrade: WebhookRequest) -> AsteriskCodec:
         return AsteriskCodec(upgrade.params)
 

@@ -157,6 +157,11 @@ class Carrier(Protocol):
         """The answer that says `message` and hangs up (all lines busy, no such agent)."""
         ...
 
+    def hang_up_answer(self) -> WebhookAnswer:
+        """The answer that ends the call at once, saying nothing (an outbound call answered by
+        a machine the agent does not leave a message on, or one this gateway did not place)."""
+        ...
+
     def codec(self, upgrade: WebhookRequest) -> MediaStreamCodec:
         """A codec for the media stream `upgrade` opens (codecs may keep per-stream state;
         a carrier that brings `connect`'s parameters back in the stream URL's query reads them

@@ -687,6 +687,10 @@ class ExotelCarrier:
         way to speak `message` from here; a Greeting + Hangup after the applet can)."""
         return WebhookAnswer(json.dumps({"error": message}), "application/json")
 
+    def hang_up_answer(self) -> WebhookAnswer:
+        """As `refuse`: the applet gets no stream and the flow moves on (to its Hangup)."""
+        return self.refuse("hang up")
+
     def codec(self, upgrade: WebhookRequest) -> ExotelCodec:
         return ExotelCodec(upgrade.params)
 

@@ -107,6 +107,7 @@ __all__ = [
     "PlivoCodec",
     "PlivoRest",
     "build_dial_xml",
+    "build_hangup_xml",
     "build_speak_hangup_xml",
     "build_stream_xml",
     "decode_extra_headers",
@@ -275,6 +276,13 @@ def build_speak_hangup_xml(message: str) -> str:
     """Plivo XML that speaks `message` and hangs up, for calls we refuse."""
     response = ElementTree.Element("Response")
     ElementTree.SubElement(response, "Speak").text = message
+    ElementTree.SubElement(response, "Hangup")
+    return _document(response)
+
+
+def build_hangup_xml() -> str:
+    """Plivo XML that hangs up at once, saying nothing."""
+    response = ElementTree.Element("Response")
     ElementTree.SubElement(response, "Hangup")
     return _document(response)
 
@@ -780,6 +788,9 @@ class PlivoCarrier:
 
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_speak_hangup_xml(message), "application/xml")
+
+    def hang_up_answer(self) -> WebhookAnswer:
+        return WebhookAnswer(build_hangup_xml(), "application/xml")
 
     def codec(self, upgrade: WebhookRequest) -> PlivoCodec:
         return PlivoCodec(upgrade.params)

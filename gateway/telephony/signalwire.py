@@ -67,6 +67,7 @@ from gateway.telephony.twilio import (
     MAX_STREAMING_FRAME_CHARS,
     build_clear,
     build_connect_twiml,
+    build_hangup_twiml,
     build_mark,
     build_media,
     build_say_hangup_twiml,
@@ -458,6 +459,9 @@ class SignalWireCarrier:
 
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_say_hangup_twiml(message), "application/xml")
+
+    def hang_up_answer(self) -> WebhookAnswer:
+        return WebhookAnswer(build_hangup_twiml(), "application/xml")  # cXML is TwiML
 
     def codec(self, upgrade: WebhookRequest) -> SignalWireCodec:
         return SignalWireCodec()

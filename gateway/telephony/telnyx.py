@@ -100,6 +100,7 @@ __all__ = [
     "TelnyxRestError",
     "build_connect_texml",
     "build_dial_texml",
+    "build_hangup_texml",
     "build_say_hangup_texml",
     "is_account_id",
     "is_call_control_id",
@@ -511,6 +512,13 @@ def build_say_hangup_texml(message: str) -> str:
     return _texml(root)
 
 
+def build_hangup_texml() -> str:
+    """TeXML that hangs up at once, saying nothing."""
+    root = ElementTree.Element("Response")
+    ElementTree.SubElement(root, "Hangup")
+    return _texml(root)
+
+
 def build_dial_texml(target: TransferTarget) -> str:
     """`<Response><Dial><Number>+1…</Number></Dial></Response>` (`<Sip>` for a sip: URI)."""
     root = ElementTree.Element("Response")
@@ -699,6 +707,9 @@ class TelnyxCarrier:
 
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_say_hangup_texml(message), "application/xml")
+
+    def hang_up_answer(self) -> WebhookAnswer:
+        return WebhookAnswer(build_hangup_texml(), "application/xml")
 
     def codec(self, upgrade: WebhookRequest) -> TelnyxCodec:
         return TelnyxCodec()

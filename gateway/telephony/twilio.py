@@ -590,6 +590,9 @@ class TwilioCarrier:
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_say_hangup_twiml(message), "application/xml")
 
+    def hang_up_answer(self) -> WebhookAnswer:
+        return WebhookAnswer(build_hangup_twiml(), "application/xml")
+
     def codec(self, upgrade: WebhookRequest) -> MediaStreamCodec:
         return _CODEC
 

@@ -725,6 +725,9 @@ class VonageCarrier:
     def refuse(self, message: str) -> WebhookAnswer:
         return WebhookAnswer(build_talk_ncco(message), "application/json")
 
+    def hang_up_answer(self) -> WebhookAnswer:
+        return WebhookAnswer("[]", "application/json")  # an NCCO that does nothing: it ends
+
     def codec(self, upgrade: WebhookRequest) -> VonageCodec:
         return VonageCodec(upgrade.params, account_id=self._application_id or "")
 
