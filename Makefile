@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	# Bytecode for the gateway, as a wheel install (the Docker image) has it: an editable
+	# install does not compile it, and with PYTHONDONTWRITEBYTECODE every start would compile
+	# ~130 modules from source (~6 MiB more idle RSS than a deployed gateway).
+	$(BIN)/python -m compileall -q gateway
 	touch $(STAMP)
 
 run: $(STAMP)
